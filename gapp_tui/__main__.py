@@ -1,0 +1,3 @@
+from gapp_tui.cli import main
+
+main()

@@ -1,0 +1,586 @@
+"""BlockChain: a model traced with torch.fx and cut into an ordered chain of blocks.
+
+Every block is a runnable ``torch.fx.GraphModule`` whose positional inputs are
+exactly the tensors crossing the cut before it and whose outputs (always a
+tuple) are exactly the tensors crossing the cut after it. A tensor that skips
+over a block (a residual connection, DenseNet's concatenated features) crosses
+every cut it spans and is passed through untouched, so running the blocks one
+after another reproduces the model.
+
+Granularities:
+
+* ``natural`` (default): the network's own building blocks -- ResNet blocks,
+  Inception modules, inverted residuals, transformer layers -- with the stem
+  and the head as blocks of their own;
+* ``stage``: natural blocks grouped by the module that holds them
+  (ResNet's ``layer1`` .. ``layer4``);
+* ``op``: one operation per block;
+* an integer N: natural blocks merged into N contiguous groups of similar FLOPs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import BadInput
+from .zoo import ModelSpec
+
+GRANULARITIES = ("natural", "stage", "op")
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+#: layers that carry the bulk of the work; a plain Sequential of leaf layers
+#: (VGG's ``features``) is split so that each of these starts a block
+_ANCHORS = (nn.modules.conv._ConvNd, nn.Linear, nn.MultiheadAttention)
+_COMPUTE_OPS = ("call_module", "call_function", "call_method")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """One value crossing a cut: its name in the graph, shape, dtype and size."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    bytes: int
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.dtype.startswith("torch.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cut:
+    """The boundary before block ``index`` (cut 0 is the model's input, cut n its output)."""
+
+    index: int
+    tensors: tuple[TensorInfo, ...]
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.tensors)
+
+    @property
+    def count(self) -> int:
+        return sum(1 for t in self.tensors if t.is_tensor)
+
+
+@dataclasses.dataclass
+class Block:
+    """One runnable piece of the chain."""
+
+    index: int
+    name: str
+    module: fx.GraphModule
+    nodes: tuple[str, ...]  # names of the original graph's nodes it computes
+    params: int
+    flops: int
+
+    @property
+    def op_count(self) -> int:
+        return sum(1 for n in self.module.graph.nodes if n.op in _COMPUTE_OPS)
+
+    def __call__(self, *inputs: Any) -> tuple[Any, ...]:
+        return self.module(*inputs)
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+class _Tracer(fx.Tracer):
+    """The default tracer plus user-named leaf modules (by class name or path)."""
+
+    def __init__(self, leaves: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.leaves = set(leaves)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if type(m).__name__ in self.leaves or module_qualified_name in self.leaves:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: nn.Module, leaves: Iterable[str] = (), label: str = "model") -> fx.GraphModule:
+    """Symbolically trace ``model``; untraceable code raises :class:`BadInput` naming where."""
+    tracer = _Tracer(leaves)
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # torch.fx raises many types; all mean "cannot trace"
+        where = next(reversed(tracer.module_stack), "") if tracer.module_stack else ""
+        cls = ""
+        if where:
+            try:
+                cls = type(model.get_submodule(where)).__name__
+            except AttributeError:
+                pass
+        place = f"module {where!r} ({cls})" if where else "the top-level forward"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = f"--leaf {cls or where}" if where else "--leaf <ModuleClass>"
+        raise BadInput(
+            f"torch.fx cannot trace {label} at {place}: {reason}; make that module a leaf ({hint})"
+            " or use a coarser --granularity"
+        ) from None
+    gm = fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+    return gm
+
+
+class _ShapeFlopPass(fx.Interpreter):
+    """Annotates every node with ``meta['gapp_value']`` (shape/dtype/bytes) and ``meta['flops']``.
+
+    Runs on meta tensors (or fake tensors for a real model) so it costs no memory.
+    """
+
+    def run_node(self, n: fx.Node) -> Any:
+        if n.op in _COMPUTE_OPS:
+            with FlopCounterMode(display=False) as counter:
+                result = super().run_node(n)
+            n.meta["flops"] = int(counter.get_total_flops())
+        else:
+            result = super().run_node(n)
+            n.meta["flops"] = 0
+        n.meta["gapp_value"] = _describe(n.name, result)
+        return result
+
+
+def _describe(name: str, value: Any) -> TensorInfo:
+    if isinstance(value, torch.Tensor):
+        return TensorInfo(name, tuple(value.shape), str(value.dtype), value.numel() * value.element_size())
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        nbytes = sum(v.numel() * v.element_size() for v in value)
+        return TensorInfo(name, tuple(value[0].shape), f"{type(value).__name__}[{value[0].dtype}]", nbytes)
+    return TensorInfo(name, (), type(value).__name__, 0)
+
+
+def propagate_shapes(gm: fx.GraphModule, shape: Sequence[int]) -> None:
+    """Fill ``node.meta`` with shapes and FLOPs without running real arithmetic."""
+    params = list(gm.parameters()) + list(gm.buffers())
+    on_meta = all(p.device.type == "meta" for p in params)
+    try:
+        if on_meta:
+            _ShapeFlopPass(gm).run(torch.empty(tuple(shape), device="meta"))
+        else:
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+                _ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(tuple(shape))))
+    except BadInput:
+        raise
+    except Exception as exc:
+        bad = _failing_node(gm)
+        raise BadInput(
+            f"shape propagation failed at node {bad!r}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            " (is the input shape right for this model? see --input-shape / --input-size)"
+        ) from None
+
+
+def _failing_node(gm: fx.GraphModule) -> str:
+    for n in gm.graph.nodes:
+        if "gapp_value" not in n.meta:
+            return n.name
+    return "?"
+
+
+# --------------------------------------------------------------------------- natural units
+
+
+def _is_leaf(m: nn.Module) -> bool:
+    return next(m.children(), None) is None
+
+
+def _anchors_in(m: nn.Module) -> int:
+    return sum(1 for k in m.modules() if isinstance(k, _ANCHORS))
+
+
+def _is_stack(c: nn.Module) -> bool:
+    """A container of >= 2 repeated blocks: modules of one class, each with >= 2 heavy layers.
+
+    ResNet's ``layer1`` and ViT's ``encoder.layers`` are stacks; the
+    Conv-BN-activation triples inside one MBConv or RegNet block are not.
+    """
+    kids = list(c.children())
+    return (
+        len(kids) >= 2
+        and len({type(k) for k in kids}) == 1
+        and all(not _is_leaf(k) and _anchors_in(k) >= 2 for k in kids)
+    )
+
+
+def _has_stack(m: nn.Module) -> bool:
+    for c in m.children():
+        if isinstance(c, _CONTAINERS) and (_is_stack(c) or _has_stack(c)):
+            return True
+    return False
+
+
+def unit_map(root: nn.Module) -> dict[str, str]:
+    """Map module paths to the natural unit (block name) they belong to."""
+    units: dict[str, str] = {}
+
+    def leaf_run(c: nn.Module, path: str) -> None:
+        # a Sequential of leaf layers: each anchor layer starts a unit
+        kids = list(c.named_children())
+        anchors = [n for n, k in kids if isinstance(k, _ANCHORS)]
+        if len(anchors) <= 1:
+            units[path] = path
+            return
+        current = f"{path}.{anchors[0]}"
+        for n, k in kids:
+            if isinstance(k, _ANCHORS):
+                current = f"{path}.{n}"
+            units[f"{path}.{n}"] = current
+
+    def visit(m: nn.Module, prefix: str) -> None:
+        for name, c in m.named_children():
+            path = f"{prefix}{name}"
+            if _is_leaf(c):
+                continue  # glue: merged with a neighbour later
+            if isinstance(c, _CONTAINERS):
+                if all(_is_leaf(k) for k in c.children()):
+                    leaf_run(c, path)
+                else:
+                    visit(c, path + ".")
+            elif _has_stack(c):
+                visit(c, path + ".")
+            else:
+                units[path] = path
+
+    visit(root, "")
+    return units
+
+
+def _module_path(n: fx.Node) -> str:
+    stack = n.meta.get("nn_module_stack") or {}
+    if stack:
+        return next(reversed(stack.values()))[0]
+    if n.op == "call_module":
+        return str(n.target)
+    return ""
+
+
+def _natural_labels(model: nn.Module, compute: list[fx.Node]) -> list[str]:
+    # the original model, not the GraphModule: tracing flattens module classes away
+    units = unit_map(model)
+    raw: list[str | None] = []
+    paths: list[str] = []
+    for n in compute:
+        label = None
+        stack = n.meta.get("nn_module_stack") or {}
+        candidates = [v[0] for v in stack.values()]
+        if n.op == "call_module":
+            candidates.append(str(n.target))
+        for p in candidates:  # outermost first
+            if p in units:
+                label = units[p]
+                break
+        raw.append(label)
+        paths.append(_module_path(n))
+    unit_idx = [i for i, lab in enumerate(raw) if lab is not None]
+    if not unit_idx:
+        return ["model"] * len(compute)
+    # glue (operations outside every unit): before the first unit it is the stem,
+    # after the last the head; in between it joins the previous unit when it lies
+    # in the same container (DenseNet's concatenation), else the next one
+    labels: list[str] = []
+    for i, lab in enumerate(raw):
+        if lab is not None:
+            labels.append(lab)
+            continue
+        prev = next((raw[j] for j in range(i - 1, -1, -1) if raw[j] is not None), None)
+        nxt = next((raw[j] for j in range(i + 1, len(raw)) if raw[j] is not None), None)
+        if prev is None:
+            labels.append("stem")
+        elif _inside_parent(paths[i], prev):
+            labels.append(prev)
+        else:
+            labels.append(nxt if nxt is not None else "head")
+    return labels
+
+
+def _inside_parent(path: str, unit: str) -> bool:
+    """Is module ``path`` inside the container that holds ``unit``?"""
+    parent = unit.rsplit(".", 1)[0] if "." in unit else ""
+    return bool(parent) and (path == parent or path.startswith(parent + "."))
+
+
+def _stage_of(label: str) -> str:
+    return label.rsplit(".", 1)[0] if "." in label else label
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+@dataclasses.dataclass
+class BlockChain:
+    """A model as an ordered chain of blocks, with the tensors crossing every cut."""
+
+    spec: ModelSpec
+    granularity: str
+    graph_module: fx.GraphModule
+    blocks: list[Block]
+    cuts: list[Cut]  # len(blocks) + 1
+    trace_seconds: float = 0.0
+    model: nn.Module | None = None  # the unsplit model, for the composition check
+    _output_args: Any = None
+
+    # -------------------------------------------------------------- construction
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ModelSpec,
+        granularity: str | int = "natural",
+        device: str = "cpu",
+        leaves: Iterable[str] = (),
+        model: nn.Module | None = None,
+    ) -> BlockChain:
+        """Build the model (``device="meta"``: no memory), trace it and cut it into blocks."""
+        gran = parse_granularity(granularity)
+        t0 = time.perf_counter()
+        if model is None:
+            model = spec.build(device)
+        gm = trace(model, leaves, label=spec.name)
+        propagate_shapes(gm, spec.shape)
+        chain = cls._split(spec, gran, gm, model)
+        chain.trace_seconds = time.perf_counter() - t0
+        chain.model = model
+        return chain
+
+    @classmethod
+    def _split(cls, spec: ModelSpec, gran: str | int, gm: fx.GraphModule, model: nn.Module) -> BlockChain:
+        nodes = list(gm.graph.nodes)
+        compute = [n for n in nodes if n.op in _COMPUTE_OPS]
+        if not compute:
+            raise BadInput(f"model {spec.name!r} has no operations to cut into blocks")
+        if gran == "op":
+            labels = [n.name for n in compute]
+        else:
+            labels = _natural_labels(model, compute)
+            if gran == "stage":
+                labels = [_stage_of(lab) for lab in labels]
+        groups = _contiguous_groups(labels)
+        if isinstance(gran, int):
+            groups = _merge_balanced(groups, compute, gran)
+        return cls._assemble(spec, str(gran), gm, compute, groups)
+
+    @classmethod
+    def _assemble(
+        cls,
+        spec: ModelSpec,
+        gran: str,
+        gm: fx.GraphModule,
+        compute: list[fx.Node],
+        groups: list[tuple[str, int, int]],
+    ) -> BlockChain:
+        nodes = list(gm.graph.nodes)
+        group_of: dict[fx.Node, int] = {}
+        for g, (_, lo, hi) in enumerate(groups):
+            for n in compute[lo:hi]:
+                group_of[n] = g
+        n_groups = len(groups)
+        placeholders = [n for n in nodes if n.op == "placeholder"]
+        output_node = next(n for n in nodes if n.op == "output")
+        # liveness: value v crosses cut k when it is defined before block k and used at or after it
+        values = placeholders + compute
+        order = {n: i for i, n in enumerate(values)}
+        live: list[list[fx.Node]] = [[] for _ in range(n_groups + 1)]
+        for v in values:
+            d = group_of.get(v, -1)
+            last = d
+            for u in v.users:
+                if u.op == "output":
+                    last = n_groups
+                elif u in group_of:
+                    last = max(last, group_of[u])
+            for k in range(d + 1, last + 1):
+                live[k].append(v)
+        for k in range(n_groups + 1):
+            live[k].sort(key=order.__getitem__)
+        # cut n carries exactly the output's values, in the output's order
+        out_vals: list[fx.Node] = []
+        fx.node.map_arg(output_node.args[0], lambda a: out_vals.append(a) or a)
+        live[n_groups] = list(dict.fromkeys(out_vals))
+
+        blocks: list[Block] = []
+        for g, (name, lo, hi) in enumerate(groups):
+            sub = fx.Graph()
+            env: dict[fx.Node, fx.Node] = {}
+            for v in live[g]:
+                env[v] = sub.placeholder(v.name)
+                env[v].meta = dict(v.meta)
+            for n in compute[lo:hi]:
+                for a in n.all_input_nodes:
+                    if a.op == "get_attr" and a not in env:
+                        env[a] = sub.node_copy(a, env.__getitem__)
+                env[n] = sub.node_copy(n, env.__getitem__)
+            sub.output(tuple(env[v] for v in live[g + 1]))
+            module = fx.GraphModule(gm, sub, f"Block{g}")
+            params = sum(p.numel() for p in module.parameters())
+            flops = sum(n.meta.get("flops", 0) for n in compute[lo:hi])
+            blocks.append(Block(g, name, module, tuple(n.name for n in compute[lo:hi]), params, flops))
+        cuts = [
+            Cut(k, tuple(v.meta.get("gapp_value", TensorInfo(v.name, (), "?", 0)) for v in live[k]))
+            for k in range(n_groups + 1)
+        ]
+        chain = cls(spec, gran, gm, blocks, cuts)
+        chain._output_args = (output_node.args[0], live[n_groups])
+        return chain
+
+    # -------------------------------------------------------------- running
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.blocks]
+
+    def run(self, *inputs: Any, record: bool = False) -> Any:
+        """Run the blocks in order; with ``record=True`` also return each block's inputs."""
+        values: tuple[Any, ...] = tuple(inputs)
+        recorded: list[tuple[Any, ...]] = []
+        with torch.no_grad():
+            for b in self.blocks:
+                if record:
+                    recorded.append(values)
+                values = b.module(*values)
+        out = self.rebuild_output(values)
+        return (out, recorded) if record else out
+
+    def rebuild_output(self, values: Sequence[Any]) -> Any:
+        """The model's output structure from the tuple the last block returns."""
+        structure, out_nodes = self._output_args
+        lookup = dict(zip(out_nodes, values))
+        return fx.node.map_arg(structure, lambda a: lookup[a]) if isinstance(structure, (tuple, list, dict)) else lookup[structure]
+
+    def composition_error(self, x: torch.Tensor | None = None, model: nn.Module | None = None) -> float:
+        """Largest absolute difference between the chain's and the unsplit model's output."""
+        if x is None:
+            x = self.spec.example_input(self._device())
+        reference = model or self.model or self.graph_module
+        with torch.no_grad():
+            want = reference(x)
+            got = self.run(x)
+        return _max_abs_diff(want, got)
+
+    def block_inputs(self, x: torch.Tensor) -> list[tuple[Any, ...]]:
+        """The exact inputs each block receives when the chain runs on ``x``."""
+        return self.run(x, record=True)[1]
+
+    def _device(self) -> torch.device:
+        for p in self.graph_module.parameters():
+            return p.device
+        for b in self.graph_module.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    # -------------------------------------------------------------- reporting
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One dict per block: what ``gapp blocks --json`` prints."""
+        rows = []
+        for b in self.blocks:
+            cut = self.cuts[b.index + 1]
+            rows.append(
+                {
+                    "index": b.index,
+                    "name": b.name,
+                    "ops": b.op_count,
+                    "params": b.params,
+                    "flops": b.flops,
+                    "in_bytes": self.cuts[b.index].bytes,
+                    "out_bytes": cut.bytes,
+                    "out_tensors": cut.count,
+                    "out_shapes": [list(t.shape) for t in cut.tensors],
+                }
+            )
+        return rows
+
+
+def parse_granularity(value: str | int) -> str | int:
+    """``natural``, ``stage``, ``op`` or a positive integer (number of blocks)."""
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        n = int(value)
+        if n <= 0:
+            raise BadInput(f"granularity {value!r} is not valid; give natural, stage, op or a positive integer")
+        return n
+    if value not in GRANULARITIES:
+        raise BadInput(f"granularity {value!r} is not valid; give natural, stage, op or a positive integer")
+    return value
+
+
+def _contiguous_groups(labels: list[str]) -> list[tuple[str, int, int]]:
+    """Runs of labels as (name, start, stop); a label that reappears swallows what lies between."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, lab in enumerate(labels):
+        first.setdefault(lab, i)
+        last[lab] = i
+    groups: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(labels):
+        names = [labels[i]]
+        stop = last[labels[i]] + 1
+        j = i
+        while j < stop:
+            if labels[j] not in names:
+                names.append(labels[j])
+            stop = max(stop, last[labels[j]] + 1)
+            j += 1
+        name = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+        groups.append((name, i, stop))
+        i = stop
+    return groups
+
+
+def _merge_balanced(groups: list[tuple[str, int, int]], compute: list[fx.Node], n: int) -> list[tuple[str, int, int]]:
+    """Merge adjacent groups into at most ``n`` groups of similar FLOPs (greedy over the prefix sum)."""
+    if n >= len(groups):
+        return groups
+    weights = [max(1, sum(c.meta.get("flops", 0) for c in compute[lo:hi])) for _, lo, hi in groups]
+    total = sum(weights)
+    merged: list[tuple[str, int, int]] = []
+    start = 0
+    acc = 0.0
+    for i, w in enumerate(weights):
+        acc += w
+        remaining_groups = n - len(merged) - 1
+        remaining_items = len(groups) - i - 1
+        target = total * (len(merged) + 1) / n
+        if remaining_groups > 0 and (acc >= target or remaining_items == remaining_groups):
+            merged.append(_span(groups, start, i))
+            start = i + 1
+    merged.append(_span(groups, start, len(groups) - 1))
+    return merged
+
+
+def _span(groups: list[tuple[str, int, int]], a: int, b: int) -> tuple[str, int, int]:
+    name = groups[a][0] if a == b else f"{groups[a][0]}..{groups[b][0]}"
+    return (name, groups[a][1], groups[b][2])
+
+
+def _max_abs_diff(a: Any, b: Any) -> float:
+    if isinstance(a, torch.Tensor):
+        return float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
+    if isinstance(a, (tuple, list)):
+        return max((_max_abs_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, dict):
+        return max((_max_abs_diff(a[k], b[k]) for k in a), default=0.0)
+    return 0.0 if a == b else math.inf
+
+
+def trace_chain(
+    name_or_spec: str | ModelSpec, granularity: str | int = "natural", device: str = "cpu", **spec_kwargs: Any
+) -> BlockChain:
+    """Convenience: ``trace_chain("resnet18")``."""
+    spec = name_or_spec if isinstance(name_or_spec, ModelSpec) else ModelSpec(name_or_spec, **spec_kwargs)
+    return BlockChain.from_spec(spec, granularity, device)
+

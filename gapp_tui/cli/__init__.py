@@ -1,0 +1,52 @@
+"""The ``gapp`` command line: one command per step of the data flow.
+
+Each command lives in the module of its area and only calls the plain modules
+(zoo, blocks, features, measure, store, predict, partition, pipeline).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from .common import set_debug
+
+app = typer.Typer(
+    name="gapp",
+    help="GAPP: predict block times on a small device and cut networks into pipelines.\n\n"
+    "Run `gapp` alone to open the terminal app.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gapp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    set_debug(debug)
+    if ctx.invoked_subcommand is None:
+        from .tui import open_app
+
+        open_app()
+
+
+# ---- command registration: one line per area (keep this block sorted by data flow)
+from . import models as _models  # noqa: E402  models, blocks, features
+
+_models.register(app)
+# ---- end of command registration
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,147 @@
+"""What every CLI command shares: error handling, JSON output, progress on stderr.
+
+Contract (DESIGN.md): ``--json`` prints one JSON document on stdout and nothing
+else; progress and logs go to stderr. Exit codes: 0 success, 2 bad input (one
+line naming the bad value and what would be accepted), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..errors import BadInput
+
+#: everything a person reads goes to stderr, so stdout stays clean for --json
+err = Console(stderr=True)
+#: tables meant for stdout
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_debug = {"on": False}
+
+
+def set_debug(on: bool) -> None:
+    _debug["on"] = on
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error on stderr and exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn BadInput into exit 2 and anything else into exit 1, one line each (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except BadInput as exc:
+            if _debug["on"]:
+                raise
+            fail(str(exc), 2)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the last line of defence: one line, no traceback
+            if _debug["on"]:
+                raise
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            fail(f"{type(exc).__name__}: {text} (run with --debug for the traceback)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(doc: Any) -> None:
+    """The one JSON document a --json command prints on stdout."""
+    sys.stdout.write(json.dumps(doc, indent=2, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    return str(obj)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def human_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+# ----------------------------------------------------------------------------- model options
+# Shared by every command that takes a model; the underscore spellings keep the
+# seed's command lines working (--batch_size, --num_classes, ...).
+
+def opt_batch_size() -> Any:
+    return typer.Option(1, "--batch-size", "--batch_size", "-b", help="Batch size (positive).")
+
+
+def opt_num_classes() -> Any:
+    return typer.Option(1000, "--num-classes", "--num_classes", help="Number of output classes.")
+
+
+def opt_input_size() -> Any:
+    return typer.Option(
+        None, "--input-size", "--input_size", help="Square image size (default: 299 for inception_v3, else 224)."
+    )
+
+
+def opt_input_shape() -> Any:
+    return typer.Option(
+        None, "--input-shape", "--input_shape", help="Full input shape for import-path models, e.g. 1,3,32,32."
+    )
+
+
+def opt_granularity() -> Any:
+    return typer.Option(
+        "natural",
+        "--granularity",
+        "-g",
+        help="natural (network's own blocks), stage, op (one op per block), or N blocks of balanced FLOPs.",
+    )
+
+
+def opt_leaf() -> Any:
+    return typer.Option(
+        None, "--leaf", help="Module class name or path torch.fx must not trace into (repeatable)."
+    )
+
+
+def make_spec(
+    model: str,
+    batch_size: int = 1,
+    num_classes: int = 1000,
+    input_size: int | None = None,
+    input_shape: str | None = None,
+):
+    """A ModelSpec from CLI options (BadInput on anything invalid)."""
+    from ..zoo import ModelSpec, parse_shape
+
+    shape = parse_shape(input_shape) if input_shape else None
+    return ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size, input_shape=shape)

@@ -1,0 +1,145 @@
+"""`gapp models`, `gapp blocks`, `gapp features`: the registry, the block chain, the features."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .common import (
+    err,
+    handle_errors,
+    human_bytes,
+    human_count,
+    make_spec,
+    opt_batch_size,
+    opt_granularity,
+    opt_input_shape,
+    opt_input_size,
+    opt_leaf,
+    opt_num_classes,
+    out,
+    print_json,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+    app.command("blocks")(blocks)
+    app.command("features")(features)
+
+
+@handle_errors
+def models(
+    family: Optional[str] = typer.Argument(None, help="Only this family (e.g. resnet)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """List the model registry by family (every torchvision classification model)."""
+    from ..errors import BadInput, closest
+    from ..zoo import families
+
+    fams = families()
+    if family is not None:
+        if family not in fams:
+            raise BadInput(f"unknown family {family!r}{closest(family, fams)} (families: {', '.join(fams)})")
+        fams = {family: fams[family]}
+    if json_:
+        print_json({"families": fams, "count": sum(len(v) for v in fams.values())})
+        return
+    table = Table(title=f"{sum(len(v) for v in fams.values())} models in {len(fams)} families")
+    table.add_column("family", style="bold cyan")
+    table.add_column("models")
+    for fam, names in fams.items():
+        table.add_row(fam, ", ".join(names))
+    out.print(table)
+    err.print("any package.module:callable returning an nn.Module works too (with --input-shape)")
+
+
+@handle_errors
+def blocks(
+    model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
+    batch_size: int = opt_batch_size(),
+    num_classes: int = opt_num_classes(),
+    input_size: Optional[int] = opt_input_size(),
+    input_shape: Optional[str] = opt_input_shape(),
+    granularity: str = opt_granularity(),
+    leaf: Optional[list[str]] = opt_leaf(),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the chain on a real input and compare with the unsplit model."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Trace MODEL, cut it into blocks and show each block and the bytes crossing every cut."""
+    from ..blocks import BlockChain
+
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    with err.status(f"tracing {spec.label()}"):
+        chain = BlockChain.from_spec(spec, granularity, device="cpu" if check else "meta", leaves=leaf or ())
+        diff = chain.composition_error() if check else None
+    rows = chain.summary()
+    if json_:
+        print_json(
+            {
+                "model": spec.name,
+                "input_shape": list(spec.shape),
+                "granularity": chain.granularity,
+                "blocks": rows,
+                "input_bytes": chain.cuts[0].bytes,
+                "composition_max_abs_diff": diff,
+            }
+        )
+        return
+    table = Table(title=f"{spec.label()}: {len(rows)} blocks ({chain.granularity})")
+    for col, just in (("#", "right"), ("block", "left"), ("ops", "right"), ("params", "right"),
+                      ("FLOPs", "right"), ("output shapes", "left"), ("bytes after", "right"), ("tensors", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        shapes = " ".join("x".join(map(str, s)) or "scalar" for s in r["out_shapes"][:3])
+        if len(r["out_shapes"]) > 3:
+            shapes += f" +{len(r['out_shapes']) - 3}"
+        table.add_row(str(r["index"]), r["name"], str(r["ops"]), human_count(r["params"]), human_count(r["flops"]),
+                      shapes, human_bytes(r["out_bytes"]), str(r["out_tensors"]))
+    out.print(table)
+    if diff is not None:
+        ok = "[green]ok[/]" if diff <= 1e-4 else "[red]MISMATCH[/]"
+        err.print(f"composition check: max |chain - model| = {diff:.2e} {ok}")
+
+
+@handle_errors
+def features(
+    model: str = typer.Argument(..., help="Registry name or package.module:callable."),
+    output_dir: Path = typer.Option(Path("features"), "--output-dir", "--output_dir", "-o", help="Where to write the graphs and the summary."),
+    batch_size: int = opt_batch_size(),
+    num_classes: int = opt_num_classes(),
+    input_size: Optional[int] = opt_input_size(),
+    input_shape: Optional[str] = opt_input_shape(),
+    granularity: str = opt_granularity(),
+    leaf: Optional[list[str]] = opt_leaf(),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Extract hardware-independent BlockGraph features (meta tensors: no real memory)."""
+    from ..blocks import BlockChain
+    from ..features import extract, save_features
+
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    t0 = time.perf_counter()
+    with err.status(f"extracting features of {spec.label()}"):
+        chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+        graphs = extract(chain)
+    seconds = time.perf_counter() - t0
+    files = save_features(graphs, chain, output_dir)
+    doc = {
+        "model": spec.name,
+        "input_shape": list(spec.shape),
+        "granularity": chain.granularity,
+        "seconds": round(seconds, 3),
+        "files": {k: str(v) for k, v in files.items()},
+        "blocks": [g.totals_dict() for g in graphs],
+    }
+    if json_:
+        print_json(doc)
+        return
+    err.print(f"{len(graphs)} block graphs of {spec.label()} in {seconds:.2f} s -> {output_dir}")
+    for k, v in files.items():
+        out.print(f"  {k}: {v}")
