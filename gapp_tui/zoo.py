@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import re
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -197,6 +199,9 @@ def _import_callable(path: str):
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise BadInput(f"import path {path!r} is malformed; give package.module:callable")
+    # like `python -m` and uvicorn: modules in the current directory are importable
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -6,10 +6,15 @@ Each command lives in the module of its area and only calls the plain modules
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from .. import __version__
 from .common import set_debug
+
+# torch.jit's deprecation notice fires on import of some torchvision models; it is noise to a user
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
 
 app = typer.Typer(
     name="gapp",
