@@ -1,0 +1,151 @@
+"""The GAPP terminal app: Models, Measure, Results and Partition as Textual modes.
+
+Every long operation (tracing, measuring, a pipeline run) runs in a thread
+worker started here; threads reach the UI only through ``post_message``, and
+worker failures are handled in one ``Worker.StateChanged`` handler, which
+shows them in the app — an error never ends the app.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from ..errors import BadInput
+from .commands import GappCommands
+from .messages import Traced
+from .sections.help import HelpScreen
+from .sections.measure import MeasureSection
+from .sections.models import ModelsSection
+from .sections.partition import PartitionSection
+from .sections.results import ResultsSection
+from .state import UiState
+from .workspace import Workspace
+
+SECTION_CLASSES = {
+    "models": ModelsSection,
+    "measure": MeasureSection,
+    "results": ResultsSection,
+    "partition": PartitionSection,
+}
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failure: a user-fixable error as it is, anything else with its type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, BadInput):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class GappApp(App[None]):
+    """The terminal app. ``state`` overrides the remembered state (tests); ``remember=False`` never writes it."""
+
+    TITLE = "GAPP"
+    SUB_TITLE = "GNN-assisted pipeline partitioning"
+    CSS_PATH = "gapp.tcss"
+    MODES = SECTION_CLASSES
+    DEFAULT_MODE = "models"
+    COMMANDS = App.COMMANDS | {GappCommands}
+    BINDINGS = [
+        Binding("1", "section('models')", "Models", id="section.models", tooltip="Pick and trace a model"),
+        Binding("2", "section('measure')", "Measure", id="section.measure", tooltip="Time the blocks here or over SSH"),
+        Binding("3", "section('results')", "Results", id="section.results", tooltip="Measured vs predicted, plots"),
+        Binding("4", "section('partition')", "Partition", id="section.partition", tooltip="Cut the model into a pipeline"),
+        Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="Every key, and where to start"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (state is remembered)"),
+    ]
+
+    def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None) -> None:
+        super().__init__()
+        self.ui_state = state if state is not None else UiState.load()
+        self.remember = remember
+        self.workspace = workspace or Workspace()
+        #: section name -> its screen once mounted (messages are forwarded to it)
+        self.sections: dict[str, Screen] = {}
+
+    # ------------------------------------------------------------------ sections
+
+    def action_section(self, name: str) -> None:
+        if self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Any:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: keys", "Every key of every section", self.action_help)
+
+    def forward(self, section: str, message: Any) -> None:
+        """Hand a worker's message to a section (if it has been opened)."""
+        target = self.sections.get(section)
+        if target is not None:
+            target.post_message(message)
+
+    # ------------------------------------------------------------------ tracing
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="trace", description="tracing")
+    def trace(self, spec: Any, granularity: str) -> None:
+        """Trace ``spec`` into a BlockChain (real tensors on the CPU, so it can be measured)."""
+        from ..blocks import BlockChain
+
+        t0 = time.perf_counter()
+        chain = BlockChain.from_spec(spec, granularity, device="cpu")
+        if not get_current_worker().is_cancelled:
+            self.post_message(Traced(chain, time.perf_counter() - t0))
+
+    def on_traced(self, message: Traced) -> None:
+        ws = self.workspace
+        ws.spec, ws.chain, ws.trace_seconds = message.chain.spec, message.chain, message.seconds
+        ws.measurement, ws.cuts = None, ()
+        s = self.ui_state
+        spec = message.chain.spec
+        s.model, s.batch_size, s.num_classes = spec.name, spec.batch_size, spec.num_classes
+        s.input_size = str(spec.input_size or "")
+        s.granularity = message.chain.granularity
+        self.sub_title = spec.label()
+        self.forward("models", Traced(message.chain, message.seconds))
+        self.notify(f"{spec.label()}: {len(message.chain)} blocks", title="Traced", timeout=3)
+
+    # ------------------------------------------------------------------ worker failures
+
+    @on(Worker.StateChanged)
+    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            self.notify(error_text(worker.error), title=f"{worker.description or worker.group} failed",
+                        severity="error", timeout=10)
+            self.log.error(worker.error)
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED, WorkerState.SUCCESS):
+            for section in self.sections.values():
+                handler = getattr(section, "worker_finished", None)
+                if handler is not None:
+                    handler(worker, event.state)
+            if event.state != WorkerState.SUCCESS and worker.group == "trace":
+                models = self.sections.get("models")
+                if models is not None:
+                    models.trace_failed()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ exit
+
+    def remember_state(self) -> None:
+        if self.remember:
+            self.ui_state.save()
+
+    async def action_quit(self) -> None:
+        self.remember_state()
+        self.workers.cancel_all()
+        self.exit()
+
+
+def run() -> None:
+    """Open the app (``gapp`` with no command)."""
+    GappApp().run()

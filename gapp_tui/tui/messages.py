@@ -1,0 +1,85 @@
+"""Every message the app's workers and widgets post, in one place.
+
+Worker threads reach the UI only through these (``post_message`` is
+thread-safe); the handlers run on the app's event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class Traced(Message):
+    """A model was traced into a BlockChain."""
+
+    def __init__(self, chain: Any, seconds: float) -> None:
+        self.chain = chain
+        self.seconds = seconds
+        super().__init__()
+
+
+class MeasureStarted(Message):
+    """A measurement began: ``total`` blocks (plus the full model when asked)."""
+
+    def __init__(self, total: int, target: str) -> None:
+        self.total = total
+        self.target = target
+        super().__init__()
+
+
+class MeasureProgress(Message):
+    """One progress event from the engine (or the remote agent)."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        super().__init__()
+
+
+class MeasureLog(Message):
+    """A line for the measure log pane."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__()
+
+
+class MeasureDone(Message):
+    """A measurement ended (``cancelled`` when the user stopped it)."""
+
+    def __init__(self, result: Any, cancelled: bool) -> None:
+        self.result = result
+        self.cancelled = cancelled
+        super().__init__()
+
+
+class HostKeyQuestion(Message):
+    """An SSH host is not in known_hosts: ask the user to accept or refuse its key."""
+
+    def __init__(self, host: str, port: int, key_type: str, fingerprint: str) -> None:
+        self.host = host
+        self.port = port
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        super().__init__()
+
+
+class PipelineDone(Message):
+    """A real pipeline run finished: its report, to show beside the estimate."""
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+        super().__init__()
+
+
+class PlanChanged(Message):
+    """The user's plan changed in the partition strip (a cut moved, added or removed)."""
+
+    def __init__(self, cuts: tuple[int, ...]) -> None:
+        self.cuts = cuts
+        super().__init__()
+
+
+class ResultsChanged(Message):
+    """The store holds new rows or a new predictor was chosen: results views refresh."""

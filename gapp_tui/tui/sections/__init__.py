@@ -1,0 +1,1 @@
+"""The app's sections, one module each (Textual modes)."""

@@ -1,0 +1,97 @@
+"""The model form: name (with registry completion), input, batch, classes, granularity."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Select
+
+from ....errors import BadInput
+
+GRANULARITY_CHOICES = [
+    ("natural blocks", "natural"),
+    ("stages", "stage"),
+    ("single ops", "op"),
+    ("4 groups", "4"),
+    ("8 groups", "8"),
+    ("16 groups", "16"),
+]
+
+
+class ModelForm(Vertical):
+    """Fields of a ModelSpec; ``spec()`` turns them into one (BadInput on bad values)."""
+
+    def compose(self) -> ComposeResult:
+        from ....zoo import model_names
+
+        with Horizontal(classes="form-row"):
+            yield Label("Model", classes="field-label")
+            yield Input(
+                id="model-name",
+                placeholder="resnet18, or package.module:callable",
+                suggester=SuggestFromList(model_names(), case_sensitive=False),
+                tooltip="A torchvision model (→ accepts the completion) or package.module:callable. Enter traces.",
+                compact=True,
+            )
+            yield Button("Trace", id="trace", variant="primary", compact=True, tooltip="Trace the model into blocks (t)")
+        with Horizontal(classes="form-row"):
+            yield Label("size", classes="field-label")
+            yield Input(id="input-size", placeholder="224", type="integer", compact=True,
+                        tooltip="Square image size; empty: the model's natural size")
+            yield Label("batch", classes="field-label")
+            yield Input(id="batch-size", value="1", type="integer", compact=True, tooltip="Batch size")
+            yield Label("classes", classes="field-label")
+            yield Input(id="num-classes", value="1000", type="integer", compact=True, tooltip="Number of output classes")
+            yield Label("shape", classes="field-label")
+            yield Input(id="input-shape", placeholder="1,3,224,224", compact=True,
+                        tooltip="Full input shape (needed for package.module:callable models)")
+            yield Select(GRANULARITY_CHOICES, id="granularity", value="natural", allow_blank=False, compact=True,
+                         tooltip="How finely to cut the model into blocks")
+
+    def fill(self, model: str, input_size: str, batch_size: int, num_classes: int, granularity: str) -> None:
+        self.query_one("#model-name", Input).value = model
+        self.query_one("#input-size", Input).value = input_size
+        self.query_one("#batch-size", Input).value = str(batch_size)
+        self.query_one("#num-classes", Input).value = str(num_classes)
+        values = {v for _, v in GRANULARITY_CHOICES}
+        select = self.query_one("#granularity", Select)
+        if granularity not in values:
+            select.set_options([*GRANULARITY_CHOICES, (f"{granularity} groups", granularity)])
+        select.value = granularity
+
+    def values(self) -> dict[str, str]:
+        return {
+            "model": self.query_one("#model-name", Input).value.strip(),
+            "input_size": self.query_one("#input-size", Input).value.strip(),
+            "batch_size": self.query_one("#batch-size", Input).value.strip(),
+            "num_classes": self.query_one("#num-classes", Input).value.strip(),
+            "input_shape": self.query_one("#input-shape", Input).value.strip(),
+            "granularity": str(self.query_one("#granularity", Select).value),
+        }
+
+    def spec(self):
+        """The ModelSpec the fields describe (raises BadInput naming the bad field)."""
+        from ....zoo import ModelSpec, parse_shape
+
+        v = self.values()
+        if not v["model"]:
+            raise BadInput("no model given; type a name such as resnet18 (Tab completes) or package.module:callable")
+
+        def number(key: str, label: str) -> int | None:
+            if not v[key]:
+                return None
+            try:
+                return int(v[key])
+            except ValueError:
+                raise BadInput(f"{label} {v[key]!r} is not a whole number") from None
+
+        batch = number("batch_size", "batch size")
+        classes = number("num_classes", "number of classes")
+        return ModelSpec(
+            v["model"],
+            batch_size=1 if batch is None else batch,
+            num_classes=1000 if classes is None else classes,
+            input_size=number("input_size", "input size"),
+            input_shape=parse_shape(v["input_shape"]) if v["input_shape"] else None,
+        )
