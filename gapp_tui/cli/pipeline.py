@@ -1,0 +1,128 @@
+"""`gapp pipeline run PLAN`: execute a partition plan for real and compare it with its estimate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from .common import err, fail, handle_errors, human_bytes, out, print_json
+
+pipeline_app = typer.Typer(
+    name="pipeline",
+    help="Run a partition plan for real (torch.distributed, gloo): one process per stage.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pipeline_app, name="pipeline")
+
+
+def _ms(seconds: Any) -> str:
+    return "-" if seconds is None else f"{float(seconds) * 1e3:.2f}"
+
+
+@pipeline_app.command("run")
+@handle_errors
+def run(
+    plan: Path = typer.Argument(..., help="Plan file written by `gapp partition ... -o PLAN`."),
+    items: int = typer.Option(50, "--items", "-n", help="Items streamed and measured (after the warm-up)."),
+    warmup: int = typer.Option(5, "--warmup", help="Items streamed first and not measured."),
+    latency_items: int = typer.Option(5, "--latency-items", help="Items sent one at a time after the stream (unloaded latency)."),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address stage 0 listens on for the rendezvous."),
+    master_port: int = typer.Option(0, "--master-port", help="Rendezvous port (0: a free one)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds any rendezvous, send or receive may take before the run fails."),
+    deadline: float = typer.Option(600.0, "--deadline", help="Seconds the whole run may take."),
+    threads: int = typer.Option(1, "--threads", help="Intra-op threads per stage."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights (identical in every stage)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Execute PLAN with one process per stage; report throughput, latency and per-stage times beside the estimate."""
+    from ..pipeline import PipelineError, run_plan
+
+    status = err.status("starting the stages")
+    status.start()
+
+    def on_event(name: str, info: dict[str, Any]) -> None:
+        text = {
+            "started": f"stages started (pids {', '.join(map(str, info.get('pids', [])))}); building their blocks",
+            "built": "every stage built its blocks; joining the process group",
+            "joined": "process group joined; warming up",
+            "streaming": f"streaming {items} items",
+            "done": "done",
+        }.get(name, name)
+        status.update(text)
+
+    try:
+        result = run_plan(
+            plan, items=items, warmup=warmup, latency_items=latency_items, master_addr=master_addr,
+            master_port=master_port or None, timeout=timeout, deadline=deadline, threads=threads, seed=seed,
+            on_event=on_event,
+        )
+    except PipelineError as exc:
+        status.stop()
+        fail(str(exc), 1)
+        return
+    finally:
+        status.stop()
+    doc = result.to_dict()
+    if json_:
+        print_json(doc)
+    else:
+        show(doc)
+    if not result.output_ok or not result.weights_match:
+        fail(
+            f"the pipeline's output differs from the unsplit model's (max |diff| {result.output_max_abs_diff:.2e},"
+            f" weights match: {result.weights_match})",
+            1,
+        )
+
+
+def show(doc: dict[str, Any]) -> None:
+    """The human report: per-stage table, then measured versus estimated totals."""
+    est = doc.get("estimate") or {}
+    est_stages = est.get("stages") or []
+    est_links = est.get("transfers") or []
+    m = doc["measured"]
+    table = Table(title=f"{doc['model']['name']} pipeline: {len(doc['devices'])} stages, {doc['items']} items (times are means)")
+    for col, just in (
+        ("stage", "right"), ("device", "left"), ("blocks", "left"), ("compute ms", "right"), ("est.", "right"),
+        ("send ms", "right"), ("est.", "right"), ("sent", "right"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for s, st in enumerate(doc["stages"]):
+        lo, hi = st["blocks"]
+        e = est_stages[s] if s < len(est_stages) else {}
+        link = est_links[s] if s < len(est_links) else {}
+        table.add_row(
+            str(s), st["device"], f"{lo}-{hi}", _ms(st["compute_s"]["mean"]), _ms(e.get("compute_s")),
+            _ms(st["send_s"]["mean"]) if len(doc["stages"]) > 1 else "-", _ms(link.get("seconds")),
+            f"{human_bytes(st['out_bytes'])}/{st['out_tensors']}",
+        )
+    out.print(table)
+    ratio = doc.get("throughput_ratio")
+    est_tp = est.get("throughput_per_s")
+    out.print(
+        f"throughput: {m['throughput_per_s']:.2f} items/s measured"
+        + (f", {est_tp:.2f} estimated (measured/estimated {ratio:.3f})" if est_tp else ", no estimate in the plan")
+    )
+    out.print(
+        f"period: {_ms(m['period_s'])} ms measured" + (f", {_ms(est.get('period_s'))} ms estimated" if est else "")
+        + (f" (bottleneck: {est['bottleneck']['name']})" if est.get("bottleneck") else "")
+    )
+    iso = m["latency_isolated_s"]
+    stream = m["latency_stream_s"]
+    out.print(
+        f"latency (round trip at stage 0): one at a time mean {_ms(iso['mean'])} ms, p50 {_ms(iso['p50'])} ms"
+        + (f"; estimated {_ms(est.get('latency_s'))} ms" if est.get("latency_s") is not None else "")
+        + f"; while streaming mean {_ms(stream['mean'])} ms, p50 {_ms(stream['p50'])} ms"
+    )
+    chk = doc["check"]
+    ok = "[green]ok[/]" if chk["output_ok"] else "[red]MISMATCH[/]"
+    same = "[green]identical in every stage[/]" if chk["weights_match"] else "[red]DIFFERENT between stages[/]"
+    out.print(f"output check: max |pipeline - unsplit model| = {chk['output_max_abs_diff']:.2e} {ok}; weights {same}")
+

@@ -1,0 +1,209 @@
+"""What a pipeline run is told: the plan it executes and what each stage process receives.
+
+:class:`PlanView` is the part of a partition Plan a run needs (model, granularity,
+devices, hosts, boundaries, links, estimate). It is read with the partition
+area's ``Plan.load`` when that is available and from the plan file's JSON
+otherwise, so both paths give the same view.
+
+:class:`StageConfig` is the whole of what one stage process is told (it travels
+as one JSON argument, locally or over SSH).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+from ..zoo import ModelSpec
+
+_SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanView:
+    """The parts of a Plan that a pipeline run uses.
+
+    Stage ``s`` runs blocks ``[boundaries[s], boundaries[s + 1])`` on
+    ``devices[s]``; ``hosts[device]`` is ``"user@host:port"`` for a remote
+    device or ``None`` for this machine.
+    """
+
+    spec: ModelSpec
+    granularity: str
+    devices: tuple[str, ...]
+    hosts: Mapping[str, str | None]
+    boundaries: tuple[int, ...]
+    links: tuple[Any, ...] = ()
+    estimate: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    plan: Any = None  # the partition Plan object when it could be loaded, else the raw dict
+    source: str = ""
+
+    @property
+    def stages(self) -> int:
+        return len(self.devices)
+
+    def stage_blocks(self, s: int) -> tuple[int, int]:
+        return self.boundaries[s], self.boundaries[s + 1]
+
+    def host_of(self, s: int) -> str | None:
+        return self.hosts.get(self.devices[s])
+
+
+def spec_from_dict(doc: Mapping[str, Any]) -> ModelSpec:
+    """A ModelSpec from the plan's ``model`` object (unknown keys are ignored)."""
+    if not isinstance(doc, Mapping) or "name" not in doc:
+        raise BadInput(f"plan model {doc!r} is not valid; give an object with name, batch_size, num_classes, input_size, input_shape")
+    kwargs = {k: doc[k] for k in _SPEC_FIELDS if k in doc and doc[k] is not None}
+    if "input_shape" in kwargs:
+        kwargs["input_shape"] = tuple(kwargs["input_shape"])
+    return ModelSpec(**kwargs)
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "batch_size": spec.batch_size,
+        "num_classes": spec.num_classes,
+        "input_size": spec.input_size,
+        "input_shape": list(spec.input_shape) if spec.input_shape else None,
+    }
+
+
+def read_plan(source: str | Path | Mapping[str, Any] | Any) -> PlanView:
+    """A PlanView from a plan file, a plan dict or a partition ``Plan`` object.
+
+    Uses ``gapp_tui.partition.plan.Plan.load`` for files when the partition
+    area provides it (its validation then applies), else reads the JSON here.
+    """
+    label = str(source) if isinstance(source, (str, Path)) else "<plan>"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise BadInput(f"plan file {str(path)!r} does not exist; give a file written by `gapp partition`")
+        plan_cls = _partition_plan_class()
+        if plan_cls is not None and hasattr(plan_cls, "load"):
+            return _from_object(plan_cls.load(path), label)
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BadInput(f"plan file {str(path)!r} is not valid JSON ({exc}); give a file written by `gapp partition`") from None
+        return _from_dict(doc, label)
+    if isinstance(source, Mapping):
+        return _from_dict(source, label)
+    return _from_object(source, label)
+
+
+def _partition_plan_class() -> Any:
+    try:
+        from ..partition.plan import Plan  # the partition area's Plan, once it exists
+    except ImportError:
+        return None
+    return Plan
+
+
+def _from_object(plan: Any, label: str) -> PlanView:
+    """A partition Plan object: take its dict form so both paths share one reader."""
+    if hasattr(plan, "to_dict"):
+        view = _from_dict(plan.to_dict(), label)
+    else:
+        view = _from_dict(dataclasses.asdict(plan), label)
+    return dataclasses.replace(view, plan=plan)
+
+
+def _from_dict(doc: Mapping[str, Any], label: str) -> PlanView:
+    if not isinstance(doc, Mapping):
+        raise BadInput(f"plan {label} is not a JSON object; give a file written by `gapp partition`")
+    missing = [k for k in ("model", "devices", "boundaries") if k not in doc]
+    if missing:
+        raise BadInput(f"plan {label} lacks {', '.join(missing)}; give a file written by `gapp partition`")
+    spec = spec_from_dict(doc["model"])
+    devices = tuple(str(d) for d in doc["devices"])
+    boundaries = tuple(doc["boundaries"])
+    if not devices:
+        raise BadInput(f"plan {label} has no devices; give at least one")
+    if len(set(devices)) != len(devices):
+        raise BadInput(f"plan {label} names a device twice ({', '.join(devices)}); give each device once")
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in boundaries):
+        raise BadInput(f"plan boundaries {list(boundaries)} are not all integers; give 0 = b0 <= b1 <= ... <= bk = n")
+    if len(boundaries) != len(devices) + 1:
+        raise BadInput(
+            f"plan boundaries {list(boundaries)} do not fit {len(devices)} devices; give {len(devices) + 1} cut points"
+        )
+    if boundaries[0] != 0 or any(a > b for a, b in zip(boundaries, boundaries[1:])):
+        raise BadInput(f"plan boundaries {list(boundaries)} are out of order; give 0 = b0 <= b1 <= ... <= bk = n")
+    hosts = {str(k): (str(v) if v else None) for k, v in (doc.get("hosts") or {}).items()}
+    return PlanView(
+        spec=spec,
+        granularity=str(doc.get("granularity", "natural")),
+        devices=devices,
+        hosts={d: hosts.get(d) for d in devices},
+        boundaries=boundaries,
+        links=tuple(doc.get("links") or ()),
+        estimate=dict(doc.get("estimate") or {}),
+        plan=doc,
+        source=label,
+    )
+
+
+def plan_dict(
+    spec: ModelSpec,
+    devices: Sequence[str],
+    boundaries: Sequence[int],
+    granularity: str = "natural",
+    hosts: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """A minimal plan document (no links, no estimate): for tests and hand-made plans."""
+    return {
+        "version": 1,
+        "model": spec_to_dict(spec),
+        "granularity": str(granularity),
+        "devices": list(devices),
+        "hosts": {d: (hosts or {}).get(d) for d in devices},
+        "boundaries": list(boundaries),
+        "links": [],
+        "estimate": {},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """Everything one stage process is told; it travels as a single JSON argument."""
+
+    rank: int
+    world: int
+    model: dict[str, Any]
+    granularity: str
+    boundaries: tuple[int, ...]
+    master_addr: str
+    master_port: int
+    timeout_s: float
+    items: int
+    warmup: int
+    latency_items: int
+    seed: int = 0
+    input_seed: int = 0
+    distinct_inputs: int = 2
+    threads: int = 1
+    cpus: tuple[int, ...] | None = None
+    deadline_s: float = 600.0
+    queue_depth: int = 1
+    in_flight: int = 5
+
+    @property
+    def total(self) -> int:
+        return self.warmup + self.items + self.latency_items
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> StageConfig:
+        doc = json.loads(text)
+        doc["boundaries"] = tuple(doc["boundaries"])
+        if doc.get("cpus") is not None:
+            doc["cpus"] = tuple(doc["cpus"])
+        return cls(**doc)

@@ -1,0 +1,509 @@
+"""Run a partition Plan for real: one process per stage, joined by torch.distributed (gloo).
+
+:func:`run_plan` is the launcher. It
+
+1. checks the plan against the model's real chain (boundaries in range, only
+   tensors crossing the cuts it sends) and builds the unsplit model with the
+   same seed as the stages, for the reference output;
+2. starts one stage process per device (``python -m gapp_tui.pipeline.stage``),
+   each in its own process group, killed with the launcher if the launcher
+   dies (``PR_SET_PDEATHSIG``); a ``prefix`` per stage runs it under another
+   command (``ip netns exec NS`` in the network-namespace benchmark);
+3. watches them (every 50 ms): the first stage that exits with an error or a
+   signal ends the run -- every other stage's process group is killed at once
+   and a :class:`PipelineError` says, on one line, which stage died and how;
+   the gloo timeout bounds every rendezvous, send and receive, and a deadline
+   bounds the whole run;
+4. returns a :class:`PipelineResult`: measured period, throughput, latency and
+   per-stage compute/transfer times, the weights check (every stage built the
+   same weights as the launcher) and the output check (max |pipeline -
+   unsplit model| over the returned outputs).
+
+Remote stages (a device with a host in the plan) are not supported yet: the
+run stops with a one-line error before any process starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+from .config import PlanView, StageConfig, read_plan, spec_to_dict
+from .stage import EVENT, RESULT, build_stage_blocks, weights_digest
+
+#: how often the watchdog looks at the stage processes
+POLL_S = 0.05
+#: after the first failure, how long to wait for the other stages' own reports
+GRACE_S = 0.3
+
+
+class PipelineError(RuntimeError):
+    """The run failed (a stage died, timed out or could not start); the message is one line."""
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    """What a run measured, beside what the plan estimated."""
+
+    plan: PlanView
+    items: int
+    warmup: int
+    latency_items: int
+    period_s: float
+    throughput_per_s: float
+    latency_stream_s: dict[str, float]
+    latency_isolated_s: dict[str, float]
+    stages: list[dict[str, Any]]
+    output_max_abs_diff: float
+    weights_match: bool
+    estimate: dict[str, Any]
+    wall_s: float
+    master: str
+    tolerance: float = 1e-4
+
+    @property
+    def output_ok(self) -> bool:
+        return self.output_max_abs_diff <= self.tolerance
+
+    def throughput_ratio(self) -> float | None:
+        """measured / estimated throughput (None when the plan has no estimate)."""
+        est = self.estimate.get("throughput_per_s")
+        return self.throughput_per_s / est if est else None
+
+    def to_dict(self) -> dict[str, Any]:
+        ratio = self.throughput_ratio()
+        return {
+            "plan": self.plan.source,
+            "model": spec_to_dict(self.plan.spec),
+            "granularity": self.plan.granularity,
+            "devices": list(self.plan.devices),
+            "boundaries": list(self.plan.boundaries),
+            "master": self.master,
+            "items": self.items,
+            "warmup": self.warmup,
+            "latency_items": self.latency_items,
+            "measured": {
+                "period_s": self.period_s,
+                "throughput_per_s": self.throughput_per_s,
+                "latency_stream_s": self.latency_stream_s,
+                "latency_isolated_s": self.latency_isolated_s,
+            },
+            "estimate": self.estimate,
+            "throughput_ratio": ratio,
+            "stages": self.stages,
+            "check": {
+                "output_max_abs_diff": self.output_max_abs_diff,
+                "output_ok": self.output_ok,
+                "tolerance": self.tolerance,
+                "weights_match": self.weights_match,
+            },
+            "wall_s": self.wall_s,
+        }
+
+
+# ----------------------------------------------------------------------------- plan checks
+
+
+def check_cuts(chain: Any, boundaries: Sequence[int], granularity: str = "") -> None:
+    """BadInput unless the plan fits the chain and only tensors cross the cuts it uses."""
+    n = len(chain)
+    b = list(boundaries)
+    if b[-1] != n or any(x < 0 or x > n for x in b):
+        raise BadInput(
+            f"plan boundaries {b} are out of range for {chain.spec.name} at granularity {granularity or chain.granularity}"
+            f" ({n} blocks); the last must be {n}"
+        )
+    for k in sorted(set(b)):
+        for t in chain.cuts[k].tensors:
+            if not t.is_tensor:
+                raise BadInput(
+                    f"cut {k} ({'input' if k == 0 else 'output' if k == n else 'before block ' + chain.blocks[k].name})"
+                    f" carries {t.name!r} of type {t.dtype}, not a tensor; a pipeline can only send tensors,"
+                    " so cut elsewhere or use another granularity"
+                )
+
+
+def free_port(addr: str = "127.0.0.1") -> int:
+    """A TCP port free on ``addr`` now (the OS picks it)."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- stage processes
+
+
+def _pdeathsig() -> None:
+    """In the child before exec: die when the launcher dies (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class StageProcess:
+    """One stage's OS process (in its own process group), its stdout and stderr files."""
+
+    def __init__(self, rank: int, device: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> None:
+        self.rank = rank
+        self.device = device
+        self.argv = argv
+        self.env = dict(env)
+        self.stdout_path = workdir / f"stage{rank}.out"
+        self.stderr_path = workdir / f"stage{rank}.err"
+        self.popen: subprocess.Popen | None = None
+        self.started = 0.0
+        self._read = 0
+        self.events: list[str] = []
+
+    def start(self) -> None:
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                start_new_session=True,  # its own process group: killpg ends it and anything it started
+                preexec_fn=_pdeathsig,
+            )
+        self.started = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid if self.popen else -1
+
+    def poll(self) -> int | None:
+        return self.popen.poll() if self.popen else None
+
+    def new_lines(self) -> list[str]:
+        """Lines the stage printed on stdout since the last call."""
+        try:
+            with open(self.stdout_path, "rb") as f:
+                f.seek(self._read)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self._read += end + 1
+        return data[: end + 1].decode(errors="replace").splitlines()
+
+    def kill(self) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+
+    def reason(self) -> str:
+        """How it ended, in words: its last error line, or the signal that killed it."""
+        rc = self.poll()
+        if rc is not None and rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            return f"was killed by {name}"
+        last = ""
+        with contextlib.suppress(OSError):
+            lines = [ln.strip() for ln in self.stderr_path.read_text(errors="replace").splitlines() if ln.strip()]
+            ours = [ln for ln in lines if ln.startswith(f"stage {self.rank}:")]
+            last = (ours or lines or [""])[-1]
+            if last.startswith(f"stage {self.rank}:"):
+                last = last[len(f"stage {self.rank}:"):].strip()
+        return f"exited with code {rc}" + (f": {last}" if last else "")
+
+
+def _stage_env(threads: int, ifname: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    if ifname:
+        env["GLOO_SOCKET_IFNAME"] = ifname
+    # whatever the launcher can import (an import-path model, an editable checkout) the stages can too
+    paths = [os.getcwd()] + [p for p in sys.path if p and os.path.isdir(p)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _is_loopback(addr: str) -> bool:
+    return addr in ("localhost", "::1") or addr.startswith("127.")
+
+
+# ----------------------------------------------------------------------------- the launcher
+
+
+def run_plan(
+    plan: str | Path | Mapping[str, Any] | Any,
+    *,
+    items: int = 50,
+    warmup: int = 5,
+    latency_items: int = 5,
+    master_addr: str = "127.0.0.1",
+    master_port: int | None = None,
+    timeout: float = 30.0,
+    deadline: float = 600.0,
+    threads: int = 1,
+    cpus: Sequence[Sequence[int] | None] | None = None,
+    prefixes: Sequence[Sequence[str]] | None = None,
+    ifnames: Sequence[str | None] | None = None,
+    seed: int = 0,
+    input_seed: int = 0,
+    in_flight: int | None = None,
+    estimate: Mapping[str, Any] | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> PipelineResult:
+    """Execute ``plan`` with one gloo process per stage and measure it.
+
+    ``items`` inputs are streamed after ``warmup`` (at most ``in_flight`` on their
+    way, default ``2k + 2``); then ``latency_items`` go one at a time (unloaded
+    latency). ``timeout`` (s) bounds every rendezvous and
+    every send/receive; ``deadline`` (s) the whole run. ``cpus[s]`` pins stage
+    ``s``; ``prefixes[s]`` is a command stage ``s`` runs under (e.g. ``["ip",
+    "netns", "exec", "ns0"]``); ``ifnames[s]`` its gloo network interface
+    (default ``lo`` for a loopback master). ``on_event(name, info)`` is called
+    from this thread with ``started`` (info: ``pids``), ``built``, ``joined``,
+    ``streaming`` and ``done``.
+
+    Raises :class:`BadInput` for a plan that cannot run and
+    :class:`PipelineError` when a stage fails; no stage process outlives the call.
+    """
+    import torch
+
+    view = read_plan(plan)
+    for name, value, low in (("items", items, 1), ("warm-up", warmup, 0), ("latency items", latency_items, 0)):
+        if not isinstance(value, int) or value < low:
+            raise BadInput(f"{name} {value!r} is not valid; give an integer >= {low}")
+    if not timeout or timeout <= 0 or not math.isfinite(timeout):
+        raise BadInput(f"timeout {timeout!r} is not valid; give a positive number of seconds")
+    if threads < 1:
+        raise BadInput(f"threads {threads!r} is not valid; give a positive integer")
+    remote = [(d, view.hosts.get(d)) for d in view.devices if view.hosts.get(d)]
+    if remote:
+        d, h = remote[0]
+        raise PipelineError(
+            f"device {d!r} is on host {h!r}: remote stages over SSH are not supported yet; "
+            "run every stage on this machine (host null in the plan)"
+        )
+    k = view.stages
+    for what, seq in (("cpus", cpus), ("prefixes", prefixes), ("ifnames", ifnames)):
+        if seq is not None and len(seq) != k:
+            raise BadInput(f"{what} has {len(seq)} entries for {k} stages; give one per stage")
+
+    emit = on_event or (lambda name, info: None)
+    # the reference: the same seeded build the stages do, so weights must agree
+    spec, chain, _ = build_stage_blocks(spec_to_dict(view.spec), view.granularity, 0, 0, seed)
+    check_cuts(chain, view.boundaries, view.granularity)
+    digests = [weights_digest([b.module for b in chain.blocks[lo:hi]]) for lo, hi in zip(view.boundaries, view.boundaries[1:])]
+    distinct = 2
+    inputs = [spec.example_input("cpu", seed=input_seed + j) for j in range(distinct)]
+    with torch.inference_mode():
+        references = [chain.model(x) for x in inputs]
+    est = dict(estimate) if estimate is not None else plan_estimate(view)
+
+    # a stage and a link per hop (and the return) plus a queued item each: enough to keep all busy
+    window = in_flight or 2 * k + 2
+    if window < 1:
+        raise BadInput(f"in-flight window {in_flight!r} is not valid; give a positive integer")
+    port = master_port or free_port(master_addr if _is_loopback(master_addr) or prefixes is None else "0.0.0.0")
+    workdir = Path(tempfile.mkdtemp(prefix="gapp-pipeline-"))
+    procs: list[StageProcess] = []
+    t_start = time.monotonic()
+    try:
+        for s in range(k):
+            cfg = StageConfig(
+                rank=s,
+                world=k,
+                model=spec_to_dict(view.spec),
+                granularity=view.granularity,
+                boundaries=tuple(view.boundaries),
+                master_addr=master_addr,
+                master_port=port,
+                timeout_s=float(timeout),
+                items=items,
+                warmup=warmup,
+                latency_items=latency_items,
+                seed=seed,
+                input_seed=input_seed,
+                distinct_inputs=distinct,
+                threads=threads,
+                cpus=tuple(cpus[s]) if cpus is not None and cpus[s] is not None else None,
+                deadline_s=float(deadline),
+                in_flight=window,
+            )
+            ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
+            prefix = list(prefixes[s]) if prefixes is not None else []
+            argv = prefix + [sys.executable, "-m", "gapp_tui.pipeline.stage", cfg.to_json()]
+            procs.append(StageProcess(s, view.devices[s], argv, _stage_env(threads, ifname), workdir))
+        for p in procs:
+            p.start()
+        emit("started", {"pids": [p.pid for p in procs], "master": f"{master_addr}:{port}"})
+        doc = _watch(procs, deadline, emit)
+    finally:
+        for p in procs:
+            p.kill()
+        for f in workdir.iterdir():
+            with contextlib.suppress(OSError):
+                f.unlink()
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+    wall = time.monotonic() - t_start
+
+    diff = 0.0
+    for out in doc["outputs"]:
+        got = [_tensor(t) for t in out["tensors"]]
+        want = chain.rebuild_output(tuple(got))
+        diff = max(diff, _max_abs_diff(references[out["input_index"]], want))
+    stages = doc["stages"]
+    for s, st in enumerate(stages):
+        st["device"] = view.devices[s]
+        st["weights_match"] = st["weights_digest"] == digests[s]
+    return PipelineResult(
+        plan=view,
+        items=items,
+        warmup=warmup,
+        latency_items=latency_items,
+        period_s=doc["period_s"],
+        throughput_per_s=doc["throughput_per_s"],
+        latency_stream_s=doc["latency_stream_s"],
+        latency_isolated_s=doc["latency_isolated_s"],
+        stages=stages,
+        output_max_abs_diff=diff,
+        weights_match=all(st["weights_match"] for st in stages),
+        estimate=est,
+        wall_s=wall,
+        master=f"{master_addr}:{port}",
+    )
+
+
+def _watch(procs: list[StageProcess], deadline: float, emit: Callable[[str, dict[str, Any]], None]) -> dict[str, Any]:
+    """Poll the stages until stage 0 reports its result and all exit 0, or one fails."""
+    t0 = time.monotonic()
+    seen: dict[str, set[int]] = {}
+    result: dict[str, Any] | None = None
+    while True:
+        for p in procs:
+            for line in p.new_lines():
+                if line.startswith(EVENT + " "):
+                    name = line[len(EVENT) + 1:].strip()
+                    ranks = seen.setdefault(name, set())
+                    ranks.add(p.rank)
+                    # an event counts once every stage that emits it has (streaming: stage 0 only)
+                    if name == "streaming" or len(ranks) == len(procs):
+                        emit(name, {"elapsed_s": time.monotonic() - t0})
+                elif line.startswith(RESULT + " "):
+                    result = json.loads(line[len(RESULT) + 1:])
+        codes = [p.poll() for p in procs]
+        failed = [p for p, rc in zip(procs, codes) if rc not in (None, 0)]
+        if failed:
+            time.sleep(GRACE_S)  # let the others report how the failure reached them
+            _fail(procs, failed[0], t0)
+        if all(rc == 0 for rc in codes):
+            if result is None:
+                for p in procs:
+                    for line in p.new_lines():
+                        if line.startswith(RESULT + " "):
+                            result = json.loads(line[len(RESULT) + 1:])
+            if result is None:
+                raise PipelineError("every stage exited but stage 0 reported no result")
+            emit("done", {"elapsed_s": time.monotonic() - t0})
+            return result
+        if time.monotonic() - t0 > deadline:
+            for p in procs:
+                p.kill()
+            raise PipelineError(f"the run exceeded its deadline of {deadline:g} s; every stage was stopped")
+        time.sleep(POLL_S)
+
+
+def _fail(procs: list[StageProcess], first: StageProcess, t0: float) -> None:
+    """Kill everything and raise one line naming the stage that failed first (signals first)."""
+    ended = [p for p in procs if p.poll() not in (None, 0)]
+    by_signal = [p for p in ended if (p.poll() or 0) < 0]
+    culprit = by_signal[0] if by_signal else first
+    elapsed = time.monotonic() - t0
+    reason = culprit.reason()
+    for p in procs:
+        p.kill()
+    others = [p for p in ended if p is not culprit]
+    tail = ""
+    if others:
+        o = others[0]
+        tail = f"; then stage {o.rank} {o.reason()}"
+    raise PipelineError(
+        f"stage {culprit.rank} ({culprit.device}, pid {culprit.pid}) {reason} {elapsed:.1f} s into the run"
+        f"{tail}; every stage was stopped"
+    )
+
+
+def _tensor(doc: Mapping[str, Any]):
+    import torch
+
+    dtype = getattr(torch, doc["dtype"].split(".", 1)[1])
+    return torch.tensor(doc["data"], dtype=dtype).reshape(doc["shape"])
+
+
+def _max_abs_diff(a: Any, b: Any) -> float:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+    if isinstance(a, (tuple, list)):
+        return max((_max_abs_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, dict):
+        return max((_max_abs_diff(a[key], b[key]) for key in a), default=0.0)
+    return 0.0 if a == b else math.inf
+
+
+# ----------------------------------------------------------------------------- the estimate
+
+
+def plan_estimate(view: PlanView) -> dict[str, Any]:
+    """The plan's estimate in the fields a run is compared on.
+
+    Taken from the plan file (``estimate``); the partition estimator is not
+    re-run here because it needs the cost table the plan was made from.
+    """
+    return normalise_estimate(view.estimate)
+
+
+def normalise_estimate(est: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keep the estimate as given, and make sure period/throughput/latency have one spelling."""
+    if not est:
+        return {}
+    doc = dict(est)
+    period = doc.get("period_s") or doc.get("period")
+    if period and "throughput_per_s" not in doc:
+        doc["throughput_per_s"] = 1.0 / float(period)
+    if period and "period_s" not in doc:
+        doc["period_s"] = float(period)
+    if "latency_s" not in doc and "latency" in doc:
+        doc["latency_s"] = doc["latency"]
+    return doc

@@ -1,0 +1,370 @@
+"""One stage of a pipeline run: a process that owns blocks ``[lo, hi)`` of the chain.
+
+Run as ``python -m gapp_tui.pipeline.stage CONFIG_JSON`` (the launcher does
+this, locally, inside a network namespace or over SSH). The process
+
+1. pins itself to ``cpus`` and ``threads`` intra-op threads,
+2. seeds torch with ``seed`` and builds the model from the ModelSpec, so every
+   stage (and the launcher's reference model) gets identical random weights,
+   and keeps only its own blocks,
+3. joins the gloo process group over TCP (``tcp://master_addr:master_port``),
+4. streams ``warmup + items + latency_items`` items through three threads
+   joined by bounded queues -- receive, compute, send -- so that receiving the
+   next item, computing this one and sending the previous one overlap. Stage 0
+   generates the inputs and receives the outputs back from the last stage, so
+   the round trip is timed at the source; the last ``latency_items`` are sent
+   one at a time (the next leaves when the previous has returned): the
+   unloaded latency.
+5. gathers every stage's timings on stage 0, which prints one
+   ``GAPP-RESULT {json}`` line on stdout.
+
+Any failure -- a thread's exception, a peer that went away (gloo raises), a gloo
+timeout, the run's deadline -- prints ``stage R: reason`` on stderr and exits
+the process at once (``os._exit``), so no thread is left blocked.
+Progress is reported with ``GAPP-EVENT name`` lines on stdout.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+EVENT = "GAPP-EVENT"
+RESULT = "GAPP-RESULT"
+
+_print_lock = threading.Lock()
+
+
+def emit(line: str) -> None:
+    with _print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def die(rank: int, message: str, code: int = 1) -> None:
+    """Report one line and leave now: blocked gloo calls in other threads cannot hold us."""
+    with _print_lock:
+        sys.stderr.write(f"stage {rank}: {message}\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+    os._exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def weights_digest(modules: Sequence[Any]) -> str:
+    """SHA-1 of every parameter and buffer of ``modules``, in state-dict order."""
+    h = hashlib.sha1()
+    for m in modules:
+        for name, t in m.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def build_stage_blocks(model: dict[str, Any], granularity: str, lo: int, hi: int, seed: int):
+    """Seed, build the chain and return (blocks[lo:hi], cuts, n); identical in every process."""
+    import torch
+
+    from ..blocks import BlockChain
+    from .config import spec_from_dict
+
+    spec = spec_from_dict(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        chain = BlockChain.from_spec(spec, granularity, device="cpu")
+    return spec, chain, [b.module for b in chain.blocks[lo:hi]]
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "sum": 0.0}
+    s = sorted(values)
+    n = len(s)
+    return {
+        "n": n,
+        "mean": sum(s) / n,
+        "p50": s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2]),
+        "p95": s[min(n - 1, int(round(0.95 * (n - 1))))],
+        "sum": sum(s),
+    }
+
+
+class Stage:
+    """The threads of one stage and their timings."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.rank = cfg.rank
+        self.world = cfg.world
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        if cfg.cpus:
+            os.sched_setaffinity(0, set(cfg.cpus))
+        import torch
+
+        torch.set_num_threads(max(1, cfg.threads))
+        self.torch = torch
+        lo, hi = cfg.boundaries[self.rank], cfg.boundaries[self.rank + 1]
+        self.lo, self.hi = lo, hi
+        t0 = time.perf_counter()
+        spec, chain, modules = build_stage_blocks(cfg.model, cfg.granularity, lo, hi, cfg.seed)
+        self.build_s = time.perf_counter() - t0
+        self.spec = spec
+        self.modules = modules
+        self.digest = weights_digest(modules)
+        n = len(chain)
+        self.in_infos = chain.cuts[lo].tensors
+        self.out_infos = chain.cuts[hi].tensors
+        self.final_infos = chain.cuts[n].tensors
+        if self.rank == 0:
+            self.inputs = [spec.example_input("cpu", seed=cfg.input_seed + j) for j in range(cfg.distinct_inputs)]
+        del chain  # keep only this stage's blocks
+
+    def join(self) -> None:
+        import torch.distributed as dist
+
+        cfg = self.cfg
+        host = f"[{cfg.master_addr}]" if ":" in cfg.master_addr else cfg.master_addr
+        t0 = time.perf_counter()
+        dist.init_process_group(
+            backend="gloo",
+            init_method=f"tcp://{host}:{cfg.master_port}",
+            rank=cfg.rank,
+            world_size=cfg.world,
+            timeout=datetime.timedelta(seconds=cfg.timeout_s),
+        )
+        dist.barrier()
+        self.rendezvous_s = time.perf_counter() - t0
+        self.dist = dist
+
+    # ------------------------------------------------------------------ the threads
+
+    def _buffers(self, infos) -> list[Any]:
+        torch = self.torch
+        return [torch.empty(t.shape, dtype=getattr(torch, t.dtype.split(".", 1)[1])) for t in infos]
+
+    def _measured(self, i: int) -> bool:
+        return self.cfg.warmup <= i < self.cfg.warmup + self.cfg.items
+
+    def _guard(self, name: str, fn) -> threading.Thread:
+        def body() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # any failure ends the stage at once
+                die(self.rank, f"{name} thread failed: {_one_line(exc)}")
+
+        t = threading.Thread(target=body, name=f"stage{self.rank}-{name}", daemon=True)
+        return t
+
+    def _source(self) -> None:
+        cfg = self.cfg
+        streamed = cfg.warmup + cfg.items
+        for i in range(cfg.total):
+            if i >= streamed and i > 0:
+                self.returned[i - 1].wait()  # latency phase: one item in flight
+            elif i >= cfg.in_flight:
+                self.returned[i - cfg.in_flight].wait()  # a window keeps the streamed latency meaningful
+            x = self.inputs[i % cfg.distinct_inputs].clone()
+            self.in_q.put((x,))
+            self.t_in[i] = time.perf_counter()
+            if i == cfg.warmup:
+                emit(f"{EVENT} streaming")
+
+    def _recv(self) -> None:
+        src = self.rank - 1
+        for i in range(self.cfg.total):
+            bufs = self._buffers(self.in_infos)
+            t0 = time.perf_counter()
+            for b in bufs:
+                self.dist.recv(b, src)
+            self.recv_s[i] = time.perf_counter() - t0
+            self.in_q.put(tuple(bufs))
+
+    def _compute(self) -> None:
+        torch = self.torch
+        with torch.inference_mode():
+            for i in range(self.cfg.total):
+                t0 = time.perf_counter()
+                values = self.in_q.get()
+                t1 = time.perf_counter()
+                for m in self.modules:
+                    values = m(*values)
+                values = tuple(v.contiguous() for v in values)
+                t2 = time.perf_counter()
+                self.wait_s[i] = t1 - t0
+                self.compute_s[i] = t2 - t1
+                if self.world == 1:
+                    self._returned(i, values)
+                else:
+                    self.out_q.put(values)
+
+    def _send(self) -> None:
+        dst = (self.rank + 1) % self.world
+        for i in range(self.cfg.total):
+            values = self.out_q.get()
+            t0 = time.perf_counter()
+            for v in values:
+                self.dist.send(v, dst)
+            self.send_s[i] = time.perf_counter() - t0
+
+    def _collect(self) -> None:
+        src = self.world - 1
+        for i in range(self.cfg.total):
+            bufs = self._buffers(self.final_infos)
+            t0 = time.perf_counter()
+            for b in bufs:
+                self.dist.recv(b, src)
+            self.recv_s[i] = time.perf_counter() - t0
+            self._returned(i, tuple(bufs))
+
+    def _returned(self, i: int, values: tuple[Any, ...]) -> None:
+        self.t_out[i] = time.perf_counter()
+        if i >= self.cfg.total - self.cfg.distinct_inputs:
+            self.kept[i] = values
+        self.returned[i].set()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> None:
+        cfg = self.cfg
+        total = cfg.total
+        self.in_q: queue.Queue = queue.Queue(maxsize=cfg.queue_depth)
+        self.out_q: queue.Queue = queue.Queue(maxsize=cfg.queue_depth)
+        self.compute_s = [0.0] * total
+        self.wait_s = [0.0] * total
+        self.send_s = [0.0] * total
+        self.recv_s = [0.0] * total
+        self.t_in = [0.0] * total
+        self.t_out = [0.0] * total
+        self.kept: dict[int, tuple[Any, ...]] = {}
+        self.returned = [threading.Event() for _ in range(total)]
+        threads = []
+        if self.rank == 0:
+            threads.append(self._guard("source", self._source))
+            if self.world > 1:
+                threads.append(self._guard("collect", self._collect))
+        else:
+            threads.append(self._guard("receive", self._recv))
+        threads.append(self._guard("compute", self._compute))
+        if self.world > 1:
+            threads.append(self._guard("send", self._send))
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.wall_s = time.perf_counter() - t0
+
+    def stats(self) -> dict[str, Any]:
+        m = [i for i in range(self.cfg.total) if self._measured(i)]
+        pick = lambda xs: [xs[i] for i in m]  # noqa: E731
+        return {
+            "rank": self.rank,
+            "blocks": [self.lo, self.hi],
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            "cpus": sorted(os.sched_getaffinity(0)),
+            "threads": self.torch.get_num_threads(),
+            "weights_digest": self.digest,
+            "build_s": self.build_s,
+            "rendezvous_s": self.rendezvous_s,
+            "in_bytes": sum(t.bytes for t in self.in_infos),
+            "out_bytes": sum(t.bytes for t in self.out_infos),
+            "in_tensors": len(self.in_infos),
+            "out_tensors": len(self.out_infos),
+            "compute_s": _summary(pick(self.compute_s)),
+            "wait_s": _summary(pick(self.wait_s)),
+            "send_s": _summary(pick(self.send_s)),
+            "recv_s": _summary(pick(self.recv_s)),
+            "wall_s": self.wall_s,
+        }
+
+    def result(self, gathered: list[dict[str, Any]]) -> dict[str, Any]:
+        cfg = self.cfg
+        w, n = cfg.warmup, cfg.items
+        # period from the returns of the streamed phase: n gaps in steady state
+        start = self.t_out[w - 1] if w > 0 else self.t_in[0]
+        span = self.t_out[w + n - 1] - start
+        stream_lat = [self.t_out[i] - self.t_in[i] for i in range(w, w + n)]
+        iso_lat = [self.t_out[i] - self.t_in[i] for i in range(w + n, cfg.total)]
+        outputs = []
+        for i in sorted(self.kept):
+            outputs.append(
+                {
+                    "item": i,
+                    "input_index": i % cfg.distinct_inputs,
+                    "tensors": [
+                        {"shape": list(v.shape), "dtype": str(v.dtype), "data": v.flatten().tolist()}
+                        for v in self.kept[i]
+                    ],
+                }
+            )
+        return {
+            "items": n,
+            "warmup": w,
+            "latency_items": cfg.latency_items,
+            "span_s": span,
+            "period_s": span / n,
+            "throughput_per_s": n / span if span > 0 else float("inf"),
+            "latency_stream_s": _summary(stream_lat),
+            "latency_isolated_s": _summary(iso_lat),
+            "stages": gathered,
+            "outputs": outputs,
+        }
+
+
+def _deadline(rank: int, seconds: float) -> None:
+    def fire() -> None:
+        die(rank, f"run exceeded its deadline of {seconds:g} s", code=3)
+
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import json
+
+    from .config import StageConfig
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m gapp_tui.pipeline.stage CONFIG_JSON\n")
+        raise SystemExit(2)
+    cfg = StageConfig.from_json(args[0])
+    _deadline(cfg.rank, cfg.deadline_s)
+    stage = Stage(cfg)
+    try:
+        stage.setup()
+        emit(f"{EVENT} built")
+        stage.join()
+        emit(f"{EVENT} joined")
+        stage.run()
+        gathered: list[Any] | None = [None] * cfg.world if cfg.rank == 0 else None
+        stage.dist.gather_object(stage.stats(), gathered, dst=0)
+        if cfg.rank == 0:
+            doc = stage.result(gathered or [])
+            emit(f"{RESULT} {json.dumps(doc, separators=(',', ':'))}")
+        stage.dist.destroy_process_group()
+    except BaseException as exc:  # one line, then out
+        die(cfg.rank, _one_line(exc))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
