@@ -21,9 +21,9 @@ the SSH device agent produce), keyed by
   input shape (batch first), dtype, threads, granularity, classes, device type,
   e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu`` (:func:`setting_key`).
 * ``mode``: ``standalone`` (each block alone on its recorded inputs),
-  ``in-context`` (each block timed inside an end-to-end run of the chain),
-  ``full`` (the unsplit model, ``block = -1``) or ``overhead`` (an empty block
-  timed the same way, ``block = -1``).
+  ``in-context`` (each block timed inside an end-to-end run of the chain) or
+  ``full`` (the unsplit model, ``block = -1``). The per-block timing overhead
+  (``--adjust_for_overhead``) is kept in the run's summary, not as a row.
 * ``block``: the block's index in the chain (``-1`` for whole-model rows).
 
 Every row also carries ``block_name``, the statistics in milliseconds
@@ -73,7 +73,7 @@ SCHEMA_VERSION = 1
 #: the value of ``meta.app`` that marks a file as ours
 APP_ID = "gapp-measurements"
 ENV_VAR = "GAPP_DB"
-MODES = ("standalone", "in-context", "full", "overhead")
+MODES = ("standalone", "in-context", "full")
 BLOCK_MODES = ("standalone", "in-context")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

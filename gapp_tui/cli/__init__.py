@@ -50,6 +50,9 @@ def _root(
 from . import models as _models  # noqa: E402  models, blocks, features
 
 _models.register(app)
+from . import measure as _measure  # noqa: E402  measure, results
+
+_measure.register(app)
 from . import pipeline as _pipeline  # noqa: E402  pipeline run
 
 _pipeline.register(app)
