@@ -280,7 +280,7 @@ def chain_links(devices: Sequence[str], link: Link | Sequence[Link], return_outp
         given = list(link)
         if return_output and len(given) == k - 1 and k > 1:
             given.append(given[0])
-        if len(given) == 1 and len(pairs) > 1:
+        if len(given) == 1:
             given = given * len(pairs)
         if len(given) != len(pairs):
             raise BadInput(f"{len(given)} links given for {k} devices; give 1 or {len(pairs)}")

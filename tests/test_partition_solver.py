@@ -1,0 +1,145 @@
+"""The solver is exact: it equals brute force over every cut placement (hypothesis)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gapp_tui.errors import BadInput
+from gapp_tui.partition import CostTable, Link, Plan, baselines, estimate, solve
+
+
+@st.composite
+def instances(draw, max_blocks: int = 7, max_devices: int = 4):
+    n = draw(st.integers(1, max_blocks))
+    k = draw(st.integers(1, max_devices))
+    devices = [f"d{i}" for i in range(k)]
+    # times with exact ties (0 and repeated values) as well as arbitrary floats
+    time = st.one_of(st.just(0.0), st.sampled_from([0.001, 0.01, 0.1]), st.floats(0, 1, allow_nan=False))
+    times = {d: draw(st.lists(time, min_size=n, max_size=n)) for d in devices}
+    cut_bytes = draw(st.lists(st.integers(0, 2_000_000), min_size=n + 1, max_size=n + 1))
+    cut_tensors = draw(st.lists(st.integers(0, 4), min_size=n + 1, max_size=n + 1))
+    params = draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
+    table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params)
+    links = [
+        Link(draw(st.floats(1e4, 1e8)), draw(st.sampled_from([0.0, 1e-3, 0.05])), draw(st.sampled_from([0.0, 1e-4])))
+        for _ in range(k)
+    ]
+    memory = None
+    if draw(st.booleans()):
+        memory = {d: draw(st.integers(0, 400)) for d in devices if draw(st.booleans())}
+    options = {
+        "objective": draw(st.sampled_from(["throughput", "latency"])),
+        "communication": draw(st.sampled_from(["overlapped", "serial"])),
+        "return_output": draw(st.booleans()),
+        "allow_empty": draw(st.booleans()),
+        "memory": memory,
+    }
+    links = links[: k - 1 + (1 if options["return_output"] and k > 1 else 0)] or links[:1]
+    return table, devices, links, options
+
+
+def brute_force(table, devices, links, objective, communication, return_output, allow_empty, memory):
+    """Every placement of k-1 cuts, estimated one by one; the best key and its boundaries."""
+    n, k = table.n, len(devices)
+    template = Plan.build(table, devices, [0] * k + [n], links, return_output=return_output, communication=communication)
+    best = None
+    for cuts in itertools.combinations_with_replacement(range(n + 1), k - 1):
+        b = [0, *cuts, n]
+        if not allow_empty and any(b[s] >= b[s + 1] for s in range(k)):
+            continue
+        e = estimate(table, template.with_boundaries(b), memory=memory)
+        if not e.fits:
+            continue
+        key = (e.period_s, e.latency_s) if objective == "throughput" else (e.latency_s,)
+        if best is None or _less(key, best[0]):
+            best = (key, b)
+    return best
+
+
+def _less(a, b):
+    """Lexicographic order that treats values within 1e-12 relative as equal (sums in another order)."""
+    for x, y in zip(a, b):
+        if math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-15):
+            continue
+        return x < y
+    return False
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_solver_equals_brute_force(instance):
+    table, devices, links, options = instance
+    best = brute_force(table, devices, links, **options)
+    if best is None:
+        with pytest.raises(BadInput):
+            solve(table, devices, links, **options)
+        return
+    plan = solve(table, devices, links, **options)
+    e = estimate(table, plan, memory=options["memory"])
+    assert e.fits
+    if not options["allow_empty"]:
+        assert all(b0 < b1 for b0, b1 in zip(plan.boundaries, plan.boundaries[1:]))
+    key = (e.period_s, e.latency_s) if options["objective"] == "throughput" else (e.latency_s,)
+    assert not _less(key, best[0]) and not _less(best[0], key), (key, best, plan.boundaries)
+    # the estimate stored in the plan is the estimate of the plan
+    assert plan.estimate["period_s"] == e.period_s
+
+
+@settings(max_examples=100, deadline=None)
+@given(instances(max_devices=2))
+def test_no_baseline_beats_the_optimum(instance):
+    table, devices, links, options = instance
+    options = {**options, "objective": "throughput", "allow_empty": True, "memory": None}
+    plan = solve(table, devices, links, **options)
+    base = baselines(table, devices, links, communication=options["communication"], return_output=options["return_output"])
+    for name, b in base.items():
+        assert b.estimate["period_s"] >= plan.estimate["period_s"] * (1 - 1e-12), name
+    if "neurosurgeon" in base:
+        # Neurosurgeon's search is the latency optimum for two devices
+        lat = solve(table, devices, links, **{**options, "objective": "latency"})
+        assert base["neurosurgeon"].estimate["latency_s"] == pytest.approx(lat.estimate["latency_s"], rel=1e-12, abs=1e-15)
+
+
+def test_balanced_baseline_ignores_communication_and_loses_on_a_slow_link():
+    # compute balances best at cut 2, but cut 2 carries a huge tensor; cut 3 carries a small one
+    t = CostTable(
+        ["a", "b", "c", "d"],
+        {"pi": [1.0, 1.0, 1.0, 1.0], "server": [1.0, 1.0, 1.0, 1.0]},
+        cut_bytes=[100, 100, 10_000_000, 100, 100],
+    )
+    lk = Link.parse("8Mbit/s")  # 1 MB/s: the big cut takes 10 s
+    base = baselines(t, ["pi", "server"], lk)
+    assert base["balanced"].boundaries == [0, 2, 4] and base["balanced"].estimate["period_s"] == pytest.approx(10.0)
+    best = solve(t, ["pi", "server"], lk)
+    assert best.estimate["period_s"] == pytest.approx(3.0) and best.boundaries in ([0, 1, 4], [0, 3, 4])
+
+
+def test_latency_tie_break_among_equal_periods():
+    # block a takes 2 s on pi, so cuts 1, 2 and 3 all have period 2 s; the latency picks cut 3
+    t = CostTable(["a", "b", "c"], {"pi": [2.0, 0.0, 0.0], "server": [3.0, 0.2, 0.3]}, [0, 0, 0, 0])
+    plan = solve(t, ["pi", "server"], Link(1e9))
+    assert plan.boundaries == [0, 3, 3]
+    assert plan.estimate["period_s"] == pytest.approx(2.0) and plan.estimate["latency_s"] == pytest.approx(2.0)
+    for cut, latency in ((1, 2.5), (2, 2.3)):
+        other = estimate(t, plan.with_boundaries([0, cut, 3]))
+        assert other.period_s == pytest.approx(2.0) and other.latency_s == pytest.approx(latency)
+
+
+def test_too_many_devices_without_empty_stages_is_bad_input():
+    t = CostTable(["a", "b"], {"x": [1, 1], "y": [1, 1], "z": [1, 1]}, [1, 1, 1])
+    with pytest.raises(BadInput, match="3 devices but only 2 blocks"):
+        solve(t, ["x", "y", "z"], Link(1e6), allow_empty=False)
+    assert solve(t, ["x", "y", "z"], Link(1e6), allow_empty=True).boundaries[-1] == 2
+
+
+def test_memory_limits_that_nothing_satisfies_are_bad_input():
+    t = CostTable(["a", "b"], {"x": [1, 1], "y": [1, 1]}, [1, 1, 1], param_bytes=[100, 100])
+    with pytest.raises(BadInput, match="no plan fits the memory limits"):
+        solve(t, ["x", "y"], Link(1e6), memory={"x": 50, "y": 50})
+    plan = solve(t, ["x", "y"], Link(1e6), memory={"x": 100, "y": 100})
+    assert plan.boundaries == [0, 1, 2]
