@@ -170,8 +170,16 @@ def propagate_shapes(gm: fx.GraphModule, shape: Sequence[int]) -> None:
         else:
             from torch._subclasses.fake_tensor import FakeTensorMode
 
-            with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-                _ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(tuple(shape))))
+            try:
+                with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+                    _ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(tuple(shape))))
+            except Exception:
+                # data-dependent code (a leaf module with an `if` on values) needs real
+                # numbers; the model is real, so run it once for real
+                for n in gm.graph.nodes:
+                    n.meta.pop("gapp_value", None)
+                with torch.no_grad():
+                    _ShapeFlopPass(gm).run(torch.zeros(tuple(shape)))
     except BadInput:
         raise
     except Exception as exc:

@@ -64,7 +64,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     if not isinstance(text, str):
         dims = tuple(int(d) for d in text)
     else:
-        parts = [p for p in re.split(r"[,x\s()\[\]]+", text.strip()) if p]
+        parts = [p for p in re.split(r"(?<=\d)x(?=\d)|[,\s()\[\]]+", text.strip()) if p]
         try:
             dims = tuple(int(p) for p in parts)
         except ValueError:
