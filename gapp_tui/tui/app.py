@@ -8,7 +8,9 @@ shows them in the app — an error never ends the app.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -44,6 +46,12 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def error_log_path() -> Path:
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("gapp", appauthor=False)) / "tui-errors.log"
+
+
 class GappApp(App[None]):
     """The terminal app. ``state`` overrides the remembered state (tests); ``remember=False`` never writes it."""
 
@@ -59,16 +67,22 @@ class GappApp(App[None]):
         Binding("3", "section('results')", "Results", id="section.results", tooltip="Measured vs predicted, plots"),
         Binding("4", "section('partition')", "Partition", id="section.partition", tooltip="Cut the model into a pipeline"),
         Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="Every key, and where to start"),
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (state is remembered)"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (state is remembered)"),
     ]
 
-    def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None) -> None:
+    def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None,
+                 safety_net: bool = True) -> None:
         super().__init__()
+        #: turn an unexpected exception in a handler into a notification instead of an exit (tests switch it off)
+        self.safety_net = safety_net
         self.ui_state = state if state is not None else UiState.load()
         self.remember = remember
         self.workspace = workspace or Workspace()
         #: section name -> its screen once mounted (messages are forwarded to it)
         self.sections: dict[str, Screen] = {}
+        self._store: Any = None
+        self._predict: Any = None
+        self.last_plan_path: Path | None = None
 
     # ------------------------------------------------------------------ sections
 
@@ -115,6 +129,36 @@ class GappApp(App[None]):
         self.forward("models", Traced(message.chain, message.seconds))
         self.notify(f"{spec.label()}: {len(message.chain)} blocks", title="Traced", timeout=3)
 
+    # ------------------------------------------------------------------ shared resources
+
+    def store(self) -> Any:
+        """The measurement store (``$GAPP_DB`` or the default file), opened once; None when unusable."""
+        if self._store is None:
+            from ..store import Store
+
+            try:
+                self._store = Store()
+            except (BadInput, OSError) as exc:
+                self.notify(error_text(exc), title="Store", severity="error")
+                return None
+        return self._store
+
+    def predict_fn(self) -> Any:
+        """A callable chain -> per-block seconds from the chosen predictor, or None."""
+        return self._predict
+
+    def plan_path(self, plan: Any) -> Path:
+        """Where a saved plan goes: ``$GAPP_PLANS`` or ``<user data dir>/gapp/plans``."""
+        base = os.environ.get("GAPP_PLANS")
+        if base:
+            folder = Path(base)
+        else:
+            from platformdirs import user_data_dir
+
+            folder = Path(user_data_dir("gapp", appauthor=False)) / "plans"
+        name = str(plan.model.get("name", "model")).replace(":", "_").replace("/", "_")
+        return folder / f"{name}-{'-'.join(plan.devices)}.json"
+
     # ------------------------------------------------------------------ worker failures
 
     @on(Worker.StateChanged)
@@ -133,6 +177,26 @@ class GappApp(App[None]):
                 models = self.sections.get("models")
                 if models is not None:
                     models.trace_failed()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ the safety net
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected error in a handler: show it, write the traceback to a log file, keep running."""
+        if not self.safety_net or not self.is_running or not isinstance(error, Exception):
+            super()._handle_exception(error)
+            return
+        path = error_log_path()
+        try:
+            import traceback
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+                fh.write("".join(traceback.format_exception(error)))
+        except OSError:
+            pass
+        self.notify(f"{error_text(error)}\n(traceback in {path})", title="Unexpected error", severity="error",
+                    timeout=15)
 
     # ------------------------------------------------------------------ exit
 

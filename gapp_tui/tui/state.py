@@ -40,7 +40,7 @@ class UiState:
     identity: str = ""
     bandwidth: str = "100Mbit/s"
     latency: str = "2ms"
-    devices: str = "pi,server"
+    devices: str = "pi=2GFLOP/s, server=measured"
 
     @classmethod
     def load(cls, path: Path | None = None) -> UiState:
