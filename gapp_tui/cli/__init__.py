@@ -53,6 +53,9 @@ _models.register(app)
 from . import measure as _measure  # noqa: E402  measure, results
 
 _measure.register(app)
+from . import partition as _partition  # noqa: E402  partition
+
+_partition.register(app)
 from . import pipeline as _pipeline  # noqa: E402  pipeline run
 
 _pipeline.register(app)

@@ -17,6 +17,7 @@ from .estimate import Estimate, StageEstimate, TransferEstimate, estimate
 from .link import Link, format_bandwidth, format_time, parse_bandwidth, parse_time
 from .plan import PLAN_VERSION, Plan, chain_links
 from .solver import OBJECTIVES, optimal_boundaries, solve
+from .times import cost_table
 
 __all__ = [
     "BASELINES",
@@ -31,6 +32,7 @@ __all__ = [
     "TransferEstimate",
     "baselines",
     "chain_links",
+    "cost_table",
     "estimate",
     "format_bandwidth",
     "format_time",

@@ -1,0 +1,254 @@
+"""`gapp partition MODEL --devices pi,server ...`: the optimal plan, its estimate, the baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .common import (
+    err,
+    handle_errors,
+    human_bytes,
+    make_spec,
+    opt_batch_size,
+    opt_granularity,
+    opt_input_shape,
+    opt_input_size,
+    opt_leaf,
+    opt_num_classes,
+    out,
+    print_json,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("partition")(partition)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+@handle_errors
+def partition(
+    model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
+    devices: str = typer.Option(..., "--devices", "-d", help="Devices in pipeline order, comma-separated (e.g. pi,server)."),
+    times: Optional[list[str]] = typer.Option(
+        None, "--times", "-t",
+        help="Where block times come from: measured (the store), predicted (the predictor) or flops; "
+        "one for all devices or DEVICE=SOURCE (repeatable). Default: measured.",
+    ),
+    device_times: Optional[list[str]] = typer.Option(
+        None, "--device-times",
+        help="DEVICE=KEY[/SETTING]: the stored device key (and setting) whose times DEVICE uses (repeatable; "
+        "default: the device's own name). See `gapp results`.",
+    ),
+    rate: Optional[list[str]] = typer.Option(
+        None, "--rate", help="DEVICE=RATE for --times flops, e.g. pi=2GFLOPs server=50GFLOPs (repeatable)."
+    ),
+    mode: str = typer.Option("in-context", "--mode", help="Stored block times to use: in-context or standalone."),
+    predictor: Optional[str] = typer.Option(None, "--predictor", help="Predictor file or name for --times predicted."),
+    bandwidth: Optional[str] = typer.Option(
+        None, "--bandwidth", help="Link bandwidth, e.g. 100Mbit/s, 12.5MB/s, 1Gbps; one for every link or one per link, comma-separated."
+    ),
+    latency: str = typer.Option("0", "--latency", help="Link latency per transfer, e.g. 2ms, 500us (one, or one per link)."),
+    per_tensor: str = typer.Option("0", "--per-tensor", help="Extra time per tensor of a cut, e.g. 50us (one, or one per link)."),
+    link_from_probe: bool = typer.Option(False, "--link-from-probe", help="Take bandwidth and latency from the stored link probe (`gapp link probe`)."),
+    objective: str = typer.Option("throughput", "--objective", help="throughput (bottleneck, latency as tie-break) or latency."),
+    communication: str = typer.Option("overlapped", "--communication", help="overlapped (receive/compute/send concurrently) or serial."),
+    return_output: bool = typer.Option(False, "--return-output", help="The output travels back to the first device."),
+    allow_empty: bool = typer.Option(True, "--allow-empty/--no-empty", help="May a device get no blocks?"),
+    memory: Optional[list[str]] = typer.Option(None, "--memory", help="DEVICE=BYTES weight limit, e.g. pi=512MB (repeatable)."),
+    host: Optional[list[str]] = typer.Option(None, "--host", help="DEVICE=user@host:port for `gapp pipeline run` (repeatable; default: this machine)."),
+    items: int = typer.Option(1000, "--items", help="Report the time for this many items."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Measurement store (default: $GAPP_DB or the user data dir)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the plan file here (read by `gapp pipeline run`)."),
+    batch_size: int = opt_batch_size(),
+    num_classes: int = opt_num_classes(),
+    input_size: Optional[int] = opt_input_size(),
+    input_shape: Optional[str] = opt_input_shape(),
+    granularity: str = opt_granularity(),
+    leaf: Optional[list[str]] = opt_leaf(),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Cut MODEL across DEVICES: the exact optimum, its estimate, and the baselines' estimates."""
+    from ..blocks import BlockChain
+    from ..errors import BadInput
+    from ..partition import OBJECTIVES, baselines, estimate, solve
+    from ..partition.plan import COMMUNICATION
+    from ..partition.times import STORE_MODES, cost_table, parse_assignments, parse_sources
+
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    if not names:
+        raise BadInput(f"--devices {devices!r} names no device; give e.g. pi,server")
+    if objective not in OBJECTIVES:
+        raise BadInput(f"--objective {objective!r} is not known; give one of {', '.join(OBJECTIVES)}")
+    if communication not in COMMUNICATION:
+        raise BadInput(f"--communication {communication!r} is not known; give one of {', '.join(COMMUNICATION)}")
+    if mode not in STORE_MODES:
+        raise BadInput(f"--mode {mode!r} is not known; give one of {', '.join(STORE_MODES)}")
+    if items < 1:
+        raise BadInput(f"--items {items} is not valid; give a positive integer")
+    sources = parse_sources(times, names)
+    keys = parse_assignments(device_times, "--device-times", names)
+    rates = {d: _rate(v) for d, v in parse_assignments(rate, "--rate", names).items()}
+    limits = {d: _bytes(v) for d, v in parse_assignments(memory, "--memory", names).items()}
+    hosts: dict[str, str | None] = dict(parse_assignments(host, "--host", names))
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+
+    store = None
+    if "measured" in sources.values() or link_from_probe:
+        from ..store import Store
+
+        store = Store(db, readonly=True)
+    links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output)
+
+    with err.status(f"tracing {spec.label()}"):
+        chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+    table = cost_table(chain, sources, store=store, device_keys=keys, rates=rates, mode=mode, predictor=predictor)
+    plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
+                 allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
+    est = estimate(table, plan, items=items, memory=limits or None)
+    base = baselines(table, names, links, communication=communication, return_output=return_output,
+                     memory=limits or None, items=items)
+    if output is not None:
+        plan.save(output)
+        err.print(f"plan written to {output}")
+
+    doc = {
+        "model": spec.name,
+        "input_shape": list(spec.shape),
+        "granularity": chain.granularity,
+        "blocks": table.n,
+        "devices": names,
+        "times": {d: {"source": table.source_of(d), "total_s": table.total(d)} for d in names},
+        "links": [lk.to_dict() for lk in plan.links],
+        "objective": objective,
+        "plan": plan.to_dict(),
+        "estimate": est.to_dict(),
+        "baselines": {
+            name: {"boundaries": b.boundaries, "estimate": b.estimate,
+                   "throughput_vs_plan": _ratio(b.estimate, plan.estimate)}
+            for name, b in base.items()
+        },
+        "output": str(output) if output is not None else None,
+    }
+    if json_:
+        print_json(doc)
+        return
+    _print_plan(spec, table, plan, est, base)
+
+
+def _ratio(b: dict[str, Any] | None, best: dict[str, Any] | None) -> float | None:
+    """A baseline's throughput as a fraction of the plan's."""
+    if not b or not best or not b.get("period_s"):
+        return None
+    return best["period_s"] / b["period_s"]
+
+
+def _rate(text: str) -> float:
+    from ..partition.costs import parse_flops_rate
+
+    return parse_flops_rate(text)
+
+
+def _bytes(text: str) -> float:
+    """``512MB``, ``1GiB``, ``2e9`` -> bytes (BadInput otherwise)."""
+    import re
+
+    from ..errors import BadInput
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*", text)
+    if not m:
+        raise BadInput(f"--memory value {text!r} does not parse; give bytes such as 512MB, 1GiB or 2e9")
+    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+    value = float(m.group(1)) * mult[(m.group(2) or "").lower()]
+    if value <= 0:
+        raise BadInput(f"--memory value {text!r} must be positive")
+    return value
+
+
+def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: str, from_probe: bool,
+           store: Any, return_output: bool) -> list[Any]:
+    """One Link per hop (and the return), from the options or from the stored link probe."""
+    from ..errors import BadInput
+    from ..partition import Link, chain_links
+
+    hops = max(len(names) - 1, 0) + (1 if return_output and len(names) > 1 else 0)
+    if from_probe:
+        if bandwidth is not None:
+            raise BadInput("give either --bandwidth or --link-from-probe, not both")
+        probe = _probe_link(store)
+        return chain_links(names, probe, return_output)
+    if bandwidth is None:
+        if len(names) == 1:
+            return []
+        raise BadInput("no link given; give --bandwidth (e.g. 100Mbit/s) and --latency, or --link-from-probe")
+
+    def split(text: str, what: str) -> list[str]:
+        parts = [p.strip() for p in text.split(",") if p.strip()] or ["0"]
+        if len(parts) not in (1, hops, max(len(names) - 1, 1)):
+            raise BadInput(f"{what} {text!r} gives {len(parts)} values for {hops} links; give 1 or {hops}")
+        return parts
+
+    bws, lats, pts = split(bandwidth, "--bandwidth"), split(latency, "--latency"), split(per_tensor, "--per-tensor")
+    n = max(len(bws), len(lats), len(pts))
+    pick = lambda xs, i: xs[i] if len(xs) > 1 else xs[0]  # noqa: E731
+    given = [Link.parse(pick(bws, i), pick(lats, i), pick(pts, i)) for i in range(n)]
+    return chain_links(names, given if len(given) > 1 else given[0], return_output)
+
+
+def _probe_link(store: Any) -> Any:
+    """The most recent stored link probe as a Link."""
+    from ..errors import BadInput
+    from ..partition import Link
+
+    getter = getattr(store, "latest_link", None) or getattr(store, "links", None)
+    if getter is None:
+        raise BadInput(
+            "this store has no link probes (`gapp link probe` is not available in this build); give --bandwidth and --latency"
+        )
+    found = getter()
+    if isinstance(found, list):
+        found = found[0] if found else None
+    if not found:
+        raise BadInput(f"no link probe stored in {str(store.path)!r}; run `gapp link probe --host ...` or give --bandwidth")
+    return Link(found["bandwidth_Bps"], found.get("latency_s", 0.0), found.get("per_tensor_s", 0.0), source="probe")
+
+
+def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any]) -> None:
+    sources = ", ".join(f"{d} {table.source_of(d)}" for d in plan.devices)
+    t = Table(title=f"{spec.label()}: {table.n} blocks, {plan.objective}, {plan.communication} (times: {sources})")
+    for col, just in (("stage", "right"), ("device", "left"), ("blocks", "left"), ("compute ms", "right"),
+                      ("then sends", "left"), ("weights", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for st in est.stages:
+        names = table.blocks[st.start:st.end]
+        span = "(empty)" if not names else (names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}")
+        tr = est.transfers[st.stage] if st.stage < len(est.transfers) else None
+        sends = "-"
+        if tr:
+            sends = f"{_ms(tr.seconds)} ms, {human_bytes(tr.bytes)}" + (f" in {tr.tensors}" if tr.tensors > 1 else "")
+        t.add_row(str(st.stage), st.device, f"{st.start}-{st.end} {span}", _ms(st.compute_s), sends,
+                  human_bytes(st.param_bytes))
+    out.print(t)
+    out.print(
+        f"period {_ms(est.period_s)} ms, {est.throughput:.2f} items/s ({est.samples_per_s:.2f} samples/s), "
+        f"latency {_ms(est.latency_s)} ms, {est.items} items in {est.time_for(est.items):.3f} s\n"
+        f"bottleneck: {est.bottleneck['name']}",
+        highlight=False,
+    )
+    b = Table(title="baselines (same links, same estimate)")
+    for col, just in (("plan", "left"), ("boundaries", "left"), ("period ms", "right"), ("items/s", "right"),
+                      ("latency ms", "right"), ("vs optimum", "right")):
+        b.add_column(col, justify=just)  # type: ignore[arg-type]
+    rows = [("optimum", plan)] + list(base.items())
+    for name, p in rows:
+        e = p.estimate
+        ratio = _ratio(e, plan.estimate)
+        b.add_row(name, ",".join(map(str, p.boundaries)), _ms(e["period_s"]), f"{e['throughput_per_s']:.2f}",
+                  _ms(e["latency_s"]), "-" if ratio is None else f"{ratio * 100:.1f}%")
+    out.print(b)
