@@ -588,10 +588,16 @@ class RemoteSession:
     # ------------------------------------------------------------------ checks
     def check_python(self, python: str = "python3", need_torch: bool = True) -> dict[str, str]:
         """The remote interpreter's and torch's versions; BadInput saying what is missing."""
+        # torch is located and its version read without importing it (an import takes seconds on a Pi);
+        # a torch that is installed but broken is reported by the agent when it imports it
         probe = (
             "import sys, platform, json\n"
             "d = {'python': platform.python_version(), 'machine': platform.machine(), 'executable': sys.executable}\n"
-            "try:\n import torch; d['torch'] = torch.__version__\n"
+            "try:\n"
+            " import importlib.util as u\n"
+            " if u.find_spec('torch') is None: raise ImportError('No module named torch')\n"
+            " try:\n  import importlib.metadata as m; d['torch'] = m.version('torch')\n"
+            " except Exception:\n  d['torch'] = 'unknown version'\n"
             "except Exception as e:\n d['torch_error'] = type(e).__name__ + ': ' + str(e)\n"
             "print(json.dumps(d))\n"
         )
@@ -626,12 +632,16 @@ class RemoteSession:
         self,
         argv: Sequence[str | os.PathLike[str] | int],
         silence_timeout: float = DEFAULT_SILENCE_TIMEOUT,
+        cancel: threading.Event | None = None,
     ) -> "Stream":
-        """Start a long command (arguments quoted); iterate the returned :class:`Stream` for its lines."""
+        """Start a long command (arguments quoted); iterate the returned :class:`Stream` for its lines.
+
+        ``cancel`` (set from any thread) stops it like :meth:`Stream.cancel`.
+        """
         chan = self._open_channel()
         chan.settimeout(0.2)
         chan.exec_command(quote_command(argv))
-        return Stream(self, chan, silence_timeout)
+        return Stream(self, chan, silence_timeout, cancel)
 
     def kill(self, pid: int, group: bool = True, sig: str = "TERM") -> bool:
         """Send a signal to a remote process (its whole process group by default) over a fresh channel."""
@@ -655,13 +665,14 @@ class Stream:
     and :class:`Cancelled` after :meth:`cancel`.
     """
 
-    def __init__(self, session: RemoteSession, chan: Any, silence_timeout: float) -> None:
+    def __init__(self, session: RemoteSession, chan: Any, silence_timeout: float,
+                 cancel: threading.Event | None = None) -> None:
         self.session = session
         self.chan = chan
         self.silence_timeout = silence_timeout
         self.pid: int | None = None
         self.exit_status: int | None = None
-        self._cancel = threading.Event()
+        self._cancel = cancel if cancel is not None else threading.Event()
         self._killed = False
 
     def cancel(self) -> None:
@@ -730,7 +741,7 @@ class Stream:
         if self._killed:
             return
         self._killed = True
-        if self.pid is not None:
+        if self.pid is not None and self.exit_status is None:
             self.session.kill(self.pid, group=True)
         try:
             self.chan.close()

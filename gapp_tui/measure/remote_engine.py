@@ -1,0 +1,220 @@
+"""Measuring a BlockChain on a remote device over SSH, with the local engine's rows and semantics.
+
+:func:`measure_remote` is what ``gapp measure --host`` and the TUI call. It
+
+1. checks the remote Python and torch (one line saying what is missing);
+2. writes the bundle (:mod:`.bundle`: TorchScript blocks, recorded inputs, the
+   agent with ``timer.py`` and ``device.py``) and uploads it over SFTP into a
+   private ``mktemp -d`` directory, removed afterwards;
+3. starts ``python -u agent.py run job.json`` and reads its JSON lines: on the
+   ``device`` event it answers with the blocks the store already holds for
+   that device key (resume: nothing is measured twice), then every ``result``
+   becomes a row (:func:`gapp_tui.measure.engine.make_row`) written to the
+   store the moment it arrives, tagged with the remote device's description;
+4. returns the same :class:`~gapp_tui.measure.engine.MeasureResult` as local
+   measurement.
+
+A dropped connection raises :class:`~gapp_tui.measure.remote.ConnectionLost`
+after the run record is closed as ``interrupted``; every row that arrived is
+in the store, and the same call again resumes. Ctrl-C or ``cancel.set()``
+stops the remote agent (its process group is killed and its stdin closes)
+and returns the partial result with ``interrupted`` set, like the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..store import Store, setting_key
+from . import engine
+from .bundle import write_bundle
+from .engine import MeasureConfig, MeasureResult, Progress, RowContext, chain_signature, make_row
+from .remote import Cancelled as RemoteCancelled
+from .remote import ConnectionLost, RemoteError, RemoteSession
+from .timer import Stats
+
+#: files uploaded before the agent starts; the agent is last so a partial upload never runs
+_UPLOAD_ORDER_LAST = ("job.json", "agent.py")
+
+
+def measure_remote(
+    session: RemoteSession,
+    target: Any,
+    config: MeasureConfig | None = None,
+    *,
+    store: Store | None = None,
+    remote_python: str = "python3",
+    remote_tmp: str | None = None,
+    granularity: str | int = "natural",
+    leaves: Iterable[str] = (),
+    progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] | None = None,
+    silence_timeout: float = 60.0,
+    heartbeat_s: float = 5.0,
+) -> MeasureResult:
+    """Measure ``target`` (a BlockChain or ModelSpec) on the device behind ``session`` (see the module docstring)."""
+    cfg = config or MeasureConfig()
+    cfg.check()
+    report = progress or (lambda p: None)
+    say = log or (lambda s: None)
+    versions = session.check_python(remote_python)
+    say(f"{session.target.label}: Python {versions['python']}, torch {versions['torch']} ({versions.get('machine')})")
+
+    report(Progress("prepare", 0, 1, "tracing"))
+    if hasattr(target, "blocks") and hasattr(target, "cuts"):
+        chain = target
+    else:
+        chain = engine.prepare_chain(target, granularity, "cpu", cfg.dtype, leaves)
+    with tempfile.TemporaryDirectory(prefix="gapp-bundle-") as local_dir:
+        report(Progress("prepare", 0, 1, "serialising blocks (TorchScript)"))
+        bundle = write_bundle(
+            chain, local_dir, modes=cfg.modes, precision=cfg.precision.to_dict(), device=cfg.device, dtype=cfg.dtype,
+            threads=cfg.threads, device_name=cfg.device_name, seed=cfg.seed, full=cfg.full,
+            overhead_modes=cfg.modes if cfg.adjust_for_overhead else (), heartbeat_s=heartbeat_s,
+        )
+        with session.private_tempdir(remote_tmp) as rdir:
+            files = [f for f in bundle.files if f not in _UPLOAD_ORDER_LAST] + list(_UPLOAD_ORDER_LAST)
+            sent = 0
+            for k, name in enumerate(files):
+                report(Progress("prepare", k, len(files), f"uploading {name}"))
+                session.put(Path(local_dir) / name, f"{rdir}/{name}")
+                sent += (Path(local_dir) / name).stat().st_size
+            say(f"uploaded {len(files)} files ({sent / 1e6:.1f} MB) to {session.target.label}:{rdir}")
+            run = _RemoteRun(chain, cfg, store, report, cancel, session, command)
+            run.execute([remote_python, "-u", f"{rdir}/agent.py", "run", f"{rdir}/job.json"], silence_timeout, say)
+    if run.lost is not None:
+        raise run.lost
+    return run.result()
+
+
+class _RemoteRun(engine._Run):
+    """The local engine's bookkeeping (rows, sums, run record), fed by the agent's events."""
+
+    def __init__(self, chain: Any, cfg: MeasureConfig, store: Store | None, report: Callable[[Progress], None],
+                 cancel: threading.Event | None, session: RemoteSession, command: str | None) -> None:
+        self.session = session
+        self.cancel = cancel
+        self.command = command
+        self.lost: RemoteError | None = None
+        # the device key, threads and run record are known only once the agent has described the device
+        ctx = RowContext(device_key="", model=chain.spec.name, model_label=chain.spec.label(), setting="",
+                         granularity=chain.granularity, batch_size=chain.spec.shape[0],
+                         input_shape="x".join(map(str, chain.spec.shape)), num_classes=chain.spec.num_classes,
+                         dtype=cfg.dtype.replace("torch.", ""), threads=0, device_type=cfg.device.split(":")[0],
+                         chain_sig=chain_signature(chain))
+        super().__init__(chain, cfg, ctx, store, report, None, {})
+        self.remote: dict[str, Any] = {"host": session.target.label}
+        self.early: set[int] = set()
+
+    # -------------------------------------------------------------- events
+    def _on_device(self, desc: dict[str, Any]) -> dict[str, Any]:
+        """Fix the row context from the device's description; the control answer (what to skip)."""
+        self.desc = desc
+        c = self.ctx
+        c.device_key = desc["key"]
+        c.threads = int(desc.get("threads") or 1)
+        c.setting = setting_key(self.chain.spec.shape, self.cfg.dtype, c.threads, self.chain.granularity,
+                                self.chain.spec.num_classes, c.device_type)
+        skip: dict[str, list[int]] = {}
+        for mode in list(self.cfg.modes) + (["full"] if self.cfg.full else []):
+            skip[mode] = sorted(self._done(mode))
+        n = len(self.names)
+        for mode in self.cfg.modes:
+            if mode == "standalone":
+                self.skipped += len(set(skip[mode]) & set(range(n)))
+            elif len(set(skip[mode]) & set(range(n))) == n:
+                self.skipped += n
+        if self.cfg.full and -1 in skip.get("full", []):
+            self.skipped += 1
+        if self.store is not None:
+            self.store.add_device(desc)
+            modes = list(self.cfg.modes) + (["full"] if self.cfg.full else [])
+            c.run_id = self.store.start_run(c.device_key, c.model, c.setting, modes, self.command)
+        return {"skip": skip}
+
+    def _on_result(self, ev: dict[str, Any]) -> None:
+        mode, block = ev["mode"], int(ev["block"])
+        name = "(full model)" if block < 0 else self.names[block]
+        extra = dict(ev.get("extra") or {})
+        extra["remote"] = self.remote
+        row = make_row(self.ctx, mode, block, name, Stats.from_dict(ev["stats"]), extra)
+        first = not (mode == "in-context" and block in self.early)
+        self._keep(row)
+        if not first:
+            self.measured -= 1  # an in-context block sent early and again with its final statistics
+        if mode == "in-context":
+            self.early.add(block)
+
+    # -------------------------------------------------------------- the run
+    def execute(self, argv: list[str], silence_timeout: float, say: Callable[[str], None]) -> None:  # type: ignore[override]
+        stream = self.session.stream(argv, silence_timeout=silence_timeout, cancel=self.cancel)
+        errors: list[str] = []
+        failure: str | None = None
+        finished = False
+        try:
+            for kind, line in stream:
+                if kind == "err":
+                    errors.append(line)
+                    continue
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    say(f"device: {line}")
+                    continue
+                what = ev.get("event")
+                if what == "start":
+                    stream.pid = int(ev.get("pgid") or ev["pid"])
+                    self.remote.update(python=ev.get("python"), torch=ev.get("torch"), agent_pid=ev.get("pid"))
+                elif what == "device":
+                    answer = self._on_device(ev["description"])
+                    stream.send((json.dumps(answer) + "\n").encode())
+                elif what == "result":
+                    self._on_result(ev)
+                elif what == "progress":
+                    fields = {k: ev[k] for k in ("phase", "index", "total", "name", "estimate_ms", "sum_ms", "skipped")
+                              if k in ev and ev[k] is not None}
+                    self.report(Progress(**fields))
+                elif what == "chain":
+                    self.chain_ms[ev["mode"]] = float(ev["stats"]["median_ms"])
+                elif what == "overhead":
+                    self.overhead[ev["mode"]] = ev["stats"]
+                elif what == "device_after":
+                    self.desc_after = ev["description"]
+                elif what == "log":
+                    say(f"device: {ev.get('message')}")
+                elif what == "error":
+                    failure = ev.get("message") or "the agent failed"
+                elif what == "done":
+                    finished = True
+            if not finished and failure is None:
+                tail = next((e for e in reversed(errors) if e.strip()), "")
+                failure = f"the agent exited with status {stream.exit_status}" + (f": {tail.strip()}" if tail else "")
+        except RemoteCancelled:
+            self.interrupted = "cancel"
+        except KeyboardInterrupt:
+            stream.stop()
+            self.interrupted = "keyboard"
+        except ConnectionLost as exc:
+            self.interrupted = "connection"
+            kept = self.measured
+            self.lost = ConnectionLost(
+                f"{exc}; {kept} new row{'s' if kept != 1 else ''} are stored - run the same command again to resume"
+            )
+        finally:
+            stream.stop()
+            if self.store is not None and self.ctx.run_id is not None:
+                status = "failed" if failure else ("interrupted" if self.interrupted else "done")
+                self.store.finish_run(self.ctx.run_id, status, self._summary())
+        if failure is not None:
+            if "MemoryError" in failure or "No space left" in failure:
+                failure += " (the device ran out of memory or disk)"
+            raise RemoteError(f"the agent on {self.session.target.label} failed: {failure}")
+        if not self.desc:
+            raise RemoteError(f"the agent on {self.session.target.label} stopped before describing the device")
