@@ -93,6 +93,9 @@ def read_plan(source: str | Path | Mapping[str, Any] | Any) -> PlanView:
             raise BadInput(f"plan file {str(path)!r} is not valid JSON ({exc}); give a file written by `gapp partition`") from None
         return _from_dict(doc, label)
     if isinstance(source, Mapping):
+        plan_cls = _partition_plan_class()
+        if plan_cls is not None and hasattr(plan_cls, "from_dict") and "version" in source:
+            return _from_object(plan_cls.from_dict(dict(source)), label)
         return _from_dict(source, label)
     return _from_object(source, label)
 
@@ -155,8 +158,13 @@ def plan_dict(
     boundaries: Sequence[int],
     granularity: str = "natural",
     hosts: Mapping[str, str | None] | None = None,
+    bandwidth_Bps: float = 125e6,
 ) -> dict[str, Any]:
-    """A minimal plan document (no links, no estimate): for tests and hand-made plans."""
+    """A minimal plan document (links of ``bandwidth_Bps``, no estimate): for tests and hand-made plans."""
+    links = [
+        {"src": a, "dst": b, "bandwidth_Bps": bandwidth_Bps, "latency_s": 0.0, "per_tensor_s": 0.0}
+        for a, b in zip(devices, devices[1:])
+    ]
     return {
         "version": 1,
         "model": spec_to_dict(spec),
@@ -164,7 +172,7 @@ def plan_dict(
         "devices": list(devices),
         "hosts": {d: (hosts or {}).get(d) for d in devices},
         "boundaries": list(boundaries),
-        "links": [],
+        "links": links,
         "estimate": {},
     }
 
