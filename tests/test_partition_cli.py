@@ -1,0 +1,140 @@
+"""`gapp partition` as a user runs it: times from a real store, from FLOPs; the plan file; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gapp_tui.cli import app
+from gapp_tui.partition import Plan
+from gapp_tui.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ["tests.custom_models:two_branch", "--input-shape", "1,3,16,16"]
+FLOPS = ["--times", "flops", "--rate", "pi=1GFLOPs", "--rate", "server=20GFLOPs"]
+
+
+def gapp(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def measured_db(tmp_path_factory):
+    """A store holding real in-context measurements of the tiny model under two device names."""
+    from gapp_tui.measure.engine import MeasureConfig, measure
+    from gapp_tui.measure.timer import Precision
+    from gapp_tui.zoo import ModelSpec
+
+    path = tmp_path_factory.mktemp("store") / "gapp.sqlite"
+    spec = ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16))
+    keys = {}
+    with Store(path) as store:
+        for name in ("pi", "server"):
+            cfg = MeasureConfig(modes=("in-context",), full=False, threads=1, precision=Precision.quick(), device_name=name)
+            result = measure(spec, cfg, store=store)
+            keys[name] = result.device["key"]
+    return path, keys
+
+
+def test_flops_plan_json_and_plan_file(tmp_path):
+    out = tmp_path / "plan.json"
+    r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--bandwidth", "100Mbit/s",
+             "--latency", "2ms", "--host", "pi=pi@10.0.0.2:22", "--json", "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["devices"] == ["pi", "server"] and doc["times"]["pi"]["source"] == "flops"
+    plan = Plan.load(out)
+    assert plan.to_dict() == doc["plan"] and plan.hosts == {"pi": "pi@10.0.0.2:22", "server": None}
+    assert plan.boundaries[0] == 0 and plan.boundaries[-1] == doc["blocks"]
+    assert plan.model["name"] == "tests.custom_models:two_branch" and plan.model["input_shape"] == [1, 3, 16, 16]
+    assert doc["links"][0]["bandwidth_Bps"] == 12.5e6 and doc["links"][0]["latency_s"] == 0.002
+    assert set(doc["baselines"]) == {"balanced", "neurosurgeon", "first_only", "last_only"}
+    for b in doc["baselines"].values():
+        assert b["estimate"]["period_s"] >= doc["estimate"]["period_s"]
+    # the server is 20x faster per FLOP: the pi's stage is the bottleneck or empty
+    assert doc["estimate"]["bottleneck"]["name"]
+
+
+def test_measured_times_come_from_the_store(measured_db):
+    path, keys = measured_db
+    r = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "measured", "--db", str(path),
+             "--device-times", f"pi={keys['pi']}", "--device-times", f"server={keys['server']}",
+             "--bandwidth", "1Gbps", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    with Store(path, readonly=True) as store:
+        pi_ms = store.block_times("tests.custom_models:two_branch", keys["pi"], mode="in-context")
+    assert doc["times"]["pi"]["total_s"] == pytest.approx(sum(pi_ms) / 1e3)
+    stages = doc["estimate"]["stages"]
+    lo, hi = stages[0]["start"], stages[0]["end"]
+    assert stages[0]["compute_s"] == pytest.approx(sum(pi_ms[lo:hi]) / 1e3)
+    assert all(s["sources"] in ([], ["measured"]) for s in stages)
+
+
+def test_mixed_sources_per_device(measured_db):
+    path, keys = measured_db
+    r = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "pi=measured", "--times", "server=flops",
+             "--rate", "server=20GFLOPs", "--db", str(path), "--device-times", f"pi={keys['pi']}",
+             "--bandwidth", "1Gbps", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["times"]["pi"]["source"] == "measured" and doc["times"]["server"]["source"] == "flops"
+
+
+def test_a_device_not_in_the_store_is_one_line_bad_input(measured_db):
+    path, _ = measured_db
+    r = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "measured", "--db", str(path),
+             "--bandwidth", "1Gbps")
+    assert r.exit_code == 2
+    assert "device 'pi' has no measurements" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--bandwidth", "0Mbit/s"], "bandwidth '0Mbit/s' must be positive"),
+        (["--bandwidth", "100Mfurlongs/s"], "unit 'Mfurlongs/s' is not known"),
+        (["--bandwidth", "100Mbit/s", "--latency", "2 fortnights"], "latency '2 fortnights'"),
+        (["--bandwidth", "100Mbit/s", "--rate", "gpu=1GFLOPs"], "not in --devices"),
+        (["--bandwidth", "100Mbit/s", "--objective", "speed"], "--objective 'speed'"),
+        (["--bandwidth", "100Mbit/s", "--memory", "pi=1", "--memory", "server=1"], "no plan fits the memory limits"),
+        ([], "no link given"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, words):
+    r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, *args)
+    assert r.exit_code == 2, r.stdout + r.stderr
+    assert words in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_three_devices_with_a_link_each_and_return(tmp_path):
+    r = gapp("partition", *MODEL, "--devices", "pi,edge,server", "--times", "flops", "--rate", "pi=1GFLOPs",
+             "--rate", "edge=5GFLOPs", "--rate", "server=20GFLOPs", "--bandwidth", "50Mbit/s,1Gbps",
+             "--latency", "1ms", "--return-output", "--no-empty", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    b = doc["plan"]["boundaries"]
+    assert len(b) == 4 and all(x < y for x, y in zip(b, b[1:]))
+    links = doc["plan"]["links"]
+    assert [(lk["src"], lk["dst"]) for lk in links] == [("pi", "edge"), ("edge", "server"), ("server", "pi")]
+    assert links[1]["bandwidth_Bps"] == 125e6 and links[2]["bandwidth_Bps"] == 50e6 / 8
+    assert "neurosurgeon" not in doc["baselines"]
+
+
+def test_stdout_is_one_json_document_and_the_table_is_readable():
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="120")
+    cmd = [sys.executable, "-m", "gapp_tui", "partition", *MODEL, "--devices", "pi,server", *FLOPS,
+           "--bandwidth", "100Mbit/s", "--latency", "2ms"]
+    r = subprocess.run([*cmd, "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # nothing but the document on stdout
+    assert Plan.from_dict(doc["plan"]).boundaries == doc["plan"]["boundaries"]
+    human = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert human.returncode == 0, human.stderr
+    assert "bottleneck:" in human.stdout and "neurosurgeon" in human.stdout and "optimum" in human.stdout
