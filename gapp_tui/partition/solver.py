@@ -90,30 +90,39 @@ def optimal_boundaries(
 
     # I and J index the stage's first boundary i and its end j; (first, cols) is the
     # row i = 0 of stage 0, (rows, last) the column j = n of the last stage.
-    def mask(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """The (i, j) a stage may not take: i > j (i >= j without empty stages), or too heavy."""
-        m = i > j if allow_empty else i >= j
+    # Forbidden pairs get +inf added (x + 0.0 == x exactly, so allowed values are untouched).
+    tri = {}
+
+    def penalty(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """+inf where a stage may not take (i, j): i > j (i >= j without empty stages), or too heavy; else 0."""
+        key = (i.shape, j.shape)
+        if key not in tri:
+            tri[key] = np.where(i > j if allow_empty else i >= j, _INF, 0.0)
+        pen = tri[key]
         if memory is not None and memory[s] is not None and param_prefix is not None:
-            m = m | ((param_prefix[j] - param_prefix[i]) > memory[s])
-        return m
+            pen = np.where((param_prefix[j] - param_prefix[i]) > memory[s], _INF, pen)
+        return pen
 
     def compute(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         p = prefixes[s]
         return p[j] - p[i]
 
     def f(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """What stage s contributes to the period."""
+        """What stage s contributes to the period (a fresh array)."""
         c = compute(s, i, j)
         if serial:
             t_in = transfers[s - 1][i] if s > 0 else ret
             t_out = transfers[s][j] if s < k - 1 else ret
-            return (t_in + c) + t_out
-        return np.maximum(c, transfers[s][j]) if s < k - 1 else c
+            c = t_in + c
+            c += t_out
+            return c
+        return np.maximum(c, transfers[s][j], out=c) if s < k - 1 else c
 
     def g(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """What stage s contributes to the latency: its compute and the link after it."""
+        """What stage s contributes to the latency: its compute and the link after it (a fresh array)."""
         c = compute(s, i, j)
-        return c + transfers[s][j] if s < k - 1 else c + ret
+        c += transfers[s][j] if s < k - 1 else ret
+        return c
 
     def span(s: int) -> tuple[np.ndarray, np.ndarray]:
         return (rows, last) if s == k - 1 else (rows, cols)
@@ -121,11 +130,12 @@ def optimal_boundaries(
     period = _INF
     if objective == "throughput":
         # pass 1: the optimal period P*
-        best = np.where(mask(0, first, cols), _INF, f(0, first, cols))[0]
+        best = (f(0, first, cols) + penalty(0, first, cols))[0]
         for s in range(1, k):
             i, j = span(s)
-            cand = np.maximum(best[:, None], f(s, i, j))
-            cand[mask(s, i, j)] = _INF
+            cand = f(s, i, j)
+            np.maximum(cand, best[:, None], out=cand)
+            cand += penalty(s, i, j)
             best = cand.min(axis=0)
         period = float(best[-1])
         if not serial and ret > period:
@@ -134,18 +144,19 @@ def optimal_boundaries(
             return [0] * k + [n], _INF
 
     # pass 2: the least latency (for throughput: among the plans whose period is P*)
-    def allowed_not(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        m = mask(s, i, j)
+    def allowed_penalty(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        pen = penalty(s, i, j)
         if objective == "throughput":
-            m = m | (f(s, i, j) > period)
-        return m
+            pen = np.where(f(s, i, j) > period, _INF, pen)
+        return pen
 
-    total = np.where(allowed_not(0, first, cols), _INF, g(0, first, cols))[0]
+    total = (g(0, first, cols) + allowed_penalty(0, first, cols))[0]
     args: list[np.ndarray] = []
     for s in range(1, k):
         i, j = span(s)
-        cand = total[:, None] + g(s, i, j)
-        cand[allowed_not(s, i, j)] = _INF
+        cand = g(s, i, j)
+        cand += total[:, None]
+        cand += allowed_penalty(s, i, j)
         arg = cand.argmin(axis=0)
         args.append(arg)
         total = cand[arg, np.arange(cand.shape[1])]
