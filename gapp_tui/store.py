@@ -582,6 +582,21 @@ class Store:
             out.append(d)
         return out
 
+    # ------------------------------------------------------------------ link probes
+    # (`gapp link probe` keeps them in a table of its own in this file: gapp_tui.link_probe)
+
+    def links(self, host: str | None = None, direction: str | None = None) -> list[dict[str, Any]]:
+        """Stored link probes, newest first (see :func:`gapp_tui.link_probe.stored`)."""
+        from .link_probe import stored
+
+        return stored(self.path, host, direction)
+
+    def latest_link(self, host: str | None = None, direction: str = "from_device") -> dict[str, Any] | None:
+        """The newest probe of one direction (device to server by default): ``bandwidth_Bps``, ``latency_s``..."""
+        from .link_probe import latest_link
+
+        return latest_link(self.path, host, direction)
+
     # ------------------------------------------------------------------ export
 
     def export_csv(self, path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]] | None = None, **filters: Any) -> Path:

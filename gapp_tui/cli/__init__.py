@@ -53,6 +53,9 @@ _models.register(app)
 from . import measure as _measure  # noqa: E402  measure, results
 
 _measure.register(app)
+from . import remote as _remote  # noqa: E402  link probe, remote check (measure --host lives in measure)
+
+_remote.register(app)
 from . import partition as _partition  # noqa: E402  partition
 
 _partition.register(app)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import BadInput
+from . import remote as _remote
 from .common import (
     err,
     handle_errors,
@@ -90,6 +91,15 @@ def measure(
     force: bool = typer.Option(False, "--force", "-f", help="Measure again what the store already has for this setting."),
     db: Optional[Path] = opt_db(),
     device_name: Optional[str] = typer.Option(None, "--device-name", help="Name this machine in the device key instead of its hostname."),
+    host: Optional[str] = _remote.opt_host(),
+    port: Optional[int] = _remote.opt_port(),
+    identity: Optional[Path] = _remote.opt_identity(),
+    remote_python: str = _remote.opt_remote_python(),
+    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
+    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
+    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
+    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
+    connect_timeout: float = _remote.opt_connect_timeout(),
     json_: bool = opt_json(),
 ) -> None:
     """Time every block of MODEL (standalone and in context) and the full model; store the rows.
@@ -125,8 +135,13 @@ def measure(
     command = "gapp measure " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         with bar:
-            result = run_measure(spec, config, store=store, granularity=granularity, leaves=leaf or (),
-                                 progress=bar.update, command=command)
+            if host:  # on a device over SSH (cli/remote.py): same rows, same output
+                ssh = _remote.SSHOptions(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
+                                         accept_new_host_key, connect_timeout)
+                result = _remote.measure_on_host(ssh, spec, config, store, granularity, leaf or (), bar.update, command)
+            else:
+                result = run_measure(spec, config, store=store, granularity=granularity, leaves=leaf or (),
+                                     progress=bar.update, command=command)
     finally:
         store.close()
     doc = result.to_dict()

@@ -73,7 +73,7 @@ def measure_remote(
     else:
         chain = engine.prepare_chain(target, granularity, "cpu", cfg.dtype, leaves)
     with tempfile.TemporaryDirectory(prefix="gapp-bundle-") as local_dir:
-        report(Progress("prepare", 0, 1, "serialising blocks (TorchScript)"))
+        say(f"serialising {len(chain.blocks)} blocks and the model (TorchScript)")
         bundle = write_bundle(
             chain, local_dir, modes=cfg.modes, precision=cfg.precision.to_dict(), device=cfg.device, dtype=cfg.dtype,
             threads=cfg.threads, device_name=cfg.device_name, seed=cfg.seed, full=cfg.full,
@@ -82,8 +82,7 @@ def measure_remote(
         with session.private_tempdir(remote_tmp) as rdir:
             files = [f for f in bundle.files if f not in _UPLOAD_ORDER_LAST] + list(_UPLOAD_ORDER_LAST)
             sent = 0
-            for k, name in enumerate(files):
-                report(Progress("prepare", k, len(files), f"uploading {name}"))
+            for name in files:
                 session.put(Path(local_dir) / name, f"{rdir}/{name}")
                 sent += (Path(local_dir) / name).stat().st_size
             say(f"uploaded {len(files)} files ({sent / 1e6:.1f} MB) to {session.target.label}:{rdir}")
