@@ -77,7 +77,8 @@ def measured_times(
     if device_key not in keys:
         raise BadInput(
             f"device {device_key!r} has no measurements in {str(store.path)!r}{closest(device_key, keys)}"
-            f" (stored devices: {', '.join(keys) or 'none'}); measure it with `gapp measure` or use --times flops"
+            f" (stored devices: {', '.join(keys) or 'none'}); map a device to one with --device-times NAME=KEY,"
+            " measure it with `gapp measure`, or use --times flops"
         )
     if setting is None:
         shape = "x".join(map(str, spec.shape))
