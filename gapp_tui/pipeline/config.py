@@ -200,6 +200,7 @@ class StageConfig:
     deadline_s: float = 600.0
     queue_depth: int = 1
     in_flight: int = 5
+    nice: int | None = None
 
     @property
     def total(self) -> int:

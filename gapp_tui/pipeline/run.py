@@ -278,6 +278,7 @@ def run_plan(
     seed: int = 0,
     input_seed: int = 0,
     in_flight: int | None = None,
+    nice: int | None = None,
     estimate: Mapping[str, Any] | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> PipelineResult:
@@ -287,7 +288,8 @@ def run_plan(
     way, default ``2k + 2``); then ``latency_items`` go one at a time (unloaded
     latency). ``timeout`` (s) bounds every rendezvous and
     every send/receive; ``deadline`` (s) the whole run. ``cpus[s]`` pins stage
-    ``s``; ``prefixes[s]`` is a command stage ``s`` runs under (e.g. ``["ip",
+    ``s``; ``nice`` sets every stage's priority (negative needs root: a stage
+    standing for a device of its own on a shared machine); ``prefixes[s]`` is a command stage ``s`` runs under (e.g. ``["ip",
     "netns", "exec", "ns0"]``); ``ifnames[s]`` its gloo network interface
     (default ``lo`` for a loopback master). ``on_event(name, info)`` is called
     from this thread with ``started`` (info: ``pids``), ``built``, ``joined``,
@@ -358,6 +360,7 @@ def run_plan(
                 cpus=tuple(cpus[s]) if cpus is not None and cpus[s] is not None else None,
                 deadline_s=float(deadline),
                 in_flight=window,
+                nice=nice,
             )
             ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
             prefix = list(prefixes[s]) if prefixes is not None else []

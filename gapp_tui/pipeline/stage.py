@@ -3,7 +3,8 @@
 Run as ``python -m gapp_tui.pipeline.stage CONFIG_JSON`` (the launcher does
 this, locally, inside a network namespace or over SSH). The process
 
-1. pins itself to ``cpus`` and ``threads`` intra-op threads,
+1. pins itself to ``cpus`` and ``threads`` intra-op threads (and runs at
+   priority ``nice`` when given),
 2. seeds torch with ``seed`` and builds the model from the ModelSpec, so every
    stage (and the launcher's reference model) gets identical random weights,
    and keeps only its own blocks,
@@ -86,6 +87,22 @@ def build_stage_blocks(model: dict[str, Any], granularity: str, lo: int, hi: int
     return spec, chain, [b.module for b in chain.blocks[lo:hi]]
 
 
+def set_priority(nice: int) -> None:
+    """Run this process (and the threads it starts) at ``nice``.
+
+    With the kernel's autogroup scheduling a nice value only orders the
+    threads of one session; between sessions the session's own nice value
+    counts, so it is set too (``/proc/self/autogroup``; the stage leads a
+    session of its own). Lowering either needs root.
+    """
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass  # no autogroup scheduling (or not allowed): the process nice value is all there is
+
+
 def _summary(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"n": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "sum": 0.0}
@@ -114,6 +131,8 @@ class Stage:
         cfg = self.cfg
         if cfg.cpus:
             os.sched_setaffinity(0, set(cfg.cpus))
+        if cfg.nice is not None:
+            set_priority(cfg.nice)
         import torch
 
         torch.set_num_threads(max(1, cfg.threads))
@@ -201,12 +220,15 @@ class Stage:
                 t0 = time.perf_counter()
                 values = self.in_q.get()
                 t1 = time.perf_counter()
+                c1 = time.thread_time()
                 for m in self.modules:
                     values = m(*values)
                 values = tuple(v.contiguous() for v in values)
                 t2 = time.perf_counter()
                 self.wait_s[i] = t1 - t0
                 self.compute_s[i] = t2 - t1
+                # CPU time of this thread: wall time above it is time spent waiting for the CPU (or the GIL)
+                self.compute_cpu_s[i] = time.thread_time() - c1
                 if self.world == 1:
                     self._returned(i, values)
                 else:
@@ -246,6 +268,7 @@ class Stage:
         self.out_q: queue.Queue = queue.Queue(maxsize=cfg.queue_depth)
         self.compute_s = [0.0] * total
         self.wait_s = [0.0] * total
+        self.compute_cpu_s = [0.0] * total
         self.send_s = [0.0] * total
         self.recv_s = [0.0] * total
         self.t_in = [0.0] * total
@@ -287,6 +310,7 @@ class Stage:
             "in_tensors": len(self.in_infos),
             "out_tensors": len(self.out_infos),
             "compute_s": _summary(pick(self.compute_s)),
+            "compute_cpu_s": _summary(pick(self.compute_cpu_s)),
             "wait_s": _summary(pick(self.wait_s)),
             "send_s": _summary(pick(self.send_s)),
             "recv_s": _summary(pick(self.recv_s)),
