@@ -6,7 +6,7 @@ on a free port of 127.0.0.1 only. It logs in as the user running the tests (root
 here), so the "device" is this machine with the project's own Python.
 
 Use it through the ``sshd`` session fixture (import it into a test module with
-``from sshd import sshd  # noqa: F401``), or as a context manager.
+``from tests.sshd import sshd  # noqa: F401``), or as a context manager.
 """
 
 from __future__ import annotations

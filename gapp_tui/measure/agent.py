@@ -16,16 +16,23 @@ Protocol: one JSON object per line on stdout, flushed as it happens
 * ``result``: ``mode``, ``block`` (``-1`` for whole-model rows), ``block_name``,
   ``stats`` (``timer.Stats.to_dict()``), ``extra`` (sensors before/after...).
   Sent the moment each block is timed.
-* ``progress``: ``mode``, ``done``, ``total`` (what the runner shows).
+* ``progress``: the fields of the engine's ``Progress`` (``phase``, ``index``,
+  ``total``, ``name``, ``estimate_ms``, ``sum_ms``, ``skipped``).
+* ``chain``: ``mode``, ``stats`` of a whole in-context run; ``overhead``:
+  ``mode``, ``stats`` of an empty block; ``device_after``: the description at the end.
 * ``alive``: a heartbeat every few seconds, so silence means a dead link.
 * ``log``: ``message`` for a person.
 * ``done``: ``results`` (how many were sent), ``seconds``.
 * ``error``: ``message`` (one line), ``kind`` (the exception's class).
 
+Control: after the ``device`` event the agent reads one JSON line from stdin,
+``{"skip": {mode: [blocks]}}`` (what the store already holds for this device
+key) or ``{"stop": true}``.
+
 Orphans: the agent runs in its own process group and watches its stdin: the
 runner never closes it, so end-of-file means the SSH channel is gone
 (cancelled, connection dropped, the server's session killed) and the agent
-exits at once instead of measuring for nobody.
+removes its private directory and exits at once instead of measuring for nobody.
 
 ``python -u agent.py echo`` copies stdin to stdout in chunks (the link probe
 may use it where ``cat`` is missing).
@@ -63,8 +70,14 @@ def _watch_stdin() -> None:
             pass
     except Exception:
         pass
-    # end of file: the SSH channel closed; exit without unwinding (timing may be in C++)
+    # end of file: the SSH channel closed; exit without unwinding (timing may be in C++).
+    # Nobody is left to remove our private directory, so we do (only one the runner made).
     try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        if os.path.basename(here).startswith("gapp-agent."):
+            import shutil
+
+            shutil.rmtree(here, ignore_errors=True)
         sys.stderr.write("gapp agent: input closed, exiting\n")
         sys.stderr.flush()
     finally:
@@ -133,8 +146,8 @@ def pi_status(root: str = "/", use_vcgencmd: bool = True) -> dict[str, Any] | No
             value = int(raw, 16) if raw.lower().startswith("0x") else int(raw, 16)
         except ValueError:
             value = None
-        out["throttled"] = hex(value) if value is not None else raw
-        out["throttled_source"] = source
+        out["get_throttled"] = hex(value) if value is not None else raw
+        out["get_throttled_source"] = source
         if value is not None:
             out.update(decode_throttled(value))
     return out
@@ -148,8 +161,8 @@ def _sensors() -> dict[str, Any]:
 
     s = dict(device.read_sensors())
     pi = pi_status()
-    if pi and "throttled" in pi:
-        s["throttled"] = pi["throttled"]
+    if pi and "get_throttled" in pi:
+        s["get_throttled"] = pi["get_throttled"]
     return s
 
 

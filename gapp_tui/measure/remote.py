@@ -354,8 +354,12 @@ def _auth_hint(target: Target) -> str:
 
 def _connect_client(target: Target, accept_new: bool, allow_agent: bool, password: str | None) -> tuple[Any, Any]:
     """(client, policy) on success; (None, exception) when authentication failed."""
+    import logging
+
     import paramiko
 
+    # paramiko's transport thread logs its own copy of every failure; we report each once, as one line
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
     sock = _open_socket(target)
     client = paramiko.SSHClient()
     # only the files named here count: the system-wide file (read-only) and the chosen known_hosts
@@ -419,7 +423,13 @@ def _connect_client(target: Target, accept_new: bool, allow_agent: bool, passwor
         ) from None
     except paramiko.SSHException as exc:
         client.close()
-        raise RemoteError(f"SSH to {target.hostname}:{target.port} failed: {exc}") from None
+        text = str(exc)
+        if "banner" in text or "No existing session" in text or "Negotiation" in text:
+            raise RemoteError(
+                f"{target.hostname}:{target.port} accepted the connection but did not complete the SSH handshake"
+                f" within {target.connect_timeout:g} s (is it an SSH server?)"
+            ) from None
+        raise RemoteError(f"SSH to {target.hostname}:{target.port} failed: {text}") from None
     except OSError as exc:
         client.close()
         raise RemoteError(f"SSH to {target.hostname}:{target.port} failed: {exc.strerror or exc}") from None
@@ -542,8 +552,22 @@ class RemoteSession:
             self.sftp.put(os.fspath(local), remote)
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
-            hint = " (remote disk full?)" if "failure" in reason.lower() or exc.errno == errno.ENOSPC else ""
-            raise RemoteError(f"upload of {Path(local).name} to {self.target.label}:{remote} failed: {reason}{hint}") from None
+            raise RemoteError(
+                f"upload of {Path(local).name} to {self.target.label}:{remote} failed: {reason.strip().rstrip('!')}"
+                f"{self._space_hint(os.path.dirname(remote), os.path.getsize(local))}"
+            ) from None
+
+    def _space_hint(self, directory: str, need: int) -> str:
+        """'; the device's disk is full ...' when ``df`` says so (empty when it cannot tell)."""
+        try:
+            res = self.run(["df", "-Pk", directory], timeout=15)
+            free_kb = int(res.stdout.strip().splitlines()[-1].split()[3])
+        except (RemoteError, ValueError, IndexError):
+            return " (is the device's disk full?)"
+        if free_kb * 1024 < need:
+            return (f"; the device's disk is full ({free_kb} KiB free under {directory}, {need // 1024} KiB needed):"
+                    " free space there or give another --remote-tmp")
+        return ""
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         try:
