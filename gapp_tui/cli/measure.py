@@ -159,7 +159,8 @@ def measure(
     if result.interrupted:
         err.print(
             f"[yellow]interrupted[/]: {result.measured} new row(s) kept in {result.db};"
-            " run the same command again to measure the rest"
+            " run the same command again to measure the rest",
+            soft_wrap=True,
         )
         raise typer.Exit(130)
 
@@ -302,6 +303,7 @@ def _print_result(result: Any, files: dict[str, str] | None) -> None:
         f" temperature {_fmt(temp(result.device), 1)} -> {_fmt(temp(result.device_after), 1)} °C,"
         f" frequency {_fmt(freq(result.device), 0)} -> {_fmt(freq(result.device_after), 0)} MHz",
         highlight=False,
+        soft_wrap=True,
     )
     for kind, path in (files or {}).items():
         err.print(f"  {kind}: {path}", highlight=False)
