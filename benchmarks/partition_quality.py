@@ -51,6 +51,8 @@ def main() -> int:
     ap.add_argument("--candidate", default="predicted", choices=("predicted", "flops"))
     ap.add_argument("--predict", default=None, help="devices that use the candidate source (default: all)")
     ap.add_argument("--rate", action="append", default=[], help="NAME=RATE for --candidate flops")
+    ap.add_argument("--calibrate", default=None,
+                    help="for --candidate flops: each device's rate = this model's FLOPs / its measured time (the model is then not evaluated)")
     ap.add_argument("--predictor", default=None, help="predictor file or name")
     ap.add_argument("--mode", default="in-context", choices=("in-context", "standalone"))
     ap.add_argument("--input-size", type=int, default=None)
@@ -69,7 +71,13 @@ def main() -> int:
     links = [Link.parse(bw, args.latency) for bw in args.bandwidth.split(",") if bw.strip()]
     rows, problems = [], []
     with Store(args.db, readonly=True) as store:
-        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        if args.calibrate:
+            chain = BlockChain.from_spec(ModelSpec(args.calibrate, input_size=args.input_size), args.granularity, device="meta")
+            ref = cost_table(chain, {d: "measured" for d in devices}, store=store, device_keys=keys, mode=args.mode)
+            flops = sum(b.flops for b in chain.blocks)
+            rates = {d: flops / ref.total(d) for d in devices}
+            print("calibrated rates (GFLOP/s): " + ", ".join(f"{d} {r / 1e9:.2f}" for d, r in rates.items()), file=sys.stderr)
+        for name in [m.strip() for m in args.models.split(",") if m.strip() and m.strip() != args.calibrate]:
             spec = ModelSpec(name, input_size=args.input_size)
             chain = BlockChain.from_spec(spec, args.granularity, device="meta")
             try:
@@ -112,6 +120,9 @@ def main() -> int:
     if problems:
         md += ["", "Skipped: " + "; ".join(problems)]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.calibrate:
+        md += ["", f"FLOP rates calibrated on {args.calibrate}: "
+               + ", ".join(f"{d} {r / 1e9:.2f} GFLOP/s" for d, r in rates.items()) + "."]
     md += ["", f"Store {args.db}; devices {keys}; load average {load}."]
     text = "\n".join(md)
     print(text)
