@@ -248,3 +248,35 @@ def test_baselines_are_estimated_with_the_same_links():
     for plan in base.values():
         assert plan.estimate["period_s"] >= best.estimate["period_s"] - 1e-15
     assert base["last_only"].boundaries == [0, 0, 4] and base["first_only"].boundaries == [0, 4, 4]
+
+
+# ----------------------------------------------------------------------------- time sources
+
+
+def test_time_sources_per_device_and_their_errors():
+    from gapp_tui.partition.times import parse_assignments, parse_sources
+
+    assert parse_sources(["flops"], ["pi", "server"]) == {"pi": "flops", "server": "flops"}
+    assert parse_sources(["pi=predicted", "server=measured"], ["pi", "server"]) == {"pi": "predicted", "server": "measured"}
+    assert parse_sources(None, ["pi"]) == {"pi": "measured"}
+    with pytest.raises(BadInput, match="did you mean measured"):
+        parse_sources(["mesured"], ["pi"])
+    with pytest.raises(BadInput, match="not in --devices"):
+        parse_sources(["gpu=flops"], ["pi"])
+    with pytest.raises(BadInput, match="not DEVICE=VALUE"):
+        parse_assignments(["2GFLOPs"], "--rate")
+
+
+def test_flops_times_need_a_rate_and_use_it():
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.partition.costs import parse_flops_rate
+    from gapp_tui.partition.times import cost_table
+    from gapp_tui.zoo import ModelSpec
+
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16)), device="meta")
+    with pytest.raises(BadInput, match="--rate pi="):
+        cost_table(chain, {"pi": "flops"})
+    t = cost_table(chain, {"pi": "flops"}, rates={"pi": parse_flops_rate("2GFLOPs")})
+    assert t.times["pi"] == pytest.approx([b.flops / 2e9 for b in chain.blocks]) and t.source_of("pi") == "flops"
+    with pytest.raises(BadInput, match="FLOP rate"):
+        parse_flops_rate("fast")
