@@ -1,0 +1,115 @@
+"""Rebuild the torchvision training corpus: block times of 17 families measured on this CPU.
+
+    .venv/bin/python benchmarks/build_corpus.py [--budget-min 25] [--out gapp_tui/data/corpus_times.csv.gz]
+
+Each model is cut into its natural blocks and every block is timed alone on
+its recorded inputs (the measurement engine's ``standalone`` mode, one
+thread, modest precision) at batch sizes 1 and 4 and input sizes 64 and 128.
+Rows go to a SQLite store as they finish (``--db``, default
+``/tmp/gapp_corpus.sqlite``), so an interrupted run resumes where it stopped;
+the corpus file is exported from that store at the end (block times only:
+features are re-extracted from the model, on meta tensors, when training).
+Models are visited smallest first within each setting so that a budget cut
+loses the most expensive measurements, and the budget is checked between
+models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: one representative per family (two where a family has distinct block types)
+MODELS = [
+    "resnet18", "resnet50", "vgg11", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+    "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "vit_b_32", "swin_t", "googlenet", "inception_v3",
+    "shufflenet_v2_x1_0", "squeezenet1_1", "mnasnet0_5", "alexnet", "resnext50_32x4d",
+]
+#: models that cannot run at a size (inception_v3 needs >= 75 px, swin/vit patch grids)
+SKIP = {("inception_v3", 64)}
+SETTINGS = [(1, 64), (4, 64), (1, 128), (4, 128)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget-min", type=float, default=25.0, help="stop starting new models after this many minutes")
+    ap.add_argument("--db", default="/tmp/gapp_corpus.sqlite")
+    ap.add_argument("--out", default=str(ROOT / "gapp_tui" / "data" / "corpus_times.csv.gz"))
+    ap.add_argument("--models", nargs="*", default=MODELS)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    import torch
+
+    from gapp_tui.measure.device import describe
+    from gapp_tui.measure.engine import MeasureConfig, measure
+    from gapp_tui.measure.timer import Precision
+    from gapp_tui.store import Store
+    from gapp_tui.zoo import ModelSpec, family_of
+
+    torch.set_num_threads(args.threads)
+    precision = Precision(warmup_runs=2, warmup_s=0.02, min_runs=5, max_runs=30, target_ci=0.03, max_time_s=0.4)
+    cfg = MeasureConfig(modes=("standalone",), threads=args.threads, precision=precision, full=False)
+    t0 = time.time()
+    done: list[str] = []
+    with Store(args.db) as store:
+        for batch, size in SETTINGS:
+            for name in args.models:
+                if (name, size) in SKIP:
+                    continue
+                if (time.time() - t0) / 60 > args.budget_min:
+                    print(f"budget of {args.budget_min} min spent; stopping before {name} b{batch} s{size}", flush=True)
+                    break
+                spec = ModelSpec(name, batch_size=batch, input_size=size)
+                t = time.time()
+                try:
+                    res = measure(spec, cfg, store=store)
+                except Exception as exc:  # a model that cannot run at this size: skip it, say so
+                    print(f"skip {spec.label()}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}", flush=True)
+                    continue
+                n = sum(len(v) for v in res.rows.values())
+                print(f"{spec.label():32s} {n:3d} blocks  {time.time() - t:6.1f} s  (total {(time.time() - t0) / 60:.1f} min)",
+                      flush=True)
+                done.append(spec.label())
+        rows = [r for r in store.rows(mode="standalone")]
+    desc = describe("cpu")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fields = ["model", "family", "batch_size", "input_size", "block", "block_name", "median_ms", "iqr_ms",
+              "min_ms", "runs", "threads", "chain_sig"]
+    with gzip.open(out, "wt", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: (r["model"], r["batch_size"], r["input_shape"], r["block"])):
+            w.writerow({
+                "model": r["model"], "family": family_of(r["model"]), "batch_size": r["batch_size"],
+                "input_size": int(str(r["input_shape"]).split("x")[-1]), "block": r["block"],
+                "block_name": r["block_name"], "median_ms": f"{r['median_ms']:.6g}", "iqr_ms": f"{r['iqr_ms']:.4g}",
+                "min_ms": f"{r['min_ms']:.6g}", "runs": r["runs"], "threads": r["threads"], "chain_sig": r["chain_sig"],
+            })
+    meta = {
+        "what": "standalone block times of torchvision models (random init, eval, float32) on this CPU",
+        "machine": {k: desc.get(k) for k in ("cpu_model", "cores", "cpu_count", "memory_bytes", "os", "python", "torch")},
+        "threads": args.threads,
+        "precision": precision.to_dict(),
+        "settings": [{"batch_size": b, "input_size": s} for b, s in SETTINGS],
+        "models": sorted({r["model"] for r in rows}),
+        "rows": len(rows),
+        "note": "measured while other engineers shared the 2 cores (one thread used to limit interference)",
+        "command": "benchmarks/build_corpus.py " + " ".join(sys.argv[1:]),
+        "minutes": round((time.time() - t0) / 60, 1),
+    }
+    out.with_name("corpus_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"{len(rows)} rows -> {out}")
+
+
+if __name__ == "__main__":
+    main()

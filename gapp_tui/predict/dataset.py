@@ -1,0 +1,259 @@
+"""Training data: BlockGraphs joined with measured block times, and the splits.
+
+A :class:`BlockDataset` holds ``graphs`` (BlockGraphs), ``items`` (one item
+per measured block: ``[(graph id, 1)]``), ``y`` (milliseconds), and per item
+its ``model``, ``family``, ``batch_size``, ``input_size`` and ``block_name``.
+
+Sources of rows:
+
+* :func:`load_corpus` -- the corpus kept in the repository
+  (``gapp_tui/data/corpus_times.csv.gz``: torchvision blocks measured on the
+  development machine's CPU, see ``corpus_meta.json``);
+* :func:`rows_from_store` -- a measurement store, for one device and one
+  setting family (threads, dtype, mode).
+
+Features are extracted from the models themselves on meta tensors (the
+same extractor that serves predictions), and the block partition is checked
+against each row's ``chain_sig`` so that times never attach to another
+cutting of the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadInput
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+CORPUS_PATH = DATA_DIR / "corpus_times.csv.gz"
+
+
+@dataclasses.dataclass
+class BlockDataset:
+    graphs: list[Any]
+    items: list[list[tuple[int, int]]]
+    y: np.ndarray
+    model: list[str]
+    family: list[str]
+    batch_size: list[int]
+    input_size: list[int]
+    block_name: list[str]
+    description: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def families(self) -> list[str]:
+        return sorted(set(self.family))
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.description, "blocks": len(self), "models": sorted(set(self.model)),
+                "families": self.families(), "batch_sizes": sorted(set(self.batch_size)),
+                "input_sizes": sorted(set(self.input_size)),
+                "ms_range": [float(self.y.min()), float(self.y.max())] if len(self) else None}
+
+
+def load_corpus(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """Rows of the corpus file (gzip CSV): model, family, batch_size, input_size, block, block_name, median_ms, ..."""
+    p = Path(path) if path else CORPUS_PATH
+    if not p.is_file():
+        raise BadInput(f"corpus file {str(p)!r} not found; rebuild it with benchmarks/build_corpus.py or give --corpus PATH")
+    opener = gzip.open if p.suffix == ".gz" else open
+    try:
+        with opener(p, "rt", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"corpus file {str(p)!r} is not a readable CSV ({exc}); rebuild it with benchmarks/build_corpus.py") from None
+    for r in rows:
+        r["batch_size"] = int(r["batch_size"])
+        r["input_size"] = int(r["input_size"])
+        r["block"] = int(r["block"])
+        r["median_ms"] = float(r["median_ms"])
+    return rows
+
+
+def rows_from_store(store: Any, device: str | None = None, mode: str = "standalone",
+                    threads: int | None = None) -> list[dict[str, Any]]:
+    """Block rows of one device (and optionally one thread count) from a store, in the corpus's shape."""
+    from ..zoo import family_of
+
+    devices = [d["key"] for d in store.devices()]
+    if device is None:
+        if len(devices) != 1:
+            raise BadInput(f"the store holds {len(devices)} devices; name one with --device (devices: {', '.join(devices) or 'none'})")
+        device = devices[0]
+    if device not in devices:
+        from ..errors import closest
+
+        raise BadInput(f"device {device!r} has no rows in the store{closest(device, devices)} (devices: {', '.join(devices) or 'none'})")
+    out = []
+    for r in store.rows(device=device, mode=mode):
+        if threads is not None and r["threads"] != threads:
+            continue
+        if r["block"] < 0 or not r["median_ms"] or r["granularity"] != "natural":
+            continue
+        shape = [int(v) for v in str(r["input_shape"]).split("x")]
+        out.append({"model": r["model"], "family": family_of(r["model"]), "batch_size": shape[0],
+                    "input_size": shape[-1], "input_shape": tuple(shape), "num_classes": r["num_classes"],
+                    "block": r["block"], "block_name": r["block_name"], "median_ms": float(r["median_ms"]),
+                    "chain_sig": r["chain_sig"], "threads": r["threads"]})
+    if not out:
+        raise BadInput(f"device {device!r} has no {mode} block rows at natural granularity"
+                       f"{'' if threads is None else f' with {threads} threads'}; measure some with `gapp measure`")
+    return out
+
+
+def model_graphs(model: str, batch_size: int, input_size: int | None = None, input_shape: tuple[int, ...] | None = None,
+                 num_classes: int = 1000) -> tuple[list[Any], str]:
+    """(BlockGraphs at natural granularity, chain signature) of one model and input, on meta tensors."""
+    from ..blocks import BlockChain
+    from ..features import extract
+    from ..measure.engine import chain_signature
+    from ..zoo import ModelSpec, is_import_path
+
+    if input_shape is not None and is_import_path(model):
+        spec = ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_shape=input_shape)
+    else:
+        spec = ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size)
+    chain = BlockChain.from_spec(spec, "natural", device="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graphs = extract(chain, warn=False)
+    return graphs, chain_signature(chain)
+
+
+def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None = None,
+             progress: Callable[[str], None] | None = None, cache: str | Path | None = None) -> BlockDataset:
+    """Join rows with the BlockGraphs of their models (one extraction per model and input)."""
+    if not rows:
+        raise BadInput("no measured blocks to train on; measure some with `gapp measure` or use the corpus")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["model"], r["batch_size"], r["input_size"], tuple(r.get("input_shape") or ()), int(r.get("num_classes") or 1000))
+        groups.setdefault(key, []).append(r)
+    cached = _load_cache(cache)
+    graphs: list[Any] = []
+    ds = BlockDataset([], [], np.zeros(0), [], [], [], [], [], dict(description or {}))
+    ys: list[float] = []
+    skipped: list[str] = []
+    for n, (key, rs) in enumerate(sorted(groups.items())):
+        model, b, s, shape, classes = key
+        if progress:
+            progress(f"features {n + 1}/{len(groups)}: {model} b{b} s{s}")
+        ckey = f"{model}|{b}|{s}|{shape}|{classes}"
+        if ckey in cached:
+            gs, sig = cached[ckey]
+        else:
+            try:
+                gs, sig = model_graphs(model, b, s, shape or None, classes)
+            except Exception as exc:  # a model this torchvision cannot build any more: skip, say so
+                skipped.append(f"{model} ({type(exc).__name__})")
+                continue
+            cached[ckey] = (gs, sig)
+        for r in rs:
+            if r.get("chain_sig") and r["chain_sig"] != sig:
+                skipped.append(f"{model} b{b} s{s} (block partition changed)")
+                break
+            i = r["block"]
+            if i >= len(gs) or gs[i].block_name != r["block_name"]:
+                skipped.append(f"{model} b{b} s{s} block {i}")
+                continue
+            ds.items.append([(len(graphs), 1)])
+            graphs.append(gs[i])
+            ys.append(r["median_ms"])
+            ds.model.append(model)
+            ds.family.append(r["family"])
+            ds.batch_size.append(b)
+            ds.input_size.append(s)
+            ds.block_name.append(r["block_name"])
+    _save_cache(cache, cached)
+    if skipped:
+        warnings.warn(f"rows skipped: {', '.join(sorted(set(skipped)))}", stacklevel=2)
+    ds.graphs = graphs
+    ds.y = np.array(ys, dtype=float)
+    if not len(ds):
+        raise BadInput("none of the measured blocks could be matched with their model's features")
+    return ds
+
+
+def corpus_dataset(path: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                   cache: str | Path | None = "default") -> BlockDataset:
+    """The corpus file joined with features (extracted once, cached under the user cache directory)."""
+    import json
+
+    p = Path(path) if path else CORPUS_PATH
+    meta_path = p.with_name("corpus_meta.json")
+    desc = {"source": str(p)}
+    if meta_path.is_file():
+        desc["machine"] = json.loads(meta_path.read_text()).get("machine")
+    if cache == "default":
+        import platformdirs
+
+        cache = Path(platformdirs.user_cache_dir("gapp")) / "corpus_features.pt"
+    return assemble(load_corpus(p), desc, progress, cache)
+
+
+def _load_cache(path: str | Path | None) -> dict[str, tuple[list[Any], str]]:
+    if not path or not Path(path).is_file():
+        return {}
+    import torch
+
+    from ..features import FEATURE_SCHEMA_VERSION, BlockGraph
+
+    try:
+        doc = torch.load(Path(path), weights_only=True)
+        if doc.get("schema_version") != FEATURE_SCHEMA_VERSION:
+            return {}
+        return {k: ([BlockGraph.from_dict(d) for d in v["graphs"]], v["sig"]) for k, v in doc["models"].items()}
+    except Exception:  # a stale or broken cache is rebuilt, never fatal
+        return {}
+
+
+def _save_cache(path: str | Path | None, cached: dict[str, tuple[list[Any], str]]) -> None:
+    if not path:
+        return
+    import torch
+
+    from ..features import FEATURE_SCHEMA_VERSION
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"schema_version": FEATURE_SCHEMA_VERSION,
+                    "models": {k: {"graphs": [g.to_dict() for g in gs], "sig": sig} for k, (gs, sig) in cached.items()}},
+                   Path(path))
+    except OSError:
+        pass
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def random_split(n: int, val: float = 0.1, test: float = 0.2, seed: int = 0) -> tuple[list[int], list[int], list[int]]:
+    """(train, validation, test) indices of a seeded random permutation."""
+    p = np.random.RandomState(seed).permutation(n)
+    n_te, n_va = int(round(test * n)), int(round(val * n))
+    return sorted(p[n_te + n_va:].tolist()), sorted(p[n_te:n_te + n_va].tolist()), sorted(p[:n_te].tolist())
+
+
+def leave_one_family_out(ds: BlockDataset, families: Sequence[str] | None = None, val: float = 0.1,
+                         seed: int = 0) -> Iterator[tuple[str, tuple[list[int], list[int], list[int]]]]:
+    """For each family: (train = other families less a validation share, validation, test = the family)."""
+    fams = list(families) if families else ds.families()
+    for fam in fams:
+        if fam not in set(ds.family):
+            from ..errors import closest
+
+            raise BadInput(f"family {fam!r} has no rows{closest(fam, ds.families())} (families: {', '.join(ds.families())})")
+        test = [i for i, f in enumerate(ds.family) if f == fam]
+        rest = np.array([i for i, f in enumerate(ds.family) if f != fam])
+        perm = np.random.RandomState(seed).permutation(len(rest))
+        n_va = max(1, int(round(val * len(rest))))
+        yield fam, (sorted(rest[perm[n_va:]].tolist()), sorted(rest[perm[:n_va]].tolist()), test)
