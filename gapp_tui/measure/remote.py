@@ -736,7 +736,10 @@ class Stream:
                         if buf:
                             yield kind, bytes(buf).decode(errors="replace")
                             buf.clear()
-                    self.exit_status = self.chan.recv_exit_status()
+                    status = self.chan.recv_exit_status()
+                    if status == -1 and self._connection_dropped():
+                        raise ConnectionLost(f"lost the connection to {self.session.target.label} while the agent ran")
+                    self.exit_status = status  # -1 with a live connection: killed by a signal on the device
                     return
                 if not self.session.alive or self.chan.closed:
                     raise ConnectionLost(f"lost the connection to {self.session.target.label} while the agent ran")
@@ -755,6 +758,15 @@ class Stream:
         finally:
             if self.exit_status is None and not self._killed:
                 self.stop()
+
+    def _connection_dropped(self, grace: float = 1.0) -> bool:
+        """True when the transport died (paramiko closes the channels first, then marks it inactive)."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not self.session.alive:
+                return True
+            time.sleep(0.02)
+        return not self.session.alive
 
     def stop(self) -> None:
         """Kill the remote process group (when its pid is known) and close the channel.
