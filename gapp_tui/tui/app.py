@@ -9,6 +9,7 @@ shows them in the app — an error never ends the app.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..errors import BadInput
 from .commands import GappCommands
-from .messages import Traced
+from .messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted, PipelineDone, Traced
 from .sections.help import HelpScreen
 from .sections.measure import MeasureSection
 from .sections.models import ModelsSection
@@ -82,7 +83,11 @@ class GappApp(App[None]):
         self.sections: dict[str, Screen] = {}
         self._store: Any = None
         self._predict: Any = None
+        self._predictions: dict[tuple[int, str | None], list[float]] = {}
+        self._predicted_models: dict[str, tuple[Any, list[float]]] = {}
         self.last_plan_path: Path | None = None
+        self._measure_cancel: threading.Event | None = None
+        self._pending_measure: tuple[Any, Any, Any] | None = None
 
     # ------------------------------------------------------------------ sections
 
@@ -102,6 +107,7 @@ class GappApp(App[None]):
         """Hand a worker's message to a section (if it has been opened)."""
         target = self.sections.get(section)
         if target is not None:
+            message.bubble = False  # handled by the section; it must not come back up to the app
             target.post_message(message)
 
     # ------------------------------------------------------------------ tracing
@@ -129,6 +135,81 @@ class GappApp(App[None]):
         self.forward("models", Traced(message.chain, message.seconds))
         self.notify(f"{spec.label()}: {len(message.chain)} blocks", title="Traced", timeout=3)
 
+    # ------------------------------------------------------------------ measuring
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="measure", description="measurement")
+    def measure(self, chain: Any, config: Any, ssh: dict[str, Any] | None = None,
+                accept_new_host_key: bool = False) -> None:
+        """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
+        from ..measure.engine import measure as measure_local
+
+        cancel = threading.Event()
+        self._measure_cancel = cancel
+        store = self._store_or_none()
+
+        def progress(p: Any) -> None:
+            self.forward("measure", MeasureProgress(p))
+
+        if ssh is None:
+            self.forward("measure", MeasureStarted(len(chain), f"this machine ({config.device})"))
+            result = measure_local(chain, config, store=store, progress=progress, cancel=cancel, command="gapp (TUI)")
+        else:
+            from ..measure.remote import UnknownHostKey, connect
+            from ..measure.remote_engine import measure_remote
+
+            self.forward("measure", MeasureLog(f"connecting to {ssh['label']} …"))
+            try:
+                session = connect(ssh["host"], port=ssh["port"], user=ssh["user"], identity=ssh["identity"],
+                                  known_hosts=ssh["known_hosts"], accept_new_host_key=accept_new_host_key)
+            except UnknownHostKey as exc:
+                self._pending_measure = (chain, config, ssh)
+                self.post_message(HostKeyQuestion(exc.host_label, ssh["port"] or 22, exc.key_type, exc.fingerprint))
+                return
+            with session:
+                if session.recorded_host_key:
+                    self.forward("measure", MeasureLog(f"recorded host key {session.recorded_host_key}"))
+                self.forward("measure", MeasureStarted(len(chain), ssh["label"]))
+                result = measure_remote(session, chain, config, store=store, remote_python=ssh["remote_python"],
+                                        progress=progress, cancel=cancel, command="gapp (TUI)",
+                                        log=lambda line: self.forward("measure", MeasureLog(line)))
+        self.post_message(MeasureDone(result, cancelled=result.interrupted is not None))
+
+    def cancel_measure(self) -> None:
+        if self._measure_cancel is not None:
+            self._measure_cancel.set()
+
+    def on_host_key_question(self, message: HostKeyQuestion) -> None:
+        from .widgets.measure.hostkey import HostKeyScreen
+
+        section = self.sections.get("measure")
+        if section is not None:
+            section.set_running(False)  # type: ignore[attr-defined]
+
+        def answered(accept: bool | None) -> None:
+            pending, self._pending_measure = self._pending_measure, None
+            if accept and pending is not None:
+                chain, config, ssh = pending
+                if section is not None:
+                    section.log_line(f"accepted {message.key_type} {message.fingerprint}")  # type: ignore[attr-defined]
+                    section.set_running(True)  # type: ignore[attr-defined]
+                self.measure(chain, config, ssh, True)
+            else:
+                self.notify(f"{message.host}: host key refused; nothing was measured", title="SSH", severity="warning")
+
+        known = self.ui_state.known_hosts or "~/.ssh/known_hosts"
+        self.push_screen(HostKeyScreen(message.host, message.key_type, message.fingerprint, known), answered)
+
+    def on_measure_done(self, message: MeasureDone) -> None:
+        self.workspace.measurement = message.result
+        if message.result is not None:
+            self.workspace.device = message.result.device.get("key")
+        self.forward("measure", MeasureDone(message.result, message.cancelled))
+        results = self.sections.get("results")
+        if results is not None and self.screen is results:
+            results.sync()  # type: ignore[attr-defined]
+        n = 0 if message.result is None else message.result.measured
+        self.notify(f"{n} rows measured" + (" (cancelled)" if message.cancelled else ""), title="Measure", timeout=3)
+
     # ------------------------------------------------------------------ shared resources
 
     def store(self) -> Any:
@@ -143,9 +224,82 @@ class GappApp(App[None]):
                 return None
         return self._store
 
+    def _store_or_none(self) -> Any:
+        """The store from a worker thread (errors surface in the worker, not as a notification here)."""
+        if self._store is None:
+            from ..store import Store
+
+            self._store = Store()
+        return self._store
+
     def predict_fn(self) -> Any:
         """A callable chain -> per-block seconds from the chosen predictor, or None."""
         return self._predict
+
+    # ------------------------------------------------------------------ predictors
+
+    def predictors(self) -> list[tuple[str, Path]]:
+        """Saved predictors the user can choose: ``$GAPP_PREDICTORS`` and ``<user data dir>/gapp/predictors``."""
+        try:
+            from ..predict import available_predictors
+        except ImportError:  # the predictor area offers no loader (yet)
+            return []
+        return [(p.stem, p) for p in available_predictors()]
+
+    def choose_predictor(self, path: str | None) -> None:
+        """Use the predictor saved at ``path`` (None: none); errors are shown, the previous choice kept."""
+        if not path:
+            self._predict, self.workspace.predictor = None, None
+        else:
+            try:
+                from ..predict import load_predictor
+
+                predictor = load_predictor(path)
+            except (BadInput, ImportError, OSError, RuntimeError, ValueError) as exc:
+                self.notify(error_text(exc), title="Predictor", severity="error")
+                return
+            self._predict = lambda chain: predictor.predict_chain(chain)
+            self.workspace.predictor = path
+        self._predictions.clear()
+        for name in ("results", "partition"):
+            section = self.sections.get(name)
+            if section is not None and section is self.screen:
+                section.sync()  # type: ignore[attr-defined]
+
+    def predicted_times(self) -> list[float] | None:
+        """The chosen predictor's per-block seconds for the current chain (cached), or None."""
+        ws = self.workspace
+        if self._predict is None or not ws.ready:
+            return None
+        key = (id(ws.chain), ws.predictor)
+        if key not in self._predictions:
+            try:
+                self._predictions[key] = [float(t) for t in self._predict(ws.chain)]
+            except (BadInput, RuntimeError, ValueError) as exc:
+                self.notify(error_text(exc), title="Predictor", severity="error")
+                return None
+            self._predicted_models[ws.chain.spec.name] = (ws.chain, self._predictions[key])
+        return self._predictions[key]
+
+    def other_points(self, exclude: str) -> list[Any]:
+        """Scatter points of the other models predicted in this session (measured on the same device)."""
+        from .devices import measured_column
+        from .widgets.results.plots import Point
+
+        store = self._store
+        if store is None or self.workspace.device is None:
+            return []
+        points = []
+        for name, (chain, predicted) in self._predicted_models.items():
+            if name == exclude:
+                continue
+            found = measured_column(store, chain, self.workspace.device)
+            if found is None:
+                continue
+            for t, p, block in zip(found[0], predicted, chain.blocks):
+                if t == t:  # not NaN
+                    points.append(Point(t * 1e3, p * 1e3, chain.spec.family, block.name))
+        return points
 
     def plan_path(self, plan: Any) -> Path:
         """Where a saved plan goes: ``$GAPP_PLANS`` or ``<user data dir>/gapp/plans``."""

@@ -38,6 +38,7 @@ class UiState:
     host: str = ""  # user@host, empty: this machine
     port: int = 22
     identity: str = ""
+    known_hosts: str = ""  # empty: ~/.ssh/known_hosts
     bandwidth: str = "100Mbit/s"
     latency: str = "2ms"
     devices: str = "pi=2GFLOP/s, server=measured"

@@ -21,7 +21,7 @@ class ModelsSection(Section):
     def compose(self) -> ComposeResult:
         yield Header()
         yield ModelForm(id="model-form")
-        yield Static("Type a model name (Tab or → completes) and press Enter to trace it.", id="model-status",
+        yield Static("Type a model name (→ completes, Ctrl+P searches all models) and press Enter to trace it. Tab leaves a field; 1–4 switch sections; ? helps.", id="model-status",
                      classes="status-line")
         table = DataTable(id="blocks", zebra_stripes=True, cursor_type="row")
         table.add_column("#", key="index")

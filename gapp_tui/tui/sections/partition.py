@@ -26,6 +26,7 @@ from .base import Section
 
 class PartitionSection(Section):
     SECTION = "partition"
+    AUTO_FOCUS = "#strip"
     BINDINGS = [
         Binding("o", "optimal", "Optimal", id="partition.optimal", tooltip="Jump to the solver's optimal plan"),
         Binding("a", "add_cut", "+Cut", id="partition.add_cut",

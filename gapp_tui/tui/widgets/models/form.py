@@ -13,6 +13,7 @@ GRANULARITY_CHOICES = [
     ("natural blocks", "natural"),
     ("stages", "stage"),
     ("single ops", "op"),
+    ("2 groups", "2"),
     ("4 groups", "4"),
     ("8 groups", "8"),
     ("16 groups", "16"),
