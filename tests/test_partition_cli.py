@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from gapp_tui.cli import app
 from gapp_tui.partition import Plan
 from gapp_tui.store import Store
+from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1, for the link probe)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["tests.custom_models:two_branch", "--input-shape", "1,3,16,16"]
@@ -138,3 +139,39 @@ def test_stdout_is_one_json_document_and_the_table_is_readable():
     human = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert human.returncode == 0, human.stderr
     assert "bottleneck:" in human.stdout and "neurosurgeon" in human.stdout and "optimum" in human.stdout
+
+
+# ----------------------------------------------------------------------------- links from a real probe
+
+
+@pytest.mark.ssh
+def test_links_from_a_real_link_probe(sshd, tmp_path):  # noqa: F811 (sshd is the fixture of tests.sshd)
+    db = tmp_path / "probe.sqlite"
+    known = sshd.trust(tmp_path / "known_hosts")
+    env = dict(os.environ, OMP_NUM_THREADS="1", GAPP_DB=str(db))
+    probe = subprocess.run(
+        [sys.executable, "-m", "gapp_tui", "link", "probe", "--host", f"{sshd.target}:{sshd.port}", "--identity",
+         str(sshd.client_key), "--known-hosts", str(known), "--remote-python", sys.executable,
+         "--max-bytes", str(1 << 20), "--repeats", "2", "--pings", "5", "--json"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    measured = json.loads(probe.stdout)
+    r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--link-from-probe", "--return-output",
+             "--db", str(db), "--json")
+    assert r.exit_code == 0, r.stderr
+    links = json.loads(r.stdout)["plan"]["links"]
+    assert [lk["source"] for lk in links] == ["probe", "probe"]
+    assert links[0]["bandwidth_Bps"] == pytest.approx(measured["bandwidth_Bps"]["from_device"])
+    assert links[1]["bandwidth_Bps"] == pytest.approx(measured["bandwidth_Bps"]["to_device"])
+    assert links[0]["latency_s"] == pytest.approx(measured["latency_s"])
+    both = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--link-from-probe", "--bandwidth", "1Gbps",
+                "--db", str(db))
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_link_from_probe_without_a_probe_is_one_line(tmp_path):
+    db = tmp_path / "empty.sqlite"
+    Store(db).close()
+    r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--link-from-probe", "--db", str(db))
+    assert r.exit_code == 2 and "no from_device link probe" in r.stderr and r.stderr.strip().count("\n") == 0

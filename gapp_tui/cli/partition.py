@@ -56,7 +56,8 @@ def partition(
     ),
     latency: str = typer.Option("0", "--latency", help="Link latency per transfer, e.g. 2ms, 500us (one, or one per link)."),
     per_tensor: str = typer.Option("0", "--per-tensor", help="Extra time per tensor of a cut, e.g. 50us (one, or one per link)."),
-    link_from_probe: bool = typer.Option(False, "--link-from-probe", help="Take bandwidth and latency from the stored link probe (`gapp link probe`)."),
+    link_from_probe: bool = typer.Option(False, "--link-from-probe", help="Take bandwidth and latency from the newest stored link probe (`gapp link probe`)."),
+    probe_host: Optional[str] = typer.Option(None, "--probe-host", help="With --link-from-probe: the probe of this host (default: the newest of any)."),
     objective: str = typer.Option("throughput", "--objective", help="throughput (bottleneck, latency as tie-break) or latency."),
     communication: str = typer.Option("overlapped", "--communication", help="overlapped (receive/compute/send concurrently) or serial."),
     return_output: bool = typer.Option(False, "--return-output", help="The output travels back to the first device."),
@@ -104,7 +105,7 @@ def partition(
         from ..store import Store
 
         store = Store(db, readonly=True)
-    links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output)
+    links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output, probe_host)
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
@@ -172,7 +173,7 @@ def _bytes(text: str) -> float:
 
 
 def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: str, from_probe: bool,
-           store: Any, return_output: bool) -> list[Any]:
+           store: Any, return_output: bool, probe_host: str | None = None) -> list[Any]:
     """One Link per hop (and the return), from the options or from the stored link probe."""
     from ..errors import BadInput
     from ..partition import Link, chain_links
@@ -181,8 +182,7 @@ def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: st
     if from_probe:
         if bandwidth is not None:
             raise BadInput("give either --bandwidth or --link-from-probe, not both")
-        probe = _probe_link(store)
-        return chain_links(names, probe, return_output)
+        return _probe_links(names, store, probe_host, return_output)
     if bandwidth is None:
         if len(names) == 1:
             return []
@@ -201,22 +201,37 @@ def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: st
     return chain_links(names, given if len(given) > 1 else given[0], return_output)
 
 
-def _probe_link(store: Any) -> Any:
-    """The most recent stored link probe as a Link."""
-    from ..errors import BadInput
-    from ..partition import Link
+def _probe_links(names: list[str], store: Any, host: str | None, return_output: bool) -> list[Any]:
+    """The chain's links from the newest stored link probe (``gapp link probe``).
 
-    getter = getattr(store, "latest_link", None) or getattr(store, "links", None)
+    Activations travel device -> server: every forward link takes the probe's
+    ``from_device`` direction, the output's return trip its ``to_device`` one.
+    """
+    from ..errors import BadInput
+    from ..partition import Link, chain_links
+
+    getter = getattr(store, "latest_link", None)
     if getter is None:
-        raise BadInput(
-            "this store has no link probes (`gapp link probe` is not available in this build); give --bandwidth and --latency"
-        )
-    found = getter()
-    if isinstance(found, list):
-        found = found[0] if found else None
-    if not found:
-        raise BadInput(f"no link probe stored in {str(store.path)!r}; run `gapp link probe --host ...` or give --bandwidth")
-    return Link(found["bandwidth_Bps"], found.get("latency_s", 0.0), found.get("per_tensor_s", 0.0), source="probe")
+        raise BadInput("this store has no link probes; run `gapp link probe --host ...` or give --bandwidth and --latency")
+
+    def one(direction: str) -> Any:
+        found = getter(host, direction)
+        if not found:
+            raise BadInput(
+                f"no {direction} link probe{f' of host {host!r}' if host else ''} stored in {str(store.path)!r};"
+                " run `gapp link probe --host ...` first, or give --bandwidth and --latency"
+            )
+        lk = Link(found["bandwidth_Bps"], found.get("latency_s") or 0.0, found.get("per_tensor_s") or 0.0,
+                  source="probe")
+        err.print(f"link from the probe of {found.get('host', '?')} ({direction}, {found.get('measured_at', '?')}): "
+                  f"{lk.describe()}", highlight=False)
+        return lk
+
+    forward = one("from_device")
+    links = [forward] * max(len(names) - 1, 0)
+    if return_output and len(names) > 1:
+        links.append(one("to_device"))
+    return chain_links(names, links, return_output) if links else []
 
 
 def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any]) -> None:
