@@ -175,3 +175,30 @@ def test_link_from_probe_without_a_probe_is_one_line(tmp_path):
     Store(db).close()
     r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--link-from-probe", "--db", str(db))
     assert r.exit_code == 2 and "no from_device link probe" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+# ----------------------------------------------------------------------------- predicted times
+
+
+def test_predicted_times_come_from_a_predictor_file(tmp_path):
+    """The plumbing: a predictor file's block times (ms) become the device's column (s)."""
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.features import NODE_COLUMNS, TOTAL_COLUMNS, extract
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.predictor import Predictor
+    from gapp_tui.zoo import ModelSpec
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    path = Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="pi").save(tmp_path / "p.pt")
+    r = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "pi=predicted", "--times", "server=flops",
+             "--rate", "server=20GFLOPs", "--predictor", f"pi={path}", "--bandwidth", "100Mbit/s", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16)), device="meta")
+    want_ms = Predictor.load(path).block_times(extract(chain, warn=False))
+    assert doc["times"]["pi"]["source"] == "predicted"
+    assert doc["times"]["pi"]["total_s"] == pytest.approx(float(want_ms.sum()) / 1e3)
+    bad = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "predicted", "--predictor",
+               str(tmp_path / "missing.pt"), "--bandwidth", "100Mbit/s")
+    assert bad.exit_code == 2 and "not found" in bad.stderr

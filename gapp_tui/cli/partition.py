@@ -50,7 +50,11 @@ def partition(
         None, "--rate", help="DEVICE=RATE for --times flops, e.g. pi=2GFLOPs server=50GFLOPs (repeatable)."
     ),
     mode: str = typer.Option("in-context", "--mode", help="Stored block times to use: in-context or standalone."),
-    predictor: Optional[str] = typer.Option(None, "--predictor", help="Predictor file or name for --times predicted."),
+    predictor: Optional[list[str]] = typer.Option(
+        None, "--predictor",
+        help="Predictor file (`gapp train`) for --times predicted: PATH for every predicted device, or DEVICE=PATH "
+        "(repeatable). Default: the predictor GAPP ships.",
+    ),
     bandwidth: Optional[str] = typer.Option(
         None, "--bandwidth", help="Link bandwidth, e.g. 100Mbit/s, 12.5MB/s, 1Gbps; one for every link or one per link, comma-separated."
     ),
@@ -109,7 +113,9 @@ def partition(
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
-    table = cost_table(chain, sources, store=store, device_keys=keys, rates=rates, mode=mode, predictor=predictor)
+    shared, per_device = _predictors(predictor, names)
+    table = cost_table(chain, sources, store=store, device_keys=keys, rates=rates, mode=mode, predictor=shared,
+                       predictors=per_device)
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
     est = estimate(table, plan, items=items, memory=limits or None)
@@ -148,6 +154,19 @@ def _ratio(b: dict[str, Any] | None, best: dict[str, Any] | None) -> float | Non
     if not b or not best or not b.get("period_s"):
         return None
     return best["period_s"] / b["period_s"]
+
+
+def _predictors(values: list[str] | None, names: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--predictor PATH`` (every device) and ``--predictor DEVICE=PATH``."""
+    shared: str | None = None
+    per_device: dict[str, str] = {}
+    for v in values or []:
+        dev, sep, path = v.partition("=")
+        if sep and dev in names:
+            per_device[dev] = path
+        else:
+            shared = v
+    return shared, per_device
 
 
 def _rate(text: str) -> float:

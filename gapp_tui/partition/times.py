@@ -110,15 +110,24 @@ def measured_times(
 
 
 def predicted_times(chain: Any, device: str, predictor: str | None = None) -> list[float]:
-    """Seconds per block from the predictor for ``device``'s profile."""
+    """Seconds per block predicted from the chain's BlockGraphs alone (no measurement of this model).
+
+    ``predictor`` is a predictor file (``gapp train``); default: the one the
+    predictor area ships (``gapp_tui.predict.predictor.default_predictor_path()``).
+    The file holds one device profile; ``device`` only names the column.
+    """
     try:
-        from ..predict import predict_chain  # type: ignore[attr-defined]
-    except ImportError:
+        from ..predict.predictor import Predictor, default_predictor_path
+    except ImportError as exc:
         raise BadInput(
-            "predicted times need the predictor's predict_chain (gapp_tui.predict), which this build does not have yet;"
+            f"predicted times need the predictor (gapp_tui.predict), which cannot be imported here ({exc});"
             " use --times measured or --times flops"
         ) from None
-    return [float(t) for t in predict_chain(chain, device, predictor)]
+    from ..features import extract
+
+    loaded = predictor if isinstance(predictor, Predictor) else Predictor.load(predictor or default_predictor_path())
+    ms = loaded.block_times(extract(chain, warn=False))
+    return [float(t) / 1e3 for t in ms]
 
 
 def cost_table(
@@ -129,14 +138,15 @@ def cost_table(
     device_keys: Mapping[str, str] | None = None,
     rates: Mapping[str, float] | None = None,
     mode: str = "in-context",
-    predictor: str | None = None,
+    predictor: Any = None,
+    predictors: Mapping[str, Any] | None = None,
 ) -> CostTable:
     """A CostTable for ``chain`` with one column per device, each from its source.
 
     ``device_keys[device]`` is the stored device key of a ``measured`` device
     (default: the device's own name); ``rates[device]`` the FLOP rate of a
-    ``flops`` device; ``predictor`` names the model file or profile for
-    ``predicted`` devices.
+    ``flops`` device; ``predictors[device]`` (or ``predictor`` for all) the
+    predictor file of a ``predicted`` device.
     """
     times: dict[str, list[float]] = {}
     for device, source in sources.items():
@@ -145,7 +155,7 @@ def cost_table(
                 raise BadInput("measured times need a store; give --db PATH or measure first")
             times[device] = measured_times(store, chain, (device_keys or {}).get(device, device), mode=mode)
         elif source == "predicted":
-            times[device] = predicted_times(chain, (device_keys or {}).get(device, device), predictor)
+            times[device] = predicted_times(chain, device, (predictors or {}).get(device, predictor))
         elif source == "flops":
             if not rates or device not in rates:
                 raise BadInput(f"flops times need a rate for device {device!r}; give --rate {device}=2GFLOPs")
