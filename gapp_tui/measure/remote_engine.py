@@ -18,7 +18,9 @@ A dropped connection raises :class:`~gapp_tui.measure.remote.ConnectionLost`
 after the run record is closed as ``interrupted``; every row that arrived is
 in the store, and the same call again resumes. Ctrl-C or ``cancel.set()``
 stops the remote agent (its process group is killed and its stdin closes)
-and returns the partial result with ``interrupted`` set, like the local engine.
+and returns the partial result with ``interrupted`` set, like the local engine
+(a cancel before the agent has started raises
+:class:`~gapp_tui.measure.remote.Cancelled`: nothing was measured).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def measure_remote(
             files = [f for f in bundle.files if f not in _UPLOAD_ORDER_LAST] + list(_UPLOAD_ORDER_LAST)
             sent = 0
             for name in files:
+                if cancel is not None and cancel.is_set():
+                    raise RemoteCancelled("cancelled before the agent started; nothing was measured")
                 session.put(Path(local_dir) / name, f"{rdir}/{name}")
                 sent += (Path(local_dir) / name).stat().st_size
             say(f"uploaded {len(files)} files ({sent / 1e6:.1f} MB) to {session.target.label}:{rdir}")
