@@ -82,6 +82,7 @@ class CostTable:
         self.batch_size = int(batch_size or self.model.get("batch_size") or 1)
         self._prefix_arrays: dict[str, np.ndarray] = {}
         self._prefix_lists: dict[str, list[float]] = {}
+        self._missing: dict[str, list[int]] = {}  # blocks without a time, per device (checked once)
 
     # ------------------------------------------------------------------ construction
 
@@ -220,7 +221,9 @@ class CostTable:
                 raise BadInput(f"device {d!r} appears twice; a pipeline uses each device once")
             seen.add(d)
         for d in devices:
-            missing = [i for i, t in enumerate(self.times[d]) if math.isnan(t)]
+            missing = self._missing.get(d)
+            if missing is None:
+                missing = self._missing[d] = [i for i, t in enumerate(self.times[d]) if math.isnan(t)]
             if missing:
                 raise BadInput(
                     f"device {d!r} has no time for block {self.blocks[missing[0]]!r}"
