@@ -19,6 +19,7 @@ from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
 from gapp_tui.pipeline import PipelineError, check_cuts, plan_dict, read_plan, run_plan
 from gapp_tui.zoo import ModelSpec
+from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1: the "remote" host)
 
 RESNET = ModelSpec("resnet18", input_size=32, num_classes=10)
 TWO_BRANCH = ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16))
@@ -127,11 +128,55 @@ def test_boundaries_beyond_the_chain_are_bad_input_before_any_process_starts():
     assert seen.pids == []
 
 
-def test_remote_hosts_are_refused_clearly_for_now():
+def test_a_stage_on_a_remote_host_over_ssh(sshd, tmp_path):  # noqa: F811 (sshd: the fixture of tests.sshd)
+    """Stage 1 runs on "another host": a real sshd on 127.0.0.1, reached with the SSH runner."""
+    from gapp_tui.pipeline.remote import SSHOptions
+
     n = len(BlockChain.from_spec(TWO_BRANCH, device="meta"))
-    doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], hosts={"pi": "pi@10.0.0.2:22"})
-    with pytest.raises(PipelineError, match="not supported yet"):
-        run_plan(doc, **FAST)
+    doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], hosts={"server": f"{sshd.target}:{sshd.port}"})
+    ssh = SSHOptions(identity=str(sshd.client_key), known_hosts=str(sshd.trust(tmp_path / "known_hosts")),
+                     remote_python=sys.executable, env={"PYTHONPATH": str(ROOT)})
+    seen = _Pids()
+
+    def kill_remote(name, info):
+        seen(name, info)
+        if name == "streaming":
+            seen.pids = list(info["pids"])
+
+    result = run_plan(doc, ssh=ssh, on_event=kill_remote, **FAST)
+    assert result.output_max_abs_diff <= 1e-5 and result.weights_match
+    remote_pid = result.stages[1]["pid"]
+    assert remote_pid == seen.pids[1] and remote_pid != seen.pids[0]
+    deadline = time.monotonic() + 5
+    while not _gone(remote_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(remote_pid)
+
+
+def test_a_dropped_ssh_connection_ends_the_run_and_the_remote_stage(sshd, tmp_path):  # noqa: F811
+    from gapp_tui.pipeline.remote import SSHOptions
+
+    n = len(BlockChain.from_spec(TWO_BRANCH, device="meta"))
+    doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], hosts={"server": f"{sshd.target}:{sshd.port}"})
+    ssh = SSHOptions(identity=str(sshd.client_key), known_hosts=str(sshd.trust(tmp_path / "known_hosts")),
+                     remote_python=sys.executable, env={"PYTHONPATH": str(ROOT)})
+    pids: list[int] = []
+
+    def drop(name, info):
+        if name == "streaming" and not pids:
+            pids.extend(info["pids"])
+            assert sshd.kill_sessions() >= 1  # the network "drops"
+
+    t0 = time.monotonic()
+    with pytest.raises(PipelineError) as exc:
+        run_plan(doc, ssh=ssh, on_event=drop, items=100_000, warmup=2, latency_items=0, timeout=10.0, deadline=120.0)
+    assert time.monotonic() - t0 < 60
+    assert "stage" in str(exc.value) and "\n" not in str(exc.value)
+    deadline = time.monotonic() + 10
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [(p, open(f"/proc/{p}/cmdline").read()[:80]) for p in pids if not _gone(p)]
+    assert not alive, f"a stage outlived its SSH connection: {alive} {str(exc.value)}"
 
 
 class _SizeAcrossCut(nn.Module):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
+from ..errors import BadInput
+from . import remote as _remote
 from .common import err, fail, handle_errors, human_bytes, out, print_json
 
 pipeline_app = typer.Typer(
@@ -39,10 +41,31 @@ def run(
     deadline: float = typer.Option(600.0, "--deadline", help="Seconds the whole run may take."),
     threads: int = typer.Option(1, "--threads", help="Intra-op threads per stage."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights (identical in every stage)."),
+    identity: Optional[Path] = _remote.opt_identity(),
+    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
+    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
+    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
+    connect_timeout: float = _remote.opt_connect_timeout(),
+    remote_python: str = typer.Option(
+        "python3", "--remote-python", help="Python on the hosts of remote stages (it needs torch and GAPP)."
+    ),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Execute PLAN with one process per stage; report throughput, latency and per-stage times beside the estimate."""
+    """Execute PLAN with one process per stage; report throughput, latency and per-stage times beside the estimate.
+
+    Stages of devices with a host in the plan are started there over SSH (the host needs torch and GAPP);
+    give --master-addr an address every host can reach.
+    """
     from ..pipeline import PipelineError, run_plan
+    from ..pipeline.remote import SSHOptions
+
+    if connect_timeout <= 0:
+        raise BadInput(f"--connect-timeout {connect_timeout} must be positive (seconds)")
+    ssh = SSHOptions(
+        identity=str(identity) if identity else None, known_hosts=str(known_hosts) if known_hosts else None,
+        ssh_config=str(ssh_config) if ssh_config else None, accept_new_host_key=accept_new_host_key,
+        connect_timeout=connect_timeout, remote_python=remote_python,
+    )
 
     status = err.status("starting the stages")
     status.start()
@@ -61,7 +84,7 @@ def run(
         result = run_plan(
             plan, items=items, warmup=warmup, latency_items=latency_items, master_addr=master_addr,
             master_port=master_port or None, timeout=timeout, deadline=deadline, threads=threads, seed=seed,
-            on_event=on_event,
+            ssh=ssh, on_event=on_event,
         )
     except PipelineError as exc:
         status.stop()

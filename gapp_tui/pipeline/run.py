@@ -19,8 +19,10 @@
    same weights as the launcher) and the output check (max |pipeline -
    unsplit model| over the returned outputs).
 
-Remote stages (a device with a host in the plan) are not supported yet: the
-run stops with a one-line error before any process starts.
+A device with a host in the plan (``user@host:port``) runs its stage there,
+started over SSH with the measure area's runner (:mod:`.remote`); ``ssh``
+(:class:`~gapp_tui.pipeline.remote.SSHOptions`) says how to log in and which
+Python to run. The master address must then be one every host can reach.
 """
 
 from __future__ import annotations
@@ -143,7 +145,10 @@ def free_port(addr: str = "127.0.0.1") -> int:
     """A TCP port free on ``addr`` now (the OS picks it)."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
+        try:
+            s.bind((addr, 0))
+        except OSError:  # not an address of this machine (stage 0 elsewhere): any port free here
+            s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         return s.getsockname()[1]
 
 
@@ -262,6 +267,15 @@ def _stage_env(threads: int, ifname: str | None) -> dict[str, str]:
     return env
 
 
+def _remote_env(threads: int, ifname: str | None) -> dict[str, str]:
+    """What a remote stage is started with (its host's own environment otherwise)."""
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
+           "GLIBC_TUNABLES": STAGE_MALLOC}
+    if ifname:
+        env["GLOO_SOCKET_IFNAME"] = ifname
+    return env
+
+
 def _is_loopback(addr: str) -> bool:
     return addr in ("localhost", "::1") or addr.startswith("127.")
 
@@ -287,6 +301,7 @@ def run_plan(
     input_seed: int = 0,
     in_flight: int | None = None,
     nice: int | None = None,
+    ssh: Any = None,
     estimate: Mapping[str, Any] | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> PipelineResult:
@@ -303,6 +318,9 @@ def run_plan(
     from this thread with ``started`` (info: ``pids``), ``built``, ``joined``,
     ``streaming`` and ``done``.
 
+    Stages of devices with a host in the plan start there over SSH (``ssh``:
+    :class:`~gapp_tui.pipeline.remote.SSHOptions`).
+
     Raises :class:`BadInput` for a plan that cannot run and
     :class:`PipelineError` when a stage fails; no stage process outlives the call.
     """
@@ -316,13 +334,6 @@ def run_plan(
         raise BadInput(f"timeout {timeout!r} is not valid; give a positive number of seconds")
     if threads < 1:
         raise BadInput(f"threads {threads!r} is not valid; give a positive integer")
-    remote = [(d, view.hosts.get(d)) for d in view.devices if view.hosts.get(d)]
-    if remote:
-        d, h = remote[0]
-        raise PipelineError(
-            f"device {d!r} is on host {h!r}: remote stages over SSH are not supported yet; "
-            "run every stage on this machine (host null in the plan)"
-        )
     k = view.stages
     for what, seq in (("cpus", cpus), ("prefixes", prefixes), ("ifnames", ifnames)):
         if seq is not None and len(seq) != k:
@@ -343,12 +354,13 @@ def run_plan(
     window = in_flight or 2 * k + 2
     if window < 1:
         raise BadInput(f"in-flight window {in_flight!r} is not valid; give a positive integer")
-    port = master_port or free_port(master_addr if _is_loopback(master_addr) or prefixes is None else "0.0.0.0")
+    port = master_port or free_port(master_addr)
     workdir = Path(tempfile.mkdtemp(prefix="gapp-pipeline-"))
     procs: list[StageProcess] = []
     t_start = time.monotonic()
     try:
         for s in range(k):
+            host = view.hosts.get(view.devices[s])
             cfg = StageConfig(
                 rank=s,
                 world=k,
@@ -369,8 +381,17 @@ def run_plan(
                 deadline_s=float(deadline),
                 in_flight=window,
                 nice=nice,
+                watch_stdin=bool(host),
             )
             ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
+            if host:
+                from .remote import RemoteStageProcess, SSHOptions
+
+                opts = ssh or SSHOptions()
+                env = {**_remote_env(threads, ifname), **dict(opts.env)}
+                procs.append(RemoteStageProcess(s, view.devices[s], host, cfg.to_json(), env, workdir, opts,
+                                                silence_timeout=deadline + 30))
+                continue
             prefix = list(prefixes[s]) if prefixes is not None else []
             argv = prefix + [sys.executable, "-m", "gapp_tui.pipeline.stage", cfg.to_json()]
             procs.append(StageProcess(s, view.devices[s], argv, _stage_env(threads, ifname), workdir))
@@ -425,11 +446,13 @@ def _watch(procs: list[StageProcess], deadline: float, emit: Callable[[str, dict
             for line in p.new_lines():
                 if line.startswith(EVENT + " "):
                     name = line[len(EVENT) + 1:].strip()
+                    if name.startswith("pid "):
+                        continue
                     ranks = seen.setdefault(name, set())
                     ranks.add(p.rank)
                     # an event counts once every stage that emits it has (streaming: stage 0 only)
                     if name == "streaming" or len(ranks) == len(procs):
-                        emit(name, {"elapsed_s": time.monotonic() - t0})
+                        emit(name, {"elapsed_s": time.monotonic() - t0, "pids": [q.pid for q in procs]})
                 elif line.startswith(RESULT + " "):
                     result = json.loads(line[len(RESULT) + 1:])
         codes = [p.poll() for p in procs]

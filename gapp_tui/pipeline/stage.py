@@ -27,6 +27,7 @@ Progress is reported with ``GAPP-EVENT name`` lines on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
@@ -50,12 +51,19 @@ def emit(line: str) -> None:
 
 
 def die(rank: int, message: str, code: int = 1) -> None:
-    """Report one line and leave now: blocked gloo calls in other threads cannot hold us."""
-    with _print_lock:
-        sys.stderr.write(f"stage {rank}: {message}\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-    os._exit(code)
+    """Report one line and leave now: blocked gloo calls in other threads cannot hold us.
+
+    Writing may fail (the SSH channel that carried stderr is gone): the process exits anyway.
+    """
+    try:
+        with _print_lock:
+            sys.stderr.write(f"stage {rank}: {message}\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+    except BaseException:
+        pass
+    finally:
+        os._exit(code)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -360,6 +368,18 @@ def _deadline(rank: int, seconds: float) -> None:
     t.start()
 
 
+def _watch_stdin(rank: int) -> None:
+    """End the stage when stdin closes: over SSH that is the launcher or the connection going away."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while sys.stdin.buffer.read(1 << 16):
+                pass
+        die(rank, "the launcher went away (its SSH channel closed)", code=4)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import json
 
@@ -371,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2)
     cfg = StageConfig.from_json(args[0])
     _deadline(cfg.rank, cfg.deadline_s)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # lead a process group (a local stage already leads its own session)
+    emit(f"{EVENT} pid {os.getpid()}")
+    if cfg.watch_stdin:
+        _watch_stdin(cfg.rank)
     stage = Stage(cfg)
     try:
         stage.setup()
