@@ -24,7 +24,9 @@ def instances(draw, max_blocks: int = 7, max_devices: int = 4):
     cut_bytes = draw(st.lists(st.integers(0, 2_000_000), min_size=n + 1, max_size=n + 1))
     cut_tensors = draw(st.lists(st.integers(0, 4), min_size=n + 1, max_size=n + 1))
     params = draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
-    table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params)
+    # now and then a cut that carries a non-tensor value (the solver must never cut there)
+    cuttable = draw(st.lists(st.sampled_from([True, True, True, False]), min_size=n + 1, max_size=n + 1))
+    table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params, cuttable=cuttable)
     links = [
         Link(draw(st.floats(1e4, 1e8)), draw(st.sampled_from([0.0, 1e-3, 0.05])), draw(st.sampled_from([0.0, 1e-4])))
         for _ in range(k)
@@ -53,7 +55,7 @@ def brute_force(table, devices, links, objective, communication, return_output, 
         if not allow_empty and any(b[s] >= b[s + 1] for s in range(k)):
             continue
         e = estimate(table, template.with_boundaries(b), memory=memory)
-        if not e.fits:
+        if not e.fits or not e.runnable:
             continue
         key = (e.period_s, e.latency_s) if objective == "throughput" else (e.latency_s,)
         if best is None or _less(key, best[0]):
@@ -81,7 +83,7 @@ def test_solver_equals_brute_force(instance):
         return
     plan = solve(table, devices, links, **options)
     e = estimate(table, plan, memory=options["memory"])
-    assert e.fits
+    assert e.fits and e.runnable
     if not options["allow_empty"]:
         assert all(b0 < b1 for b0, b1 in zip(plan.boundaries, plan.boundaries[1:]))
     key = (e.period_s, e.latency_s) if options["objective"] == "throughput" else (e.latency_s,)
@@ -95,6 +97,8 @@ def test_solver_equals_brute_force(instance):
 def test_no_baseline_beats_the_optimum(instance):
     table, devices, links, options = instance
     options = {**options, "objective": "throughput", "allow_empty": True, "memory": None}
+    if not all(table.cuttable):
+        return  # baselines may have no runnable plan at all
     plan = solve(table, devices, links, **options)
     base = baselines(table, devices, links, communication=options["communication"], return_output=options["return_output"])
     for name, b in base.items():
@@ -143,3 +147,45 @@ def test_memory_limits_that_nothing_satisfies_are_bad_input():
         solve(t, ["x", "y"], Link(1e6), memory={"x": 50, "y": 50})
     plan = solve(t, ["x", "y"], Link(1e6), memory={"x": 100, "y": 100})
     assert plan.boundaries == [0, 1, 2]
+
+
+def test_the_solver_never_cuts_where_a_non_tensor_crosses():
+    # cut 2 would be best by far, but a Python value (a size) crosses it
+    t = CostTable(["a", "b", "c", "d"], {"pi": [1.0, 1.0, 1.0, 1.0], "server": [1.0, 1.0, 1.0, 1.0]},
+                  [8, 8, 8, 8, 8], cuttable=[True, True, False, True, True])
+    plan = solve(t, ["pi", "server"], Link(1e9))
+    assert plan.boundaries in ([0, 1, 4], [0, 3, 4]) and plan.estimate["runnable"]
+    manual = estimate(t, plan.with_boundaries([0, 2, 4]))
+    assert not manual.runnable and manual.period_s == pytest.approx(2.0, rel=1e-3)
+    base = baselines(t, ["pi", "server"], Link(1e9))
+    assert all(b.estimate["runnable"] for b in base.values())
+
+
+def test_from_chain_marks_cuts_that_carry_python_values():
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.zoo import ModelSpec
+
+    chain = BlockChain.from_spec(ModelSpec("tests.test_partition_solver:size_across_cut", input_shape=(1, 3, 8, 8)),
+                                 "op", device="meta")
+    t = CostTable.from_chain(chain, {"pi": [0.001] * len(chain)}, "flops")
+    blocked = [c for c, ok in enumerate(t.cuttable) if not ok]
+    assert blocked and all(any(not x.is_tensor for x in chain.cuts[c].tensors) for c in blocked)
+    assert CostTable.from_dict(t.to_dict()).cuttable == t.cuttable
+
+
+def size_across_cut():
+    """A model where ``x.size(0)``, an int, crosses the cuts after it at op granularity."""
+    from torch import nn
+
+    class SizeAcrossCut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 8 * 8, 3)
+
+        def forward(self, x):
+            n = x.size(0)
+            y = self.conv(x).relu()
+            return self.fc(y.reshape(n, -1))
+
+    return SizeAcrossCut()

@@ -29,7 +29,9 @@ BASELINES = ("balanced", "neurosurgeon", "first_only", "last_only")
 def balanced_boundaries(table: CostTable, devices: Sequence[str], allow_empty: bool = False) -> list[int]:
     """Min-max split of compute only (communication ignored)."""
     prefixes = [table.prefix_array(d) for d in devices]
-    zeros = [np.zeros(table.n + 1) for _ in devices[:-1]]
+    # communication ignored, but a cut that cannot be sent at all is still not taken
+    free = np.where(np.asarray(table.cuttable, dtype=bool), 0.0, np.inf)
+    zeros = [free.copy() for _ in devices[:-1]]
     b, _ = optimal_boundaries(prefixes, zeros, 0.0, objective="throughput", allow_empty=allow_empty or table.n < len(devices))
     return b
 
@@ -41,6 +43,7 @@ def neurosurgeon_boundaries(table: CostTable, devices: Sequence[str], link: Link
     n = table.n
     p0, p1 = table.prefix_array(devices[0]), table.prefix_array(devices[1])
     t = link.latency + np.asarray(table.cut_bytes) / link.bandwidth + np.asarray(table.cut_tensors) * link.per_tensor
+    t = np.where(np.asarray(table.cuttable, dtype=bool), t, np.inf)
     latency = p0 + t + (p1[n] - p1)
     return [0, int(np.argmin(latency)), n]
 

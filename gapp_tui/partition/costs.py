@@ -6,7 +6,10 @@ For a chain of ``n`` blocks:
   source in ``sources[device][i]`` (``measured``, ``predicted`` or ``flops``);
 - ``cut_bytes[c]`` and ``cut_tensors[c]`` for the ``n + 1`` cuts: cut ``c`` is
   before block ``c``, cut 0 the model's input, cut ``n`` its output;
-- ``param_bytes[i]``: the weights and buffers block ``i`` holds (for memory limits).
+- ``param_bytes[i]``: the weights and buffers block ``i`` holds (for memory limits);
+- ``cuttable[c]``: False where something that is not a tensor (a size, a
+  Python value) crosses cut ``c``: a pipeline cannot send it, so the solver
+  never cuts there.
 
 No torch at estimate time: :meth:`CostTable.from_chain` reads a BlockChain by
 duck typing, and the prefix sums the estimator and the solver share are
@@ -58,6 +61,7 @@ class CostTable:
         model: Mapping[str, Any] | None = None,
         granularity: str = "natural",
         batch_size: int | None = None,
+        cuttable: Sequence[bool] | None = None,
     ) -> None:
         self.blocks: list[str] = [str(b) for b in blocks]
         n = len(self.blocks)
@@ -77,6 +81,9 @@ class CostTable:
         self.param_bytes: list[float] = (
             [0.0] * n if param_bytes is None else self._numbers("parameter bytes", param_bytes, n)
         )
+        self.cuttable: list[bool] = [True] * (n + 1) if cuttable is None else [bool(c) for c in cuttable]
+        if len(self.cuttable) != n + 1:
+            raise BadInput(f"cuttable: {len(self.cuttable)} entries, expected {n + 1}")
         self.model: dict[str, Any] = dict(model or {})
         self.granularity = str(granularity)
         self.batch_size = int(batch_size or self.model.get("batch_size") or 1)
@@ -103,6 +110,7 @@ class CostTable:
         cut_bytes = [c.bytes for c in chain.cuts]
         cut_tensors = [c.count for c in chain.cuts]
         param_bytes = [_module_bytes(b.module) for b in blocks]
+        cuttable = [all(str(t.dtype).startswith("torch.") for t in c.tensors) for c in chain.cuts]
         spec = chain.spec
         model = {
             "name": spec.name,
@@ -121,6 +129,7 @@ class CostTable:
             model=model,
             granularity=chain.granularity,
             batch_size=spec.batch_size,
+            cuttable=cuttable,
         )
 
     def with_times(
@@ -133,7 +142,7 @@ class CostTable:
         merged_sources[device] = source
         return CostTable(
             self.blocks, merged_times, self.cut_bytes, self.cut_tensors, self.param_bytes, merged_sources,
-            self.model, self.granularity, self.batch_size,
+            self.model, self.granularity, self.batch_size, self.cuttable,
         )
 
     def fill(self, device: str, other: Sequence[float], source: str) -> CostTable:
@@ -278,6 +287,7 @@ class CostTable:
             "cut_bytes": self.cut_bytes,
             "cut_tensors": self.cut_tensors,
             "param_bytes": self.param_bytes,
+            "cuttable": self.cuttable,
         }
 
     @classmethod
@@ -289,6 +299,7 @@ class CostTable:
             return cls(
                 doc["blocks"], times, doc["cut_bytes"], doc.get("cut_tensors"), doc.get("param_bytes"),
                 sources, doc.get("model"), doc.get("granularity", "natural"), doc.get("batch_size"),
+                doc.get("cuttable"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"cost table document is missing or has a bad field ({exc}); expected CostTable.to_dict() output") from None

@@ -70,6 +70,7 @@ class TransferEstimate:
     tensors: int
     seconds: float
     is_return: bool = False
+    sendable: bool = True  # False: a non-tensor value crosses this cut (a pipeline cannot send it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +116,11 @@ class Estimate:
     def fits(self) -> bool:
         return all(s.fits is not False for s in self.stages)
 
+    @property
+    def runnable(self) -> bool:
+        """False when a cut of the plan carries a value that is not a tensor."""
+        return all(t.sendable for t in self.transfers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "communication": self.communication,
@@ -127,6 +133,7 @@ class Estimate:
             "time_for_items_s": self.time_for(self.items),
             "batch_size": self.batch_size,
             "fits_memory": self.fits,
+            "runnable": self.runnable,
             "stages": [s.to_dict() for s in self.stages],
             "transfers": [t.to_dict() for t in self.transfers],
         }
@@ -159,12 +166,14 @@ def estimate(
         c = b[s + 1]
         lk = links[s]
         t = lk.latency + cut_bytes[c] / lk.bandwidth + cut_tensors[c] * lk.per_tensor
-        transfers.append(TransferEstimate(s, lk.src or devices[s], lk.dst or devices[s + 1], c, cut_bytes[c], cut_tensors[c], t))
+        transfers.append(TransferEstimate(s, lk.src or devices[s], lk.dst or devices[s + 1], c, cut_bytes[c],
+                                          cut_tensors[c], t, False, table.cuttable[c]))
     ret = 0.0
     if plan.has_return:
         lk = links[k - 1]
         ret = lk.latency + cut_bytes[n] / lk.bandwidth + cut_tensors[n] * lk.per_tensor
-        transfers.append(TransferEstimate(k - 1, lk.src or devices[-1], lk.dst or devices[0], n, cut_bytes[n], cut_tensors[n], ret, True))
+        transfers.append(TransferEstimate(k - 1, lk.src or devices[-1], lk.dst or devices[0], n, cut_bytes[n],
+                                          cut_tensors[n], ret, True, table.cuttable[n]))
 
     serial = plan.communication == "serial"
     stages: list[StageEstimate] = []

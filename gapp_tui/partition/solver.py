@@ -47,10 +47,16 @@ def stage_costs(
     cut_tensors = np.asarray(table.cut_tensors, dtype=float)
     prefixes = [table.prefix_array(d) for d in devices]
     transfers = [lk.latency + cut_bytes / lk.bandwidth + cut_tensors * lk.per_tensor for lk in links[: len(devices) - 1]]
+    blocked = ~np.asarray(table.cuttable, dtype=bool)
+    if blocked.any():  # a cut a pipeline cannot send costs infinitely much: the DP never picks it
+        for t in transfers:
+            t[blocked] = _INF
     ret = 0.0
     if return_output and len(devices) > 1:
         lk = links[len(devices) - 1]
         ret = lk.latency + table.cut_bytes[n] / lk.bandwidth + table.cut_tensors[n] * lk.per_tensor
+        if not table.cuttable[n]:
+            ret = _INF
     return prefixes, transfers, ret
 
 
@@ -213,11 +219,18 @@ def solve(
             raise BadInput(
                 f"{len(devices)} devices but only {table.n} blocks; allow empty stages or use a finer granularity"
             )
-        raise BadInput(
-            "no plan fits the memory limits ("
-            + ", ".join(f"{d} {memory[d]:.0f} B" for d in devices if memory and memory.get(d) is not None)
-            + f"; the model's weights are {table.param_prefix[-1]:.0f} B); raise a limit or add a device"
-        )
+        why = []
+        if memory and any(memory.get(d) is not None for d in devices):
+            why.append("the memory limits (" + ", ".join(
+                f"{d} {memory[d]:.0f} B" for d in devices if memory.get(d) is not None)
+                + f"; the model's weights are {table.param_prefix[-1]:.0f} B)")
+        blocked = [c for c, ok in enumerate(table.cuttable) if not ok]
+        if blocked:
+            why.append(f"{len(blocked)} cuts that carry non-tensor values (first: cut {blocked[0]})")
+        if not allow_empty:
+            why.append("no empty stage allowed")
+        raise BadInput(f"no plan fits {' and '.join(why) or 'the constraints'}; raise a limit, allow empty stages, "
+                       "add a device or use another granularity")
     plan = Plan(
         list(devices), b, links, model=dict(table.model), granularity=table.granularity, hosts=dict(hosts or {}),
         communication=communication, return_output=return_output, objective=objective, blocks=list(table.blocks),
