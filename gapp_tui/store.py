@@ -19,7 +19,8 @@ the SSH device agent produce), keyed by
 * ``model``: the model name as given (``resnet18`` or ``package.module:callable``).
 * ``setting``: a canonical text naming everything else that changes the time --
   input shape (batch first), dtype, threads, granularity, classes, device type,
-  e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu`` (:func:`setting_key`).
+  e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu`` (:func:`setting_key`), with
+  ``/cputime`` appended for times taken with the CPU-time clock.
 * ``mode``: ``standalone`` (each block alone on its recorded inputs),
   ``in-context`` (each block timed inside an end-to-end run of the chain) or
   ``full`` (the unsplit model, ``block = -1``). The per-block timing overhead
@@ -180,20 +181,26 @@ def setting_key(
     granularity: str | int = "natural",
     num_classes: int = 1000,
     device_type: str = "cpu",
+    clock: str = "wall",
 ) -> str:
     """The canonical setting text, e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu``.
 
     Everything that changes a block's time apart from the device and the model.
+    Times taken with the CPU-time clock (``clock="cpu"``) get a last part ``/cputime``.
     """
     shape = input_shape if isinstance(input_shape, str) else "x".join(str(int(d)) for d in input_shape)
     dtype = str(dtype).replace("torch.", "")
-    return f"{shape}/{dtype}/t{int(threads)}/{granularity}/c{int(num_classes)}/{device_type}"
+    key = f"{shape}/{dtype}/t{int(threads)}/{granularity}/c{int(num_classes)}/{device_type}"
+    return key + "/cputime" if clock == "cpu" else key
 
 
 def parse_setting(key: str) -> dict[str, Any]:
     """Inverse of :func:`setting_key` (BadInput when it does not parse)."""
     parts = key.split("/")
     try:
+        clock = "wall"
+        if len(parts) == 7 and parts[-1] == "cputime":
+            parts, clock = parts[:6], "cpu"
         shape, dtype, threads, gran, classes, device_type = parts
         dims = [int(d) for d in shape.split("x")]
         return {
@@ -204,6 +211,7 @@ def parse_setting(key: str) -> dict[str, Any]:
             "granularity": gran,
             "num_classes": int(classes.lstrip("c")),
             "device_type": device_type,
+            "clock": clock,
         }
     except (ValueError, IndexError):
         raise BadInput(

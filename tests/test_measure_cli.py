@@ -146,6 +146,7 @@ def filled_db(tmp_path_factory):
         (("measure", "resnet18", "--batch_size", "-1"), "batch size -1"),
         (("measure", "resnet18", "--mode", "sideways"), "mode 'sideways'"),
         (("measure", "resnet18", "--max-runs", "2", "--min-runs", "5"), "--max-runs 2"),
+        (("measure", "resnet18", "--clock", "cpu", "--threads", "2"), "--clock cpu needs --threads 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_the_store_is_unchanged(filled_db, args, message):

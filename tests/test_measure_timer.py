@@ -110,22 +110,31 @@ def test_cancel_stops_timing_and_keeps_converged_callables():
     with pytest.raises(Cancelled) as info:
         time_callable(sleeper(0.0005), (), "cpu", FAST, should_stop=stop)
     assert not info.value.keyboard
-    # a sequence whose first callable converges at once, the second never (noise far above the target)
-    import random
+    # a sequence whose first callable converges at once (steady CPU work), the second never (alternating)
+    flip = {"n": 0}
 
-    p = Precision(warmup_runs=0, warmup_s=0.0, min_runs=3, max_runs=500, target_ci=0.5, max_time_s=60)
-    calls["n"] = 0
+    def spin(ms):
+        t = time.thread_time()
+        while time.thread_time() - t < ms / 1e3:
+            pass
+
+    def steady(*v):
+        spin(1.0)
+        return v
 
     def noisy(*v):
-        time.sleep(random.choice([0.0001, 0.004]))
+        flip["n"] += 1
+        spin(0.1 if flip["n"] % 2 else 4.0)
         return v
 
     def stop_late():
         calls["n"] += 1
         return calls["n"] > 30
 
+    p = Precision(warmup_runs=0, warmup_s=0.0, min_runs=3, max_runs=500, target_ci=0.05, max_time_s=60)
+    calls["n"] = 0
     with pytest.raises(Cancelled) as info:
-        time_sequence([sleeper(0.002), noisy], (1,), "cpu", p, should_stop=stop_late)
+        time_sequence([steady, noisy], (1,), "cpu", p, should_stop=stop_late, clock="cpu")
     assert isinstance(info.value.partial[0], timer.Stats) and info.value.partial[1] is None
 
 
@@ -243,3 +252,25 @@ def test_device_key_changes_with_what_changes_timings():
     assert device.device_key(d, name="pi4 lab").startswith("pi4_lab-cpu-")
     assert json.loads(json.dumps(d)) == d
     assert not math.isnan(d["cores"])
+
+
+def test_cpu_clock_counts_work_not_waiting():
+    """The cpu clock (for a shared machine) ignores time the thread is not running; wall time does not."""
+    def busy_then_sleep():
+        t = time.thread_time()
+        while time.thread_time() - t < 0.001:
+            pass
+        time.sleep(0.003)
+
+    p = Precision(warmup_runs=1, warmup_s=0.0, min_runs=3, max_runs=3, target_ci=0.5, min_sample_s=0.0)
+    cpu = time_callable(busy_then_sleep, (), "cpu", p, clock="cpu")
+    wall = time_callable(busy_then_sleep, (), "cpu", p, clock="wall")
+    assert 0.9 <= cpu.median_ms < 2.5 and wall.median_ms >= 3.9
+
+
+def test_cpu_clock_is_refused_where_it_would_miss_work(monkeypatch):
+    with pytest.raises(ValueError, match="wall or cpu"):
+        timer.check_clock("sundial")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    with pytest.raises(ValueError, match="one torch thread"):
+        timer.check_clock("cpu", "cpu")

@@ -208,3 +208,9 @@ def test_a_second_process_reads_while_this_one_writes(tmp_path):
     conn = sqlite3.connect(p)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_cpu_clock_settings_are_their_own_key():
+    key = setting_key((1, 3, 32, 32), "float32", 1, "natural", 10, "cpu", clock="cpu")
+    assert key == SETTING + "/cputime" and parse_setting(key)["clock"] == "cpu"
+    assert parse_setting(SETTING)["clock"] == "wall"

@@ -74,6 +74,10 @@ def measure(
     mode: str = typer.Option("both", "--mode", help="standalone (each block alone), in-context (inside end-to-end runs) or both."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", help="torch intra-op threads (default: all cores).", show_default=False),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16, float16 or float64."),
+    clock: str = typer.Option(
+        "wall", "--clock",
+        help="wall (real time) or cpu (this thread's CPU time: reproducible on a shared machine; needs --threads 1).",
+    ),
     compare_sum_vs_full: bool = typer.Option(
         True, "--compare-sum-vs-full/--no-compare-sum-vs-full", "--compare_sum_vs_full",
         help="Time the unsplit model too and compare it with the sum of blocks, per mode.",
@@ -125,6 +129,7 @@ def measure(
     config = MeasureConfig(
         modes=parse_modes(mode), device=device, threads=threads, dtype=dtype, precision=precision,
         full=compare_sum_vs_full, adjust_for_overhead=adjust_for_overhead, force=force, device_name=device_name,
+        clock=clock,
     )
     config.check()
     if output_dir is not None:

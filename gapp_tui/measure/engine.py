@@ -33,7 +33,18 @@ import torch
 from ..errors import BadInput
 from ..store import Store, now_iso, setting_key
 from . import device as device_mod
-from .timer import Cancelled, Precision, Stats, check_device, set_threads, time_callable, time_overhead, time_sequence
+from .timer import (
+    CLOCKS,
+    TIMER_VERSION,
+    Cancelled,
+    Precision,
+    Stats,
+    check_device,
+    set_threads,
+    time_callable,
+    time_overhead,
+    time_sequence,
+)
 
 MODES = ("standalone", "in-context")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -77,6 +88,7 @@ class MeasureConfig:
     force: bool = False  # re-measure rows already in the store
     device_name: str | None = None  # replaces the hostname in the device key
     seed: int = 0  # of the random input
+    clock: str = "wall"  # or "cpu": the thread's CPU time (one thread, CPU only) for a shared machine
 
     def check(self) -> None:
         """BadInput on anything unusable (before any work is done)."""
@@ -88,8 +100,10 @@ class MeasureConfig:
             check_device(self.device)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-        if parse_dtype(self.dtype) == torch.float16 and torch.device(self.device).type == "cpu":
-            pass  # slow on most CPUs but valid: measured as asked
+        if self.clock not in CLOCKS:
+            raise BadInput(f"clock {self.clock!r} is not valid; give wall or cpu")
+        if self.clock == "cpu" and (self.threads != 1 or torch.device(self.device).type != "cpu"):
+            raise BadInput("--clock cpu needs --threads 1 on --device cpu (it counts the calling thread's CPU time only)")
 
 
 @dataclasses.dataclass
@@ -288,7 +302,7 @@ def measure(
     threads = set_threads(cfg.threads)
     try:
         desc = device_mod.describe(cfg.device, cfg.device_name)
-        key = setting_key(spec.shape, cfg.dtype, threads, chain.granularity, spec.num_classes, dev.type)
+        key = setting_key(spec.shape, cfg.dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock)
         sig = chain_signature(chain)
         ctx = RowContext(
             device_key=desc["key"], model=spec.name, model_label=spec.label(), setting=key,
@@ -342,7 +356,7 @@ class _Run:
         self.measured += 1
 
     def _extra(self) -> dict[str, Any]:
-        return {"sensors": device_mod.read_sensors(), "timer_version": 1}
+        return {"sensors": device_mod.read_sensors(), "timer_version": TIMER_VERSION, "clock": self.cfg.clock}
 
     # ---------------------------------------------------------------- steps
 
@@ -382,7 +396,8 @@ class _Run:
                 self.report(Progress("standalone", i + 1, n, block.name, None, running, skipped=True))
                 continue
             self.report(Progress("standalone", i, n, block.name, None, running))
-            stats = time_callable(block.module, self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop)
+            stats = time_callable(block.module, self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop,
+                                  clock=self.cfg.clock)
             self._keep(make_row(self.ctx, "standalone", i, block.name, stats, self._extra()))
             running += stats.median_ms
             self.report(Progress("standalone", i + 1, n, block.name, stats.median_ms, running))
@@ -412,7 +427,7 @@ class _Run:
         fns = [b.module for b in self.chain.blocks]
         try:
             per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
-                                       on_iteration=iteration, on_converged=converged)
+                                       on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
         except Cancelled:
             self.measured += len(stored)
             raise
@@ -432,14 +447,15 @@ class _Run:
             self.skipped += 1
             return
         self.report(Progress("full", 0, 1, "full model"))
-        stats = time_callable(self.chain.model, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop)
+        stats = time_callable(self.chain.model, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+                              clock=self.cfg.clock)
         self._keep(make_row(self.ctx, "full", -1, "(full model)", stats, self._extra()))
         self.report(Progress("full", 1, 1, "full model", stats.median_ms, stats.median_ms))
 
     def _overhead(self) -> None:
         for j, mode in enumerate(self.cfg.modes):
             self.report(Progress("overhead", j, len(self.cfg.modes), f"empty block ({mode})"))
-            stats = time_overhead(self.cfg.device, mode, self.cfg.precision, (self.x,))
+            stats = time_overhead(self.cfg.device, mode, self.cfg.precision, (self.x,), clock=self.cfg.clock)
             self.overhead[mode] = stats.to_dict()
 
     # ---------------------------------------------------------------- result
@@ -486,8 +502,8 @@ class _Run:
         c = self.ctx
         return MeasureResult(
             model=c.model, model_label=c.model_label, setting=c.setting,
-            setting_parts={k: getattr(c, k) for k in ("batch_size", "input_shape", "dtype", "threads", "granularity",
-                                                      "num_classes", "device_type")},
+            setting_parts={**{k: getattr(c, k) for k in ("batch_size", "input_shape", "dtype", "threads", "granularity",
+                                                         "num_classes", "device_type")}, "clock": self.cfg.clock},
             device=self.desc, device_after=self.desc_after, chain_sig=c.chain_sig, blocks=self.names, rows=rows,
             full=self._full_row(), overhead=self.overhead, sums=summary["sums"], chain_ms=self.chain_ms,
             precision=self.cfg.precision.to_dict(), measured=self.measured, skipped=self.skipped,

@@ -28,6 +28,10 @@ The method
   current stream around each callable with a single synchronisation after the
   run (standalone: after each sample), so the GPU is never stalled between
   blocks and the host's launch latency is not mistaken for GPU time.
+* **CPU clock** (``clock="cpu"``, CPU with one thread only): the calling
+  thread's CPU time (``time.thread_time``) instead of wall time. Time the
+  thread spent descheduled does not count, so a machine shared with other work
+  still gives reproducible numbers; a dedicated device should use wall time.
 * **Overhead** (:func:`time_overhead`): an empty callable timed exactly the
   same way; what each timed block adds to a sum of blocks.
 
@@ -48,7 +52,8 @@ from typing import Any
 
 import torch
 
-TIMER_VERSION = 1
+TIMER_VERSION = 2
+CLOCKS = ("wall", "cpu")
 _Z95 = 1.959963984540054
 
 
@@ -207,12 +212,27 @@ def check_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-class _Clock:
-    """Timestamps: perf_counter on CPU, CUDA events on CUDA (elapsed read after one sync)."""
+def check_clock(clock: str, device: str | torch.device = "cpu") -> str:
+    """``wall`` anywhere; ``cpu`` (thread CPU time) on CPU with one torch thread. ValueError otherwise."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock {clock!r} is not valid; give wall or cpu")
+    if clock == "cpu" and torch.device(device).type != "cpu":
+        raise ValueError("the cpu clock measures CPU time of the calling thread; it cannot time a GPU (use wall)")
+    if clock == "cpu" and torch.get_num_threads() != 1:
+        raise ValueError(
+            f"the cpu clock needs one torch thread (now {torch.get_num_threads()}): other threads' work would not count;"
+            " use --threads 1 or the wall clock"
+        )
+    return clock
 
-    def __init__(self, device: torch.device) -> None:
+
+class _Clock:
+    """Timestamps: perf_counter (or thread CPU time) on CPU, CUDA events on CUDA (elapsed read after one sync)."""
+
+    def __init__(self, device: torch.device, clock: str = "wall") -> None:
         self.cuda = device.type == "cuda"
         self.device = device
+        self.now = time.thread_time if check_clock(clock, device) == "cpu" else time.perf_counter
 
     def marks(self, n: int) -> list[Any]:
         if self.cuda:
@@ -223,7 +243,7 @@ class _Clock:
         if self.cuda:
             marks[i].record()
         else:
-            marks[i] = time.perf_counter()
+            marks[i] = self.now()
 
     def seconds(self, marks: list[Any]) -> list[float]:
         """Seconds between consecutive marks (syncs the device first on CUDA)."""
@@ -246,11 +266,13 @@ def time_callable(
     device: str | torch.device = "cpu",
     precision: Precision | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    clock: str = "wall",
 ) -> Stats:
     """Time ``fn(*args)`` alone: warm-up, then adaptive repeats (see the module docstring)."""
     p = precision or Precision()
     dev = check_device(device)
-    clock = _Clock(dev)
+    timer_clock = _Clock(dev, clock)
     args = tuple(args)
     try:
         with torch.inference_mode():
@@ -260,11 +282,11 @@ def time_callable(
             k = 0
             while k < max(1, p.warmup_runs) or time.perf_counter() - t_start < p.warmup_s:
                 _stop_check(should_stop)
-                m = clock.marks(2)
-                clock.mark(m, 0)
+                m = timer_clock.marks(2)
+                timer_clock.mark(m, 0)
                 fn(*args)
-                clock.mark(m, 1)
-                one = min(one, clock.seconds(m)[0])
+                timer_clock.mark(m, 1)
+                one = min(one, timer_clock.seconds(m)[0])
                 k += 1
             inner = 1
             if p.min_sample_s > 0 and one < p.min_sample_s:
@@ -274,12 +296,12 @@ def time_callable(
             stopped = "max_runs"
             while len(samples) < p.max_runs:
                 _stop_check(should_stop)
-                m = clock.marks(2)
-                clock.mark(m, 0)
+                m = timer_clock.marks(2)
+                timer_clock.mark(m, 0)
                 for _ in range(inner):
                     fn(*args)
-                clock.mark(m, 1)
-                samples.append(clock.seconds(m)[0] / inner)
+                timer_clock.mark(m, 1)
+                samples.append(timer_clock.seconds(m)[0] / inner)
                 if len(samples) >= p.min_runs:
                     if _converged_rel(samples, p.target_ci):
                         stopped = "ci"
@@ -317,6 +339,8 @@ def time_sequence(
     should_stop: Callable[[], bool] | None = None,
     on_iteration: Callable[[int, list[Stats | None], list[float]], None] | None = None,
     on_converged: Callable[[int, Stats], None] | None = None,
+    *,
+    clock: str = "wall",
 ) -> tuple[list[Stats], Stats]:
     """Time every callable inside end-to-end runs of the whole sequence.
 
@@ -333,7 +357,7 @@ def time_sequence(
     """
     p = precision or Precision()
     dev = check_device(device)
-    clock = _Clock(dev)
+    timer_clock = _Clock(dev, clock)
     n = len(fns)
     if n == 0:
         raise ValueError("no callables to time")
@@ -343,13 +367,13 @@ def time_sequence(
     converged: list[Stats | None] = [None] * n
 
     def one_run() -> list[float]:
-        m = clock.marks(n + 1)
+        m = timer_clock.marks(n + 1)
         values = inputs
-        clock.mark(m, 0)
+        timer_clock.mark(m, 0)
         for i, f in enumerate(fns):
             values = _as_tuple(f(*values))
-            clock.mark(m, i + 1)
-        return clock.seconds(m)
+            timer_clock.mark(m, i + 1)
+        return timer_clock.seconds(m)
 
     try:
         with torch.inference_mode():
@@ -409,6 +433,8 @@ def time_overhead(
     precision: Precision | None = None,
     inputs: Sequence[Any] | None = None,
     blocks: int = 8,
+    *,
+    clock: str = "wall",
 ) -> Stats:
     """Time an empty block the same way real blocks are timed in ``mode``.
 
@@ -422,9 +448,9 @@ def time_overhead(
     dev = check_device(device)
     args = tuple(inputs) if inputs is not None else (torch.zeros(1, device=dev),)
     if mode == "standalone":
-        return time_callable(_empty, args, dev, p)
+        return time_callable(_empty, args, dev, p, clock=clock)
     if mode == "in-context":
-        per, _ = time_sequence([_empty] * blocks, args, dev, p)
+        per, _ = time_sequence([_empty] * blocks, args, dev, p, clock=clock)
         best = sorted(per, key=lambda s: s.median_ms)[len(per) // 2]
         return best
     raise ValueError(f"mode {mode!r} is not standalone or in-context")
