@@ -16,8 +16,7 @@ For a plan with boundaries ``b`` on devices ``d`` and links ``L``:
   in samples per second); ``M`` items take ``latency + (M - 1) * period``.
 
 The arithmetic is shared with the solver (same prefix sums, same order of
-operations) so the solver's optimum and the estimate of its plan agree to
-the last bit. Plain Python: estimating a 300-block plan takes microseconds.
+operations), so the solver's values and the estimate of its plan agree. Plain Python: estimating a 300-block plan takes microseconds.
 """
 
 from __future__ import annotations

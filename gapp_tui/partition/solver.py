@@ -12,14 +12,16 @@ boundaries ``(i, j) = (b_s, b_{s+1})`` only:
 gives the optimal period ``P*``; a second pass
 ``G_s(j) = min_i G_{s-1}(i) + g_s(i, j)`` over the pairs with
 ``f_s(i, j) <= P*`` picks, among all plans of period ``P*``, the one of least
-latency (an exact lexicographic optimum, not a heuristic tie-break).
+latency (an exact lexicographic optimum, not a heuristic tie-break; periods
+within ``TIE_RTOL`` of ``P*`` count as ``P*``, since equal sums over other
+prefix differences differ in their last bits).
 **Latency**: the second pass alone, unconstrained.
 
 Each step is one ``(n+1) x (n+1)`` numpy operation: O(k n^2) time, O(k n)
 memory for the arg-mins. Memory limits and "no empty stage" are masks on
 ``(i, j)``. Values only pass through max/min/+ in the same order as in
-:func:`~gapp_tui.partition.estimate.estimate`, so the optimum the solver
-reports and the estimate of its plan are bit-identical.
+:func:`~gapp_tui.partition.estimate.estimate`, so the solver's stage values
+and the estimate of its plan are the same numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from .link import Link
 from .plan import Plan, chain_links
 
 OBJECTIVES = ("throughput", "latency")
+#: periods this close to the optimum count as ties, decided by latency: the same
+#: sum taken over other prefix differences (p[5]-p[3] against p[4]-p[0]) differs
+#: in the last bits, and one ulp of period must not cost a much worse latency
+TIE_RTOL = 1e-9
+TIE_ATOL = 1e-12  # seconds
 _INF = np.inf
 
 
@@ -149,11 +156,13 @@ def optimal_boundaries(
         if period == _INF:
             return [0] * k + [n], _INF
 
-    # pass 2: the least latency (for throughput: among the plans whose period is P*)
+    # pass 2: the least latency (for throughput: among the plans whose period is P*, up to float noise)
+    limit = period * (1 + TIE_RTOL) + TIE_ATOL
+
     def allowed_penalty(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         pen = penalty(s, i, j)
         if objective == "throughput":
-            pen = np.where(f(s, i, j) > period, _INF, pen)
+            pen = np.where(f(s, i, j) > limit, _INF, pen)
         return pen
 
     total = (g(0, first, cols) + allowed_penalty(0, first, cols))[0]
