@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from torch import nn
 
 from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
@@ -158,3 +160,50 @@ def test_bfloat16_setting_is_its_own_key(tmp_path):
     small = BlockChain.from_spec(ModelSpec("mobilenet_v3_small", input_size=32, num_classes=10), granularity=3)
     r = measure(small, config(modes=("standalone",), dtype="bfloat16", full=False))
     assert r.setting.split("/")[1] == "bfloat16" and all(x["median_ms"] > 0 for x in r.rows["standalone"])
+
+
+class Spin(nn.Module):
+    """Burns a set CPU time per call; ``alternate`` makes every other call 40x longer (never converges)."""
+
+    def __init__(self, ms: float, alternate: bool = False) -> None:
+        super().__init__()
+        self.ms, self.alternate, self.calls = ms, alternate, 0
+
+    def forward(self, x):
+        self.calls += 1
+        ms = self.ms * (40 if self.alternate and self.calls % 2 else 1)
+        t = time.thread_time()
+        while time.thread_time() - t < ms / 1e3:
+            pass
+        return x
+
+
+def spin_net() -> nn.Module:
+    return nn.Sequential(Spin(1.0), Spin(0.1, alternate=True))
+
+
+def test_cancel_in_context_keeps_converged_blocks_and_the_rerun_fills_the_rest(tmp_path):
+    """In context every block is timed in each end-to-end run; a block whose interval is met is kept at once."""
+    chain = BlockChain.from_spec(ModelSpec("tests.test_measure_engine:spin_net", input_shape=(1, 4)), "op",
+                                 leaves=("Spin",))
+    assert len(chain) == 2
+    store = Store(tmp_path / "ic.sqlite")
+    stop = threading.Event()
+    p = Precision(warmup_runs=1, warmup_s=0.0, min_runs=3, max_runs=400, target_ci=0.05, max_time_s=30)
+
+    def progress(ev):
+        if ev.phase == "in-context" and ev.index >= 1:
+            stop.set()  # block 0 has converged, block 1 never will
+
+    cfg = MeasureConfig(modes=("in-context",), threads=1, precision=p, full=False, clock="cpu")
+    first = measure(chain, cfg, store=store, progress=progress, cancel=stop)
+    assert first.interrupted == "cancel" and first.measured == 1
+    kept = store.rows(mode="in-context")
+    assert [r["block"] for r in kept] == [0] and kept[0]["median_ms"] == pytest.approx(1.0, rel=0.2)
+    assert kept[0]["setting"].endswith("/cputime")
+    quick = MeasureConfig(modes=("in-context",), threads=1, precision=QUICK, full=False, clock="cpu")
+    second = measure(chain, quick, store=store)
+    assert second.interrupted is None and second.skipped == 1 and second.measured == 1
+    assert store.rows(mode="in-context")[0] == kept[0]
+    assert store.block_times("tests.test_measure_engine:spin_net", mode="in-context")[1] > 0
+    store.close()
