@@ -41,6 +41,10 @@ def run(
     deadline: float = typer.Option(600.0, "--deadline", help="Seconds the whole run may take."),
     threads: int = typer.Option(1, "--threads", help="Intra-op threads per stage."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights (identical in every stage)."),
+    pin: bool = typer.Option(False, "--pin", help="Pin stage s to CPU s (modulo the CPUs of its host)."),
+    nice: Optional[int] = typer.Option(
+        None, "--nice", help="Priority of every stage, -20..19 (negative needs root): stages sharing a busy machine."
+    ),
     identity: Optional[Path] = _remote.opt_identity(),
     known_hosts: Optional[Path] = _remote.opt_known_hosts(),
     ssh_config: Optional[Path] = _remote.opt_ssh_config(),
@@ -59,6 +63,8 @@ def run(
     from ..pipeline import PipelineError, run_plan
     from ..pipeline.remote import SSHOptions
 
+    if nice is not None and not -20 <= nice <= 19:
+        raise BadInput(f"--nice {nice} is out of range; give -20..19")
     if connect_timeout <= 0:
         raise BadInput(f"--connect-timeout {connect_timeout} must be positive (seconds)")
     ssh = SSHOptions(
@@ -84,7 +90,7 @@ def run(
         result = run_plan(
             plan, items=items, warmup=warmup, latency_items=latency_items, master_addr=master_addr,
             master_port=master_port or None, timeout=timeout, deadline=deadline, threads=threads, seed=seed,
-            ssh=ssh, on_event=on_event,
+            ssh=ssh, on_event=on_event, pin=pin, nice=nice,
         )
     except PipelineError as exc:
         status.stop()
@@ -133,6 +139,12 @@ def show(doc: dict[str, Any]) -> None:
         f"throughput: {m['throughput_per_s']:.2f} items/s measured"
         + (f", {est_tp:.2f} estimated (measured/estimated {ratio:.3f})" if est_tp else ", no estimate in the plan")
     )
+    run_est = doc.get("estimate_with_run_compute") or {}
+    if run_est.get("throughput_per_s"):
+        out.print(
+            f"with this run's stage compute times the model predicts {run_est['throughput_per_s']:.2f} items/s"
+            f" (measured/predicted {doc['throughput_ratio_run_compute']:.3f})"
+        )
     out.print(
         f"period: {_ms(m['period_s'])} ms measured" + (f", {_ms(est.get('period_s'))} ms estimated" if est else "")
         + (f" (bottleneck: {est['bottleneck']['name']})" if est.get("bottleneck") else "")

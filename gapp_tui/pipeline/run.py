@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from .compare import plan_stage_compute, stage_estimate
 from .config import PlanView, StageConfig, read_plan, spec_to_dict
 from .stage import EVENT, RESULT, build_stage_blocks, weights_digest
 
@@ -77,6 +78,8 @@ class PipelineResult:
     estimate: dict[str, Any]
     wall_s: float
     master: str
+    estimate_source: str = "none"  # given | recomputed | plan file | none
+    estimate_with_run_compute: dict[str, Any] = dataclasses.field(default_factory=dict)
     tolerance: float = 1e-4
 
     @property
@@ -107,7 +110,14 @@ class PipelineResult:
                 "latency_isolated_s": self.latency_isolated_s,
             },
             "estimate": self.estimate,
+            "estimate_source": self.estimate_source,
             "throughput_ratio": ratio,
+            # the same link and pipeline model fed with the stage compute times this run measured
+            "estimate_with_run_compute": self.estimate_with_run_compute,
+            "throughput_ratio_run_compute": (
+                self.throughput_per_s / self.estimate_with_run_compute["throughput_per_s"]
+                if self.estimate_with_run_compute.get("throughput_per_s") else None
+            ),
             "stages": self.stages,
             "check": {
                 "output_max_abs_diff": self.output_max_abs_diff,
@@ -301,6 +311,7 @@ def run_plan(
     input_seed: int = 0,
     in_flight: int | None = None,
     nice: int | None = None,
+    pin: bool = False,
     ssh: Any = None,
     estimate: Mapping[str, Any] | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
@@ -311,7 +322,7 @@ def run_plan(
     way, default ``2k + 2``); then ``latency_items`` go one at a time (unloaded
     latency). ``timeout`` (s) bounds every rendezvous and
     every send/receive; ``deadline`` (s) the whole run. ``cpus[s]`` pins stage
-    ``s``; ``nice`` sets every stage's priority (negative needs root: a stage
+    ``s`` (``pin=True``: stage ``s`` on CPU ``s`` modulo this machine's CPUs); ``nice`` sets every stage's priority (negative needs root: a stage
     standing for a device of its own on a shared machine); ``prefixes[s]`` is a command stage ``s`` runs under (e.g. ``["ip",
     "netns", "exec", "ns0"]``); ``ifnames[s]`` its gloo network interface
     (default ``lo`` for a loopback master). ``on_event(name, info)`` is called
@@ -335,6 +346,9 @@ def run_plan(
     if threads < 1:
         raise BadInput(f"threads {threads!r} is not valid; give a positive integer")
     k = view.stages
+    if pin and cpus is None:
+        ncpu = len(os.sched_getaffinity(0))
+        cpus = [[sorted(os.sched_getaffinity(0))[s % ncpu]] for s in range(k)]
     for what, seq in (("cpus", cpus), ("prefixes", prefixes), ("ifnames", ifnames)):
         if seq is not None and len(seq) != k:
             raise BadInput(f"{what} has {len(seq)} entries for {k} stages; give one per stage")
@@ -348,7 +362,6 @@ def run_plan(
     inputs = [spec.example_input("cpu", seed=input_seed + j) for j in range(distinct)]
     with torch.inference_mode():
         references = [chain.model(x) for x in inputs]
-    est = dict(estimate) if estimate is not None else plan_estimate(view)
 
     # a stage and a link per hop (and the return) plus a queued item each: enough to keep all busy
     window = in_flight or 2 * k + 2
@@ -418,6 +431,8 @@ def run_plan(
     for s, st in enumerate(stages):
         st["device"] = view.devices[s]
         st["weights_match"] = st["weights_digest"] == digests[s]
+    est, source = _the_estimate(view, chain, estimate)
+    run_est = stage_estimate(view, chain, [st["compute_s"]["mean"] for st in stages]) or {}
     return PipelineResult(
         plan=view,
         items=items,
@@ -431,6 +446,8 @@ def run_plan(
         output_max_abs_diff=diff,
         weights_match=all(st["weights_match"] for st in stages),
         estimate=est,
+        estimate_source=source,
+        estimate_with_run_compute=run_est,
         wall_s=wall,
         master=f"{master_addr}:{port}",
     )
@@ -519,13 +536,16 @@ def _max_abs_diff(a: Any, b: Any) -> float:
 # ----------------------------------------------------------------------------- the estimate
 
 
-def plan_estimate(view: PlanView) -> dict[str, Any]:
-    """The plan's estimate in the fields a run is compared on.
-
-    Taken from the plan file (``estimate``); the partition estimator is not
-    re-run here because it needs the cost table the plan was made from.
-    """
-    return normalise_estimate(view.estimate)
+def _the_estimate(view: PlanView, chain: Any, given: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """The estimate to compare with: the caller's, else the plan's re-made by the estimator, else the plan's."""
+    if given is not None:
+        return normalise_estimate(given), "given"
+    from_file = normalise_estimate(view.estimate)
+    compute = plan_stage_compute(from_file)
+    remade = stage_estimate(view, chain, compute) if compute else None
+    if remade:
+        return remade, "recomputed"
+    return from_file, "plan file" if from_file else "none"
 
 
 def normalise_estimate(est: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""The estimate a run is compared with, re-made with the partition estimator.
+
+A plan file carries its estimate but not the cost table it came from. What the
+estimator needs from the table is each stage's compute time (in the plan's
+estimate, or measured by the run) and the bytes and tensors crossing every
+cut (from the model's real chain), so :func:`stage_estimate` rebuilds a table
+of those and estimates the plan with its own links. Two uses:
+
+* the plan's stage compute times: the estimate with the cut sizes of the
+  chain the run really executes (``estimate``);
+* the run's measured stage compute times: what the link and pipeline model
+  predict once compute is known (``estimate_with_run_compute``) -- when the
+  measured throughput matches this but not the plan's estimate, the block
+  times were off, not the link model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float]) -> dict[str, Any] | None:
+    """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds.
+
+    None when the partition estimator is not available or the plan cannot be
+    rebuilt as a partition Plan (e.g. a hand-written plan without links).
+    """
+    try:
+        from ..partition.costs import CostTable
+        from ..partition.estimate import estimate
+        from ..partition.plan import Plan
+    except ImportError:
+        return None
+    plan = view.plan
+    try:
+        if not isinstance(plan, Plan):
+            plan = Plan.from_dict(dict(plan))
+    except Exception:
+        return None
+    n = len(chain)
+    devices = list(view.devices)
+    times = {d: [0.0] * n for d in devices}
+    for s, d in enumerate(devices):
+        lo, hi = view.boundaries[s], view.boundaries[s + 1]
+        if hi > lo:
+            times[d][lo] = float(compute_s[s])  # the stage's time on its first block: only sums matter
+    table = CostTable.from_chain(chain, times, "measured")
+    plan = Plan(
+        list(plan.devices), list(plan.boundaries), list(plan.links), model=dict(table.model),
+        granularity=table.granularity, hosts=dict(plan.hosts), communication=plan.communication,
+        return_output=plan.return_output, objective=plan.objective, blocks=list(table.blocks),
+    )
+    try:
+        return estimate(table, plan).to_dict()
+    except Exception:
+        return None
+
+
+def plan_stage_compute(est: Mapping[str, Any]) -> list[float] | None:
+    """The per-stage compute times of a plan file's estimate (None when it has none)."""
+    stages = est.get("stages") if est else None
+    if not stages:
+        return None
+    try:
+        values = [float(s["compute_s"]) for s in stages]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
