@@ -202,3 +202,11 @@ def test_predicted_times_come_from_a_predictor_file(tmp_path):
     bad = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "predicted", "--predictor",
                str(tmp_path / "missing.pt"), "--bandwidth", "100Mbit/s")
     assert bad.exit_code == 2 and "not found" in bad.stderr
+
+
+def test_help_renders_every_option():
+    r = gapp("partition", "--help")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    for option in ("--devices", "--times", "--device-times", "--rate", "--bandwidth", "--link-from-probe",
+                   "--objective", "--communication", "--memory", "--host", "--json"):
+        assert option in r.stdout

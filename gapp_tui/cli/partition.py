@@ -43,7 +43,7 @@ def partition(
     ),
     device_times: Optional[list[str]] = typer.Option(
         None, "--device-times",
-        help="DEVICE=KEY[/SETTING]: the stored device key (and setting) whose times DEVICE uses (repeatable; "
+        help="DEVICE=KEY or DEVICE=KEY/SETTING: the stored device key (and setting) whose times DEVICE uses (repeatable; "
         "default: the device's own name). See `gapp results`.",
     ),
     rate: Optional[list[str]] = typer.Option(
