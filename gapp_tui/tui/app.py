@@ -58,7 +58,7 @@ class GappApp(App[None]):
 
     TITLE = "GAPP"
     SUB_TITLE = "GNN-assisted pipeline partitioning"
-    CSS_PATH = "gapp.tcss"
+    CSS_PATH = Path(__file__).parent / "gapp.tcss"  # absolute: subclasses (tests, benchmarks) live elsewhere
     MODES = SECTION_CLASSES
     DEFAULT_MODE = "models"
     COMMANDS = App.COMMANDS | {GappCommands}
@@ -147,7 +147,16 @@ class GappApp(App[None]):
         self._measure_cancel = cancel
         store = self._store_or_none()
 
+        last = {"key": None, "at": 0.0}
+
         def progress(p: Any) -> None:
+            # in-context timing reports every end-to-end run (hundreds a second): pass on each
+            # change of phase or block count, and otherwise at most ten reports a second
+            now = time.monotonic()
+            key = (p.phase, p.index, p.skipped)
+            if key == last["key"] and now - last["at"] < 0.1:
+                return
+            last["key"], last["at"] = key, now
             self.forward("measure", MeasureProgress(p))
 
         if ssh is None:

@@ -28,7 +28,7 @@ def key_rows(app) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     for b in app.BINDINGS:
         if isinstance(b, Binding) and b.description:
-            rows.append(("everywhere", _keys(app, b), b.tooltip or b.description))
+            rows.append(("everywhere", _keys(app, b), f"{b.description}: {b.tooltip}" if b.tooltip else b.description))
     rows.append(("everywhere", "ctrl+p", "Command palette: every action, and every model by name"))
     rows.append(("everywhere", "tab / shift+tab", "Next / previous field"))
     for name, cls in SECTION_CLASSES.items():

@@ -39,6 +39,7 @@ class MeasureSection(Section):
         self.phase_started: dict[str, float] = {}
         self.last: Any = None
         self.running = False
+        self._logged_index = -1
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -206,8 +207,10 @@ class MeasureSection(Section):
         if p.estimate_ms is not None and p.phase in ("standalone", "full", "overhead"):
             tag = " [dim](stored)[/]" if p.skipped else ""
             self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {p.name:<24} {p.estimate_ms:9.3f} ms{tag}")
-        elif p.phase == "in-context" and p.estimate_ms is not None and p.index and p.name:
-            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {p.name:<24} {p.estimate_ms:9.3f} ms")
+        elif p.phase == "in-context" and p.index != self._logged_index:
+            self._logged_index = p.index
+            chain = f"chain {p.estimate_ms:9.3f} ms" if p.estimate_ms is not None else ""
+            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  converged; next {p.name or '-':<16} {chain}")
 
     def on_measure_done(self, message: MeasureDone) -> None:
         self.set_running(False)

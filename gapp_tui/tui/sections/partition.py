@@ -49,6 +49,7 @@ class PartitionSection(Section):
         self.link: Any = None
         self._chain: Any = None
         self._pipeline_text = ""
+        self._good: dict[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -90,31 +91,39 @@ class PartitionSection(Section):
         else:
             self.rebuild(keep_cuts=True)
 
-    def rebuild(self, keep_cuts: bool = True) -> None:
-        """Re-read devices, times and link; keep the user's cuts when they still fit."""
+    def rebuild(self, keep_cuts: bool = True, boundaries: list[int] | None = None) -> bool:
+        """Re-read devices, times and link; keep the user's cuts when they still fit.
+
+        On a bad value the error is shown, the fields go back to the last good
+        values and the current plan stays (False is returned).
+        """
         from ...partition.link import Link
 
         ws = self.gapp.workspace
         chain = ws.chain
+        fields = {k: self.query_one(f"#{k}", Input) for k in ("devices", "bandwidth", "latency")}
         try:
-            sources = parse_devices(self.query_one("#devices", Input).value)
-            link = Link.parse(self.query_one("#bandwidth", Input).value or "100Mbit/s",
-                              self.query_one("#latency", Input).value or "0")
+            sources = parse_devices(fields["devices"].value)
+            link = Link.parse(fields["bandwidth"].value or "100Mbit/s", fields["latency"].value or "0")
             columns = [device_times(src, chain, self.gapp.store(), self.gapp.predict_fn()) for src in sources]
             table = cost_table(chain, columns)
         except (BadInput, ValueError) as exc:
             self.notify(str(exc), title="Partition", severity="error")
-            return
-        old = list(self.plan.boundaries) if (self.plan is not None and keep_cuts) else None
+            if self._good is not None:
+                for k, v in self._good.items():
+                    fields[k].value = v
+            return False
+        old = boundaries
+        if old is None and self.plan is not None and keep_cuts and self._chain is chain:
+            old = list(self.plan.boundaries)
         if old is None and ws.cuts and len(ws.cuts) == len(sources) + 1 and ws.cuts[-1] == len(chain):
             old = list(ws.cuts)
         self._chain = chain
         self.table, self.columns, self.link = table, columns, link
-        self.query_one("#devices", Input).value = format_devices(sources)
+        fields["devices"].value = format_devices(sources)
+        self._good = {k: f.value for k, f in fields.items()}
         st = self.gapp.ui_state
-        st.devices = format_devices(sources)
-        st.bandwidth = self.query_one("#bandwidth", Input).value
-        st.latency = self.query_one("#latency", Input).value
+        st.devices, st.bandwidth, st.latency = self._good["devices"], self._good["bandwidth"], self._good["latency"]
         k, n = len(sources), table.n
         if old is None or len(old) != k + 1 or old[-1] != n:
             old = [round(n * s / k) for s in range(k + 1)]  # an even split by block count to start from
@@ -125,6 +134,7 @@ class PartitionSection(Section):
             f"[b {STAGE_COLOURS[i % len(STAGE_COLOURS)]}]{c.source.name}[/] {ms(table.total(c.source.name))} ({c.note})"
             for i, c in enumerate(columns))
         self.query_one("#device-notes", Static).update(notes)
+        return True
 
     def _communication(self) -> str:
         return str(self.query_one("#communication", Select).value)
@@ -194,15 +204,14 @@ class PartitionSection(Section):
         self._set_plan(list(message.boundaries))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if self.gapp.workspace.ready:
-            self.rebuild(keep_cuts=True)
+        if self.gapp.workspace.ready and self.rebuild(keep_cuts=True):
             self._update_optimal()
             self.query_one(CutStrip).focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if self.table is not None and self.plan is not None and event.value != self.plan.communication:
-            self.rebuild(keep_cuts=True)
-            self._update_optimal()
+            if self.rebuild(keep_cuts=True):
+                self._update_optimal()
 
     def _update_optimal(self) -> None:
         if self.table is None:
@@ -232,10 +241,8 @@ class PartitionSection(Section):
 
     def _apply_devices(self, sources: list[DeviceSource], boundaries: list[int]) -> None:
         self.query_one("#devices", Input).value = format_devices(sources)
-        self.gapp.workspace.cuts = tuple(boundaries)
-        self.plan = None
-        self.rebuild(keep_cuts=False)
-        self._update_optimal()
+        if self.rebuild(boundaries=boundaries):
+            self._update_optimal()
 
     def action_add_cut(self) -> None:
         if not self._ready():

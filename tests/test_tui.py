@@ -1,0 +1,323 @@
+"""The terminal app driven by Pilot with real objects: a real model, real timings, a real store.
+
+resnet18 at 32x32 cut into two blocks, measured with few runs on one thread, keeps
+the whole flow to a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+from textual.widgets import DataTable, Input, Select
+
+from gapp_tui.tui.app import GappApp
+from gapp_tui.tui.messages import MeasureDone, MeasureProgress
+from gapp_tui.tui.sections.help import HelpScreen
+from gapp_tui.tui.state import UiState
+from gapp_tui.tui.widgets.partition.strip import CutStrip
+from gapp_tui.tui.widgets.results.plots import Bars
+from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1)
+
+
+@pytest.fixture
+def tui_env(tmp_path, monkeypatch):
+    """Private store, state file, plan and export folders for one test."""
+    monkeypatch.setenv("GAPP_DB", str(tmp_path / "gapp.sqlite"))
+    monkeypatch.setenv("GAPP_TUI_STATE", str(tmp_path / "tui.json"))
+    monkeypatch.setenv("GAPP_PLANS", str(tmp_path / "plans"))
+    monkeypatch.setenv("GAPP_EXPORT_DIR", str(tmp_path / "export"))
+    return tmp_path
+
+
+def small_app(**state) -> GappApp:
+    fields = {"model": "resnet18", "input_size": "32", "granularity": "2", **state}
+    return GappApp(state=UiState(**fields), remember=False, safety_net=False)
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while not condition():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+        await pilot.pause(0.05)
+
+
+async def trace(app: GappApp, pilot) -> None:
+    await pilot.pause()
+    app.screen.query_one("#model-name", Input).focus()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.workspace.ready)
+    await pilot.pause()
+
+
+async def measure_quick(app: GappApp, pilot, target: str = "cpu") -> None:
+    await pilot.press("2")
+    await pilot.pause()
+    screen = app.screen
+    screen.query_one("#precision", Select).value = "quick"
+    screen.query_one("#threads", Input).value = "1"
+    screen.query_one("#start").focus()
+    await pilot.pause()
+    await pilot.press("m")
+
+
+def sync(fn):
+    """Run an async Pilot test with asyncio (no async pytest plugin needed)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def notifications(app: GappApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+@sync
+async def test_pick_trace_measure_results_partition_optimal(tui_env):
+    """The issue's main flow, end to end, with the numbers checked against the plain modules."""
+    from gapp_tui.measure.engine import chain_signature
+    from gapp_tui.partition.costs import CostTable
+    from gapp_tui.partition.estimate import estimate
+    from gapp_tui.partition.link import Link
+    from gapp_tui.partition.plan import Plan
+    from gapp_tui.partition.solver import solve
+    from gapp_tui.store import Store
+
+    seen: list[object] = []
+    app = small_app()
+    async with app.run_test(size=(100, 30), message_hook=seen.append) as pilot:
+        await trace(app, pilot)
+        chain = app.workspace.chain
+        assert chain.spec.name == "resnet18" and len(chain) == 2
+        assert app.screen.query_one("#blocks", DataTable).row_count == 2
+
+        await measure_quick(app, pilot)
+        await wait_for(pilot, lambda: app.workspace.measurement is not None)
+        assert any(isinstance(m, MeasureProgress) for m in seen)
+        done = [m for m in seen if isinstance(m, MeasureDone)]
+        assert done and not done[0].cancelled
+
+        # Results: one row per block, the store's medians, in the table and the bar plot
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        with Store() as store:
+            rows = [r for r in store.rows(model="resnet18", mode="in-context") if r["block"] >= 0]
+        assert [r["chain_sig"] for r in rows] == [chain_signature(chain)] * 2
+        table = app.screen.query_one("#results-table", DataTable)
+        assert table.row_count == 2
+        assert [table.get_row_at(i)[2] for i in range(2)] == [round(r["median_ms"], 4) for r in rows]
+        bars = app.screen.query_one(Bars)
+        assert [m for _, m, _ in bars.rows] == [r["median_ms"] for r in rows]
+        assert "sum of 2/2 blocks" in str(app.screen.query_one("#sum-vs-full").render())
+
+        # Partition: move the cut, the throughput is exactly the estimator's
+        await pilot.press("4")
+        await pilot.pause(0.2)
+        section = app.screen
+        strip = section.query_one(CutStrip)
+        assert strip.has_focus
+        medians = [r["median_ms"] / 1e3 for r in rows]
+        table_ = CostTable.from_chain(chain, {"pi": [b.flops / 2e9 for b in chain.blocks], "server": medians},
+                                      sources={"pi": "flops", "server": "measured"})
+        link = Link.parse("100Mbit/s", "2ms")
+        assert section.plan.boundaries == [0, 1, 2]
+        await pilot.press("right")
+        await pilot.pause()
+        want = estimate(table_, Plan.build(table_, ["pi", "server"], [0, 2, 2], link))
+        assert section.plan.boundaries == [0, 2, 2]
+        assert section.estimate.throughput == want.throughput
+        assert f"{want.throughput:.3g}" in str(section.query_one("#summary").render())
+        await pilot.press("left", "left")
+        await pilot.pause()
+        want = estimate(table_, Plan.build(table_, ["pi", "server"], [0, 0, 2], link))
+        assert section.plan.boundaries == [0, 0, 2]
+        assert section.estimate.throughput == want.throughput
+
+        await pilot.press("o")
+        await pilot.pause()
+        best = solve(table_, ["pi", "server"], link)
+        assert section.plan.boundaries == best.boundaries
+        assert section.estimate.throughput == estimate(table_, best).throughput
+        assert "this plan reaches 100%" in str(section.query_one("#summary").render())
+
+        await pilot.press("s")
+        await pilot.pause()
+        saved = Plan.load(app.last_plan_path)
+        assert saved.boundaries == best.boundaries and saved.devices == ["pi", "server"]
+
+
+@sync
+async def test_bad_model_is_a_message_not_a_crash(tui_env):
+    app = small_app(model="resnet1800")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#model-name", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert any("unknown model 'resnet1800'" in m and "resnet18" in m for m in notifications(app))
+        assert app.is_running and not app.workspace.ready
+
+
+@sync
+async def test_untraceable_import_path_fails_in_the_worker_and_is_shown(tui_env):
+    app = small_app(model="collections:OrderedDict")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#model-name", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("not a torch.nn.Module" in m for m in notifications(app)), 20)
+        assert app.is_running
+        assert "tracing failed" in str(app.screen.query_one("#model-status").render())
+
+
+@sync
+async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_env):
+    from gapp_tui.store import Store
+
+    app = small_app(granularity="natural")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        app.screen.query_one("#threads", Input).value = "1"  # normal precision: long enough to cancel
+        app.screen.query_one("#start").focus()
+        await pilot.press("m")
+        await wait_for(pilot, lambda: app.screen.running and "block" in str(app.screen.query_one("#measure-status").render()))
+        await pilot.press("question_mark")  # the help screen opens while the worker measures
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 10)
+        assert app.sections["measure"].running  # (latency is measured by benchmarks/tui_responsiveness.py)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.workspace.measurement is not None, 30)
+        result = app.workspace.measurement
+        assert result.interrupted == "cancel"
+        with Store() as store:
+            stored = store.rows(model="resnet18")
+        assert len(stored) == result.measured  # every finished block kept, nothing else
+
+
+@sync
+async def test_help_lists_every_sections_keys(tui_env):
+    app = small_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#blocks").focus()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        from gapp_tui.tui.sections.help import key_rows
+
+        text = "\n".join(" ".join(row) for row in key_rows(app))
+        for what in ("Trace the model", "Jump to the solver's optimal plan", "Stop now", "Sort the table",
+                     "Models", "Partition"):
+            assert what in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_command_palette_switches_section_and_picks_models(tui_env):
+    app = small_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#blocks").focus()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Section: Partition")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "partition", 5)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Model: mobilenet_v3_small")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.workspace.ready, 30)
+        assert app.current_mode == "models" and app.workspace.spec.name == "mobilenet_v3_small"
+
+
+@sync
+async def test_state_is_remembered_between_runs(tui_env):
+    app = GappApp(state=UiState(model="resnet18", input_size="32", granularity="2"), remember=True, safety_net=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        bw = app.screen.query_one("#bandwidth", Input)
+        bw.value = "50Mbit/s"
+        bw.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        app.screen.query_one(CutStrip).focus()
+        await pilot.press("q")
+        await pilot.pause()
+    again = UiState.load()
+    assert (again.model, again.input_size, again.granularity, again.bandwidth) == ("resnet18", "32", "2", "50Mbit/s")
+
+
+@sync
+async def test_partition_edits_devices_and_link_and_refuses_bad_units(tui_env):
+    app = small_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        section = app.screen
+        before = section.estimate.throughput
+        bw = section.query_one("#bandwidth", Input)
+        bw.value = "fast"
+        bw.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("bandwidth 'fast' does not parse" in m for m in notifications(app))
+        assert section.estimate.throughput == before  # the last good plan stays
+        section.query_one(CutStrip).focus()
+        await pilot.press("a")  # a third stage on a copy of the selected stage's device
+        await pilot.pause()
+        assert section.plan.devices == ["pi", "server", "server2"]
+        await pilot.press("d")
+        await pilot.pause()
+        assert len(section.plan.devices) == 2
+
+
+@pytest.mark.ssh
+@sync
+async def test_measure_over_ssh_asks_about_the_host_key_then_measures(tui_env, sshd):
+    from gapp_tui.store import Store
+
+    known_hosts = tui_env / "known_hosts"
+    known_hosts.touch()
+    app = small_app(host=f"{sshd.target}:{sshd.port}", identity=str(sshd.client_key), known_hosts=str(known_hosts))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.query_one("#target", Select).value == "ssh"
+        screen.query_one("#remote-python", Input).value = sys.executable  # the "device" is this machine
+        screen.query_one("#precision", Select).value = "quick"
+        screen.query_one("#threads", Input).value = "1"
+        screen.query_one("#start").focus()
+        await pilot.press("m")
+        from gapp_tui.tui.widgets.measure.hostkey import HostKeyScreen
+
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), 30)
+        assert app.screen.fingerprint.startswith("SHA256:")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.workspace.measurement is not None, 120)
+        assert sshd.known_hosts_line.split()[2] in known_hosts.read_text()
+        with Store() as store:
+            rows = [r for r in store.rows(model="resnet18", mode="in-context") if r["block"] >= 0]
+        assert len(rows) == 2
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#results-table", DataTable).row_count == 2
