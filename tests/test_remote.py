@@ -216,6 +216,29 @@ def silent_server():
     srv.close()
 
 
+@pytest.fixture
+def unreachable_port():
+    """A port whose SYNs are dropped (its accept queue is full): connecting hangs like an unreachable host."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    time.sleep(0.2)
+    yield port
+    for c in fillers:
+        c.close()
+    srv.close()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -228,12 +251,14 @@ def _closed_port() -> int:
         ("dns", 2, "does not resolve"),
         ("refused", 2, "refused"),
         ("silent", 1, "did not complete the SSH handshake"),
+        ("unreachable", 1, "timed out after 2 s connecting"),
         ("auth", 2, "authentication as"),
         ("tempdir", 1, "temporary directory"),
         ("no-torch", 2, "torch is not installed"),
     ],
 )
-def test_bad_input_is_one_clear_line_within_the_timeout(case, code, words, sshd, known_hosts, tmp_path, silent_server):
+def test_bad_input_is_one_clear_line_within_the_timeout(case, code, words, sshd, known_hosts, tmp_path, silent_server,
+                                                       unreachable_port):
     args = ["--identity", str(sshd.client_key), "--known-hosts", str(known_hosts), "--connect-timeout", "2"]
     host = f"{sshd.target}:{sshd.port}"
     extra: list[str] = ["--remote-python", sys.executable]
@@ -243,6 +268,8 @@ def test_bad_input_is_one_clear_line_within_the_timeout(case, code, words, sshd,
         host = f"root@127.0.0.1:{_closed_port()}"
     elif case == "silent":
         host = f"root@127.0.0.1:{silent_server}"
+    elif case == "unreachable":
+        host = f"root@127.0.0.1:{unreachable_port}"
     elif case == "auth":
         args[1] = str(keygen(tmp_path / "stranger"))
     elif case == "tempdir":
