@@ -517,7 +517,7 @@ def test_agent_needs_neither_torchvision_nor_the_model_code(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=""))
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    kinds = [e["event"] for e in events]
+    kinds = [e["event"] for e in events if e["event"] != "alive"]  # heartbeats may come at any time
     assert proc.returncode == 0, proc.stderr
     assert kinds[0] == "start" and "device" in kinds and kinds[-1] == "done"
     results = [(e["mode"], e["block"]) for e in events if e["event"] == "result"]
