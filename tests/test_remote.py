@@ -151,6 +151,28 @@ def test_ssh_config_alias_gives_host_port_user_key_and_known_hosts(sshd, known_h
         assert s.run(["id", "-un"]).stdout.strip() == sshd.user
 
 
+def test_the_ssh_agent_logs_in_without_a_key_file(sshd, known_hosts, tmp_path, monkeypatch):
+    agent = shutil.which("ssh-agent")
+    if not agent:
+        pytest.skip("ssh-agent not installed")
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen([agent, "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(sock.exists, 5)
+        env = dict(os.environ, SSH_AUTH_SOCK=str(sock))
+        subprocess.run(["ssh-add", str(sshd.client_key)], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* to fall back on
+        with R.connect(sshd.target, port=sshd.port, known_hosts=known_hosts) as s:
+            assert s.run(["echo", "via agent"]).stdout == "via agent\n"
+        monkeypatch.delenv("SSH_AUTH_SOCK")
+        with pytest.raises(BadInput, match="no key to log in"):
+            R.connect(sshd.target, port=sshd.port, known_hosts=known_hosts)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
 @pytest.mark.parametrize("text", ["", "user@", "-oProxyCommand=x", "a b", "host:99999", "user@host:port"])
 def test_bad_targets_are_refused_before_any_network(text):
     with pytest.raises(BadInput):
@@ -335,25 +357,32 @@ def test_a_full_remote_disk_is_one_line_and_nothing_is_left(sshd, known_hosts, t
 
 @pytest.mark.slow
 def test_remote_measurement_lands_the_same_rows_as_a_local_one(sshd, known_hosts, tmp_path):
+    """`gapp measure --host ... --json` (the real command line) against the local engine."""
     spec = ModelSpec("resnet18", input_size=32)
     remote_tmp = tmp_path / "remote-tmp"
     remote_tmp.mkdir()
-    cfg = lambda: MeasureConfig(precision=quick(), threads=1)  # noqa: E731
-    with connect(sshd, known_hosts) as s, Store(tmp_path / "remote.sqlite") as st:
-        res = measure_remote(s, spec, cfg(), store=st, remote_python=sys.executable, remote_tmp=str(remote_tmp))
+    db = tmp_path / "remote.sqlite"
+    proc = gapp("measure", "resnet18", "--input-size", "32", "--threads", "1", "--repeats", "3", "--warmup", "1",
+                *ssh_args(sshd, known_hosts), "--remote-tmp", str(remote_tmp), "--json", env={"GAPP_DB": str(db)},
+                timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # one JSON document on stdout, progress on stderr
+    assert doc["measured"] == 21 and doc["interrupted"] is None
+    assert set(doc["sums"]) == {"standalone", "in-context"}
+    with Store(db, readonly=True) as st:
         remote_rows = st.rows()
         device = st.devices()[0]["description"]
     with Store(tmp_path / "local.sqlite") as st:
-        measure(spec, cfg(), store=st)
+        measure(spec, MeasureConfig(precision=quick(), threads=1), store=st)
         local_rows = st.rows()
     key = lambda r: (r["device_key"], r["model"], r["setting"], r["mode"], r["block"], r["block_name"], r["chain_sig"])  # noqa: E731
     assert sorted(map(key, remote_rows)) == sorted(map(key, local_rows))
-    assert len(remote_rows) == 2 * 10 + 1 and res.interrupted is None and res.measured == 21
+    assert len(remote_rows) == 2 * 10 + 1
     assert all(r["median_ms"] > 0 for r in remote_rows)
-    assert all(r["extra"]["remote"]["host"] == s.target.label for r in remote_rows)
+    assert all(r["extra"]["remote"]["host"] == f"{sshd.target}:{sshd.port}" for r in remote_rows)
     assert all(r["extra"]["serialised"].startswith("torchscript") for r in remote_rows)
     assert device["python"] and device["torch"] and "sensors" in device
-    assert set(res.sums) == {"standalone", "in-context"}
+    assert doc["device"]["key"] == device["key"]
     assert list(remote_tmp.iterdir()) == []  # the private directory is gone
 
 

@@ -424,6 +424,11 @@ def _connect_client(target: Target, accept_new: bool, allow_agent: bool, passwor
     except paramiko.SSHException as exc:
         client.close()
         text = str(exc)
+        if "No authentication methods" in text:
+            return None, BadInput(
+                f"no key to log in to {target.hostname}:{target.port} as {target.user} (no --identity, no ssh-agent,"
+                " no ~/.ssh/id_*); give --identity or load a key with ssh-add"
+            )
         if "banner" in text or "No existing session" in text or "Negotiation" in text:
             raise RemoteError(
                 f"{target.hostname}:{target.port} accepted the connection but did not complete the SSH handshake"
