@@ -556,12 +556,16 @@ class Store:
             return [r[0] for r in self._conn.execute(f"SELECT DISTINCT model FROM measurements{where} ORDER BY model", args)]
 
     def settings(self, model: str | None = None, device: str | None = None) -> list[dict[str, Any]]:
-        """One dict per stored (device, model, setting): the setting's parts, modes and row counts."""
+        """One dict per stored (device, model, setting): the setting's parts and, per mode, rows and sum of medians.
+
+        ``modes`` maps ``standalone``/``in-context`` to ``{"rows", "sum_ms"}`` (the sum over blocks) and
+        ``full`` to ``{"rows": 1, "sum_ms": <the full model's median>}``.
+        """
         where, args = _where(model=model, device=device)
         with self._lock:
             got = self._conn.execute(
-                "SELECT device_key, model, setting, mode, COUNT(*), MAX(measured_at), SUM(CASE WHEN block >= 0"
-                f" THEN median_ms ELSE 0 END) FROM measurements{where}"
+                "SELECT device_key, model, setting, mode, COUNT(*), MAX(measured_at), SUM(median_ms)"
+                f" FROM measurements{where}"
                 " GROUP BY device_key, model, setting, mode ORDER BY device_key, model, setting, mode",
                 args,
             ).fetchall()

@@ -60,6 +60,7 @@ def test_rows_come_back_in_block_order_with_every_field(tmp_path):
         assert s.models() == ["resnet18"]
         (entry,) = s.settings()
         assert entry["modes"]["in-context"] == {"rows": 3, "sum_ms": 6.0} and entry["threads"] == 1
+        assert entry["modes"]["full"] == {"rows": 1, "sum_ms": 6.5}
         assert s.runs()[0]["status"] == "done" and s.runs()[0]["summary"]["sums"]["in-context"]["gap_pct"] == -7.7
         assert s.measured_blocks("dev-a", "resnet18", SETTING, "in-context") == {0, 1, 2}
 

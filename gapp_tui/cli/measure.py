@@ -208,6 +208,8 @@ def _file_stem(result: Any) -> str:
 
     p = result.setting_parts
     raw = f"{result.model}_{p['input_shape']}_{p['dtype']}_t{p['threads']}_{p['granularity']}_{p['device_type']}"
+    if p.get("clock") == "cpu":
+        raw += "_cputime"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
@@ -342,7 +344,7 @@ def results_list(
     for col in ("model", "device", "setting", "modes (blocks, sum ms)", "last measured"):
         table.add_column(col)
     for it in items:
-        modes = ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms'] or 0:.2f}"
+        modes = ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
                           for m, v in it["modes"].items())
         table.add_row(it["model"], it["device_key"], it["setting"], modes, it["last_measured"] or "")
     out.print(table)
