@@ -46,11 +46,14 @@ def bench_model(name: str, runs: int, threads: int, precision: Precision, clock:
     chain = BlockChain.from_spec(ModelSpec(name, batch_size=1))
     per_run = []
     for k in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = measure(chain, MeasureConfig(threads=threads, precision=precision, clock=clock))
+        wall = time.perf_counter() - t0
         per_run.append(
             {
-                "seconds": time.perf_counter() - t0,
+                "seconds": wall,
+                # the share of the wall time this process had a CPU: 1.0 on an idle machine (one thread)
+                "cpu_share": (time.process_time() - c0) / wall,
                 "full_ms": r.full["median_ms"],
                 "chain_ms": r.chain_ms.get("in-context"),
                 "sums": {m: s["sum_ms"] for m, s in r.sums.items()},
@@ -61,7 +64,8 @@ def bench_model(name: str, runs: int, threads: int, precision: Precision, clock:
         )
         print(f"  {name} run {k + 1}/{runs}: full {r.full['median_ms']:.2f} ms, gaps "
               + ", ".join(f"{m} {g:+.2f}%" for m, g in per_run[-1]["gaps"].items())
-              + f" ({per_run[-1]['seconds']:.0f} s, load {per_run[-1]['loadavg']:.1f})", file=sys.stderr, flush=True)
+              + f" ({per_run[-1]['seconds']:.0f} s, CPU share {per_run[-1]['cpu_share']:.2f},"
+              f" load {per_run[-1]['loadavg']:.1f})", file=sys.stderr, flush=True)
     out = {"model": name, "blocks": len(chain), "names": chain.names, "runs": per_run}
     for mode in ("standalone", "in-context"):
         gaps = [p["gaps"][mode] for p in per_run]
@@ -80,6 +84,7 @@ def bench_model(name: str, runs: int, threads: int, precision: Precision, clock:
             "spread_max_pct": max(spreads) if spreads else None,
         }
     out["full_ms"] = statistics.mean(p["full_ms"] for p in per_run)
+    out["cpu_share"] = statistics.mean(p["cpu_share"] for p in per_run)
     fulls = [p["full_ms"] for p in per_run]
     out["full_spread_pct"] = statistics.stdev(fulls) / statistics.mean(fulls) * 100 if len(fulls) > 1 else None
     return out
@@ -95,8 +100,9 @@ def table(results: list[dict], threads: int, load: tuple[float, float], precisio
         f"{load[1]:.1f} at end.",
         "",
         "| model | blocks | full ms | standalone sum ms | standalone gap % | in-context sum ms | in-context gap % "
-        "(worst run) | spread standalone % (median / max) | spread in-context % (median / max) | full-model spread % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(worst run) | spread standalone % (median / max) | spread in-context % (median / max) | full-model spread % "
+        "| CPU share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def sp(d: dict) -> str:
@@ -111,13 +117,14 @@ def table(results: list[dict], threads: int, load: tuple[float, float], precisio
         lines.append(
             f"| {r['model']} | {r['blocks']} | {r['full_ms']:.2f} | {s['sum_ms']:.2f} | {s['gap_mean_pct']:+.2f} | "
             f"{c['sum_ms']:.2f} | {c['gap_mean_pct']:+.2f} ({c['gap_worst_pct']:+.2f}) {ok_gap} | {sp(s)} | "
-            f"{sp(c)} {ok_sp} | {r['full_spread_pct']:.2f} |"
+            f"{sp(c)} {ok_sp} | {r['full_spread_pct']:.2f} | {r['cpu_share']:.2f} |"
         )
     lines += [
         "",
         f"Targets: in-context gap within ±{TARGET_GAP:g}% (✓ on the worst run); run-to-run spread "
         f"(relative std of a block's median over the runs) under {TARGET_SPREAD:g}% on blocks over 1 ms "
-        "(✓ on the worst block, in context).",
+        "(✓ on the worst block, in context). CPU share: process CPU time / wall time of the runs -- 1.00 means the "
+        "measuring thread had a core to itself all along; 0.30 means it was descheduled 70% of the time.",
     ]
     return "\n".join(lines)
 
