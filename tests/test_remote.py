@@ -188,6 +188,9 @@ def test_every_remote_argument_is_quoted_never_executed(sshd, known_hosts, tmp_p
     with connect(sshd, known_hosts) as s:
         for text in hostile:
             assert s.run(["printf", "%s", text]).stdout == text
+        home = s.run_shell('printf %s "$HOME"').stdout
+        assert s.run(["printf", "%s", "~/a b"]).stdout == f"{home}/a b"  # the remote home, rest quoted
+        assert s.run(["printf", "%s", f"~/$(touch {marker})"]).stdout == f"{home}/$(touch {marker})"
         with pytest.raises(BadInput, match="not found"):
             s.check_python(f"python3; touch {marker}")
         with pytest.raises(R.RemoteError):

@@ -92,10 +92,21 @@ class Cancelled(RemoteError):
 
 
 def quote_command(argv: Sequence[str | os.PathLike[str] | int]) -> str:
-    """One shell command line from arguments, each quoted with :func:`shlex.quote`."""
+    """One shell command line from arguments, each quoted with :func:`shlex.quote`.
+
+    An argument starting with ``~/`` means the remote user's home: it becomes
+    ``"$HOME"/'rest'`` (the rest still quoted), since a quoted ``~`` is not expanded.
+    """
     if not argv:
         raise ValueError("empty command")
-    return " ".join(shlex.quote(os.fspath(a) if not isinstance(a, int) else str(a)) for a in argv)
+    return " ".join(_quote_arg(a) for a in argv)
+
+
+def _quote_arg(arg: str | os.PathLike[str] | int) -> str:
+    text = str(arg) if isinstance(arg, int) else os.fspath(arg)
+    if text.startswith("~/") and len(text) > 2:
+        return '"$HOME"/' + shlex.quote(text[2:])
+    return shlex.quote(text)
 
 
 # ---------------------------------------------------------------------------- target

@@ -177,7 +177,10 @@ class _RemoteRun(engine._Run):
                     self.remote.update(python=ev.get("python"), torch=ev.get("torch"), agent_pid=ev.get("pid"))
                 elif what == "device":
                     answer = self._on_device(ev["description"])
-                    stream.send((json.dumps(answer) + "\n").encode())
+                    try:
+                        stream.send((json.dumps(answer) + "\n").encode())
+                    except (OSError, EOFError) as exc:
+                        raise ConnectionLost(f"lost the connection to {self.session.target.label} ({exc})") from None
                 elif what == "result":
                     self._on_result(ev)
                 elif what == "progress":
