@@ -212,6 +212,7 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=160)
     ap.add_argument("--items", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=4)
+    ap.add_argument("--io", default="async", choices=("async", "threads"), help="how stages overlap communication")
     ap.add_argument("--probe-bytes", type=int, default=2_000_000)
     ap.add_argument("--out", default=str(RESULTS / "pipeline_netns"))
     args = ap.parse_args()
@@ -272,7 +273,7 @@ def main() -> None:
                     plan.to_dict(), items=args.items, warmup=args.warmup, latency_items=3,
                     master_addr=pair.addr[0], master_port=PORT + 2 + len(rows), timeout=60, deadline=600,
                     threads=1, cpus=[[0], [1]], prefixes=[pair.exec_prefix(0), pair.exec_prefix(1)], nice=NICE,
-                    ifnames=list(pair.dev), estimate=est_framed.to_dict(),
+                    ifnames=list(pair.dev), estimate=est_framed.to_dict(), io=args.io,
                 )
                 measured_compute = [st["compute_s"]["mean"] for st in result.stages]
                 est_run = estimate_with(table, plan, framed, compute=measured_compute)
@@ -324,7 +325,7 @@ def write(rows, probes, args, started, load_before, load_after) -> None:
         f" {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}. Two stages, each a process in its own network"
         " namespace pinned to its own CPU with one intra-op thread, joined by a veth pair shaped in both directions"
         " with `tc qdisc ... tbf rate R burst 16kb latency 100ms`; gloo rendezvous on 10.213.77.1."
-        f" Input {args.input_size}x{args.input_size}, batch 1, {args.items} items streamed after {args.warmup} warm-up items."
+        f" Stages overlap communication with `io={args.io}`. Input {args.input_size}x{args.input_size}, batch 1, {args.items} items streamed after {args.warmup} warm-up items."
         " The plan is the solver's optimum for the framed link; the output returns to stage 0.",
         "",
         f"**The machine was shared** with other engineers' work: load average {load_before[0]:.1f} before,"

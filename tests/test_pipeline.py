@@ -51,7 +51,8 @@ class _Pids:
 def test_two_stages_give_the_unsplit_models_output():
     n = len(BlockChain.from_spec(RESNET, device="meta"))
     seen = _Pids()
-    result = run_plan(plan_dict(RESNET, ["pi", "server"], [0, 4, n]), on_event=seen, **FAST)
+    # one thread per activity here (the other tests use the default: one thread, non-blocking gloo calls)
+    result = run_plan(plan_dict(RESNET, ["pi", "server"], [0, 4, n]), on_event=seen, io="threads", **FAST)
     assert result.output_max_abs_diff <= 1e-5
     assert result.weights_match  # both stages (and the launcher) built the same seeded weights
     assert [s["blocks"] for s in result.stages] == [[0, 4], [4, n]]

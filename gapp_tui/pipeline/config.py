@@ -201,6 +201,7 @@ class StageConfig:
     queue_depth: int = 1
     in_flight: int = 5
     nice: int | None = None
+    io: str = "async"  # async: one thread, irecv/isend; threads: receive, compute and send threads
     watch_stdin: bool = False  # a remote stage: end of stdin (the SSH channel closed) ends the stage
 
     @property

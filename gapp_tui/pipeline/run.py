@@ -312,6 +312,7 @@ def run_plan(
     in_flight: int | None = None,
     nice: int | None = None,
     pin: bool = False,
+    io: str = "async",
     ssh: Any = None,
     estimate: Mapping[str, Any] | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
@@ -343,6 +344,8 @@ def run_plan(
             raise BadInput(f"{name} {value!r} is not valid; give an integer >= {low}")
     if not timeout or timeout <= 0 or not math.isfinite(timeout):
         raise BadInput(f"timeout {timeout!r} is not valid; give a positive number of seconds")
+    if io not in ("async", "threads"):
+        raise BadInput(f"io {io!r} is not known; give async or threads")
     if threads < 1:
         raise BadInput(f"threads {threads!r} is not valid; give a positive integer")
     k = view.stages
@@ -395,6 +398,7 @@ def run_plan(
                 in_flight=window,
                 nice=nice,
                 watch_stdin=bool(host),
+                io=io,
             )
             ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
             if host:

@@ -9,9 +9,11 @@ this, locally, inside a network namespace or over SSH). The process
    stage (and the launcher's reference model) gets identical random weights,
    and keeps only its own blocks,
 3. joins the gloo process group over TCP (``tcp://master_addr:master_port``),
-4. streams ``warmup + items + latency_items`` items through three threads
-   joined by bounded queues -- receive, compute, send -- so that receiving the
-   next item, computing this one and sending the previous one overlap. Stage 0
+4. streams ``warmup + items + latency_items`` items so that receiving the
+   next item, computing this one and sending the previous one overlap: by
+   default in one thread with gloo's non-blocking ``irecv``/``isend``
+   (``io="async"``), or with three threads joined by bounded queues --
+   receive, compute, send (``io="threads"``). Stage 0
    generates the inputs and receives the outputs back from the last stage, so
    the round trip is timed at the source; the last ``latency_items`` are sent
    one at a time (the next leaves when the previous has returned): the
@@ -28,6 +30,7 @@ Progress is reported with ``GAPP-EVENT name`` lines on stdout.
 from __future__ import annotations
 
 import contextlib
+import collections
 import datetime
 import hashlib
 import os
@@ -216,8 +219,8 @@ class Stage:
         for i in range(self.cfg.total):
             bufs = self._buffers(self.in_infos)
             t0 = time.perf_counter()
-            for b in bufs:
-                self.dist.recv(b, src)
+            for j, b in enumerate(bufs):
+                self.dist.recv(b, src, tag=j)
             self.recv_s[i] = time.perf_counter() - t0
             self.in_q.put(tuple(bufs))
 
@@ -247,8 +250,8 @@ class Stage:
         for i in range(self.cfg.total):
             values = self.out_q.get()
             t0 = time.perf_counter()
-            for v in values:
-                self.dist.send(v, dst)
+            for j, v in enumerate(values):
+                self.dist.send(v, dst, tag=j)
             self.send_s[i] = time.perf_counter() - t0
 
     def _collect(self) -> None:
@@ -256,10 +259,72 @@ class Stage:
         for i in range(self.cfg.total):
             bufs = self._buffers(self.final_infos)
             t0 = time.perf_counter()
-            for b in bufs:
-                self.dist.recv(b, src)
+            for j, b in enumerate(bufs):
+                self.dist.recv(b, src, tag=j)
             self.recv_s[i] = time.perf_counter() - t0
             self._returned(i, tuple(bufs))
+
+    def _stream(self) -> None:
+        """Receive, compute and send in one thread with gloo's non-blocking irecv/isend.
+
+        The receive of item ``i + 1`` is posted before item ``i`` is computed and
+        up to ``queue_depth + 1`` sends stay in flight, so communication overlaps
+        compute as with one thread per activity -- but no other Python thread
+        takes the interpreter lock in the middle of a block (a small-op model
+        lost 8-16% of its compute time to that).
+        """
+        cfg, torch, dist = self.cfg, self.torch, self.dist
+        prev, nxt = self.rank - 1, (self.rank + 1) % self.world
+        streamed = cfg.warmup + cfg.items
+        sends: collections.deque = collections.deque()
+
+        def post_recv():
+            bufs = self._buffers(self.in_infos)
+            return bufs, [dist.irecv(b, src=prev, tag=j) for j, b in enumerate(bufs)]
+
+        pending = post_recv() if self.rank > 0 else None
+        with torch.inference_mode():
+            for i in range(cfg.total):
+                t0 = time.perf_counter()
+                if self.rank == 0:
+                    if i >= streamed and i > 0:
+                        self.returned[i - 1].wait()  # latency phase: one item in flight
+                    elif i >= cfg.in_flight:
+                        self.returned[i - cfg.in_flight].wait()  # a window keeps the streamed latency meaningful
+                    if i == cfg.warmup:
+                        emit(f"{EVENT} streaming")
+                    values = (self.inputs[i % cfg.distinct_inputs].clone(),)
+                    self.t_in[i] = time.perf_counter()
+                else:
+                    bufs, works = pending
+                    for w in works:
+                        w.wait()
+                    values = tuple(bufs)
+                    self.recv_s[i] = time.perf_counter() - t0
+                    if i + 1 < cfg.total:
+                        pending = post_recv()
+                t1 = time.perf_counter()
+                c1 = time.thread_time()
+                for m in self.modules:
+                    values = m(*values)
+                values = tuple(v.contiguous() for v in values)
+                t2 = time.perf_counter()
+                self.wait_s[i] = t1 - t0
+                self.compute_s[i] = t2 - t1
+                self.compute_cpu_s[i] = time.thread_time() - c1
+                if self.world == 1:
+                    self._returned(i, values)
+                    continue
+                # the tensors stay referenced until their send completes
+                sends.append((values, [dist.isend(v, dst=nxt, tag=j) for j, v in enumerate(values)]))
+                t3 = time.perf_counter()
+                while len(sends) > cfg.queue_depth + 1:
+                    for w in sends.popleft()[1]:
+                        w.wait()
+                self.send_s[i] = time.perf_counter() - t3
+            while sends:
+                for w in sends.popleft()[1]:
+                    w.wait()
 
     def _returned(self, i: int, values: tuple[Any, ...]) -> None:
         self.t_out[i] = time.perf_counter()
@@ -284,18 +349,24 @@ class Stage:
         self.kept: dict[int, tuple[Any, ...]] = {}
         self.returned = [threading.Event() for _ in range(total)]
         threads = []
-        if self.rank == 0:
-            threads.append(self._guard("source", self._source))
+        if self.rank == 0 and self.world > 1:
+            threads.append(self._guard("collect", self._collect))
+        if cfg.io == "threads":
+            if self.rank == 0:
+                threads.append(self._guard("source", self._source))
+            else:
+                threads.append(self._guard("receive", self._recv))
+            threads.append(self._guard("compute", self._compute))
             if self.world > 1:
-                threads.append(self._guard("collect", self._collect))
-        else:
-            threads.append(self._guard("receive", self._recv))
-        threads.append(self._guard("compute", self._compute))
-        if self.world > 1:
-            threads.append(self._guard("send", self._send))
+                threads.append(self._guard("send", self._send))
         t0 = time.perf_counter()
         for t in threads:
             t.start()
+        if cfg.io != "threads":
+            try:
+                self._stream()
+            except BaseException as exc:
+                die(self.rank, f"stream failed: {_one_line(exc)}")
         for t in threads:
             t.join()
         self.wall_s = time.perf_counter() - t0
