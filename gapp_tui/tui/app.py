@@ -68,6 +68,8 @@ class GappApp(App[None]):
         Binding("3", "section('results')", "Results", id="section.results", tooltip="Measured vs predicted, plots"),
         Binding("4", "section('partition')", "Partition", id="section.partition", tooltip="Cut the model into a pipeline"),
         Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="Every key, and where to start"),
+        Binding("escape", "leave_field", "Leave field", show=False, id="app.leave_field",
+                tooltip="Leave the text field (then the number keys switch sections)"),
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (state is remembered)"),
     ]
 
@@ -89,11 +91,25 @@ class GappApp(App[None]):
         self._measure_cancel: threading.Event | None = None
         self._pending_measure: tuple[Any, Any, Any] | None = None
 
+    def on_mount(self) -> None:
+        if self.workspace.ready:
+            self.sub_title = self.workspace.label()
+
     # ------------------------------------------------------------------ sections
 
     def action_section(self, name: str) -> None:
         if self.current_mode != name:
             self.switch_mode(name)
+
+    def action_leave_field(self) -> None:
+        """Esc in a field: focus the section's main widget, so single-key bindings work again."""
+        screen = self.screen
+        target = getattr(screen, "AUTO_FOCUS", None)
+        if target and isinstance(screen, Screen) and not isinstance(screen, HelpScreen):
+            try:
+                screen.query_one(target).focus()
+            except Exception:  # a screen without that widget: nothing to do
+                pass
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -218,6 +234,31 @@ class GappApp(App[None]):
             results.sync()  # type: ignore[attr-defined]
         n = 0 if message.result is None else message.result.measured
         self.notify(f"{n} rows measured" + (" (cancelled)" if message.cancelled else ""), title="Measure", timeout=3)
+
+    # ------------------------------------------------------------------ pipeline runs
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="pipeline", description="pipeline run")
+    def run_pipeline(self, path: Path, items: int = 30) -> None:
+        """Run a saved plan for real (one gloo process per stage) and report measured against estimated."""
+        from ..pipeline.run import run_plan
+
+        result = run_plan(path, items=items, warmup=3, latency_items=3, timeout=30.0, deadline=300.0)
+        self.post_message(PipelineDone(result))
+
+    def on_pipeline_done(self, message: PipelineDone) -> None:
+        r = message.report
+        est = r.estimate.get("throughput_per_s")
+        rerun = r.estimate_with_run_compute.get("throughput_per_s")
+        text = f"[b]pipeline run[/b]: measured [b]{r.throughput_per_s:.3g}[/b] items/s"
+        if est:
+            text += f" vs estimated {est:.3g} ({r.throughput_per_s / est * 100:.0f}%)"
+        if rerun:
+            text += f" · with this run's stage times {rerun:.3g} ({r.throughput_per_s / rerun * 100:.0f}%)"
+        text += " · output " + ("[green]matches[/]" if r.output_ok else f"[red]differs by {r.output_max_abs_diff:.2g}[/]")
+        section = self.sections.get("partition")
+        if section is not None:
+            section.pipeline_done(text)  # type: ignore[attr-defined]
+        self.notify(f"{r.throughput_per_s:.3g} items/s measured", title="Pipeline run", timeout=4)
 
     # ------------------------------------------------------------------ shared resources
 

@@ -14,6 +14,7 @@ from .base import Section
 
 class ModelsSection(Section):
     SECTION = "models"
+    AUTO_FOCUS = "#blocks"
     BINDINGS = [
         Binding("t", "trace", "Trace", id="models.trace", tooltip="Trace the model in the form into blocks"),
     ]
@@ -21,7 +22,7 @@ class ModelsSection(Section):
     def compose(self) -> ComposeResult:
         yield Header()
         yield ModelForm(id="model-form")
-        yield Static("Type a model name (→ completes, Ctrl+P searches all models) and press Enter to trace it. Tab leaves a field; 1–4 switch sections; ? helps.", id="model-status",
+        yield Static("Type a model name (→ completes, Ctrl+P searches all models) and press Enter to trace it. Esc leaves a field; then 1–4 switch sections and ? helps.", id="model-status",
                      classes="status-line")
         table = DataTable(id="blocks", zebra_stripes=True, cursor_type="row")
         table.add_column("#", key="index")
@@ -41,6 +42,8 @@ class ModelsSection(Section):
         super().on_mount()
         if not self.gapp.workspace.ready:
             self.query_one("#model-name", Input).focus()
+        else:
+            self.query_one("#blocks", DataTable).focus()
 
     def action_trace(self) -> None:
         form = self.query_one(ModelForm)

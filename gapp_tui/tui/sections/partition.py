@@ -236,8 +236,6 @@ class PartitionSection(Section):
             return
         self._update_optimal()
         self._set_plan(list(self.optimal.boundaries), objective=self.optimal.objective)
-        self.notify(f"{self.estimate.throughput:.3g} items/s, cuts at {self.plan.boundaries[1:-1]}",
-                    title="Optimal plan", timeout=3)
 
     def _apply_devices(self, sources: list[DeviceSource], boundaries: list[int]) -> None:
         self.query_one("#devices", Input).value = format_devices(sources)
