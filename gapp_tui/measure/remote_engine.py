@@ -110,7 +110,7 @@ class _RemoteRun(engine._Run):
         ctx = RowContext(device_key="", model=chain.spec.name, model_label=chain.spec.label(), setting="",
                          granularity=chain.granularity, batch_size=chain.spec.shape[0],
                          input_shape="x".join(map(str, chain.spec.shape)), num_classes=chain.spec.num_classes,
-                         dtype=cfg.dtype.replace("torch.", ""), threads=0, device_type=cfg.device.split(":")[0],
+                         dtype=str(engine.parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0, device_type=cfg.device.split(":")[0],
                          chain_sig=chain_signature(chain))
         super().__init__(chain, cfg, ctx, store, report, None, {})
         self.remote: dict[str, Any] = {"host": session.target.label}
@@ -129,11 +129,8 @@ class _RemoteRun(engine._Run):
         for mode in list(self.cfg.modes) + (["full"] if self.cfg.full else []):
             skip[mode] = sorted(self._done(mode))
         n = len(self.names)
-        for mode in self.cfg.modes:
-            if mode == "standalone":
-                self.skipped += len(set(skip[mode]) & set(range(n)))
-            elif len(set(skip[mode]) & set(range(n))) == n:
-                self.skipped += n
+        for mode in self.cfg.modes:  # as the engine counts: every stored block of either mode
+            self.skipped += len(set(skip[mode]) & set(range(n)))
         if self.cfg.full and -1 in skip.get("full", []):
             self.skipped += 1
         if self.store is not None:
