@@ -215,3 +215,12 @@ def test_cpu_clock_settings_are_their_own_key():
     key = setting_key((1, 3, 32, 32), "float32", 1, "natural", 10, "cpu", clock="cpu")
     assert key == SETTING + "/cputime" and parse_setting(key)["clock"] == "cpu"
     assert parse_setting(SETTING)["clock"] == "wall"
+
+
+def test_corrupt_file_with_an_sqlite_header_is_refused_and_left_alone(tmp_path):
+    p = tmp_path / "corrupt.sqlite"
+    p.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+    before = digest(p)
+    with pytest.raises(BadInput, match="unreadable or corrupt|not a GAPP store"):
+        Store(p)
+    assert digest(p) == before
