@@ -5,7 +5,8 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := openssh-server openssh-client tmux iproute2
+APT_PKGS := openssh-server openssh-client tmux iproute2 libcairo2
+# libcairo2: cairosvg's C library, for the PNG screenshots (make screenshots)
 
 .PHONY: run test install test-deps bench screenshots clean
 
