@@ -44,7 +44,7 @@ def partition(
     device_times: Optional[list[str]] = typer.Option(
         None, "--device-times",
         help="DEVICE=KEY or DEVICE=KEY/SETTING: the stored device key (and setting) whose times DEVICE uses (repeatable; "
-        "default: the device's own name). See `gapp results`.",
+        "default: the device's own name). See `gapp results devices` and `gapp results list`.",
     ),
     rate: Optional[list[str]] = typer.Option(
         None, "--rate", help="DEVICE=RATE for --times flops, e.g. pi=2GFLOPs server=50GFLOPs (repeatable)."
