@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from gapp_tui.measure.remote_engine import measure_remote
 from gapp_tui.measure.timer import Precision
 from gapp_tui.store import Store
 from gapp_tui.zoo import ModelSpec
-from tests.sshd import SSHServer, keygen, processes_matching, sshd  # noqa: F401  (sshd is a fixture)
+from tests.sshd import keygen, processes_matching, sshd  # noqa: F401  (sshd is a fixture)
 
 pytestmark = pytest.mark.ssh
 ROOT = Path(__file__).resolve().parents[1]
