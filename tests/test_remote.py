@@ -210,6 +210,19 @@ def test_hostile_model_name_is_rejected_and_never_reaches_the_device(sshd, known
     assert not marker.exists()
 
 
+def test_a_silent_remote_command_counts_as_a_dead_link(sshd, known_hosts):
+    with connect(sshd, known_hosts) as s:
+        stream = s.stream(["sh", "-c", "echo first; exec sleep 4"], silence_timeout=1.0)
+        t0 = time.monotonic()
+        lines = []
+        with pytest.raises(R.ConnectionLost, match="sent nothing for 1 s"):
+            for kind, line in stream:
+                lines.append((kind, line))
+        assert lines == [("out", "first")]
+        assert time.monotonic() - t0 < 10
+        assert s.run(["true"]).ok  # the connection itself is still usable
+
+
 # --------------------------------------------------------------------------- bad input: one line, in time
 
 
