@@ -107,6 +107,16 @@ def _server_key(sshd):
     return paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob))
 
 
+def test_accepting_a_new_host_keeps_the_other_entries(sshd, tmp_path):
+    kh = tmp_path / "known_hosts"
+    other = keygen(tmp_path / "k")
+    kind, blob = Path(f"{other}.pub").read_text().split()[:2]
+    kh.write_text(f"# my hosts\nexample.org {kind} {blob}")  # no newline at the end
+    with connect(sshd, kh, accept_new_host_key=True):
+        pass
+    assert kh.read_text() == f"# my hosts\nexample.org {kind} {blob}\n" + sshd.known_hosts_line
+
+
 def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):
     other = keygen(tmp_path / "other_host_key")
     kind, blob = Path(f"{other}.pub").read_text().split()[:2]

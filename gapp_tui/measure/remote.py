@@ -265,6 +265,11 @@ def _append_known_host(path: Path, line: str) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         existed = path.exists()
+        if existed and path.stat().st_size:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    line = "\n" + line  # never glue our entry onto an unterminated last line
         with open(path, "a") as fh:
             fh.write(line)
         if not existed:
