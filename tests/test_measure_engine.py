@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import torch
 from torch import nn
 
 from gapp_tui.blocks import BlockChain
@@ -207,3 +208,13 @@ def test_cancel_in_context_keeps_converged_blocks_and_the_rerun_fills_the_rest(t
     assert store.rows(mode="in-context")[0] == kept[0]
     assert store.block_times("tests.test_measure_engine:spin_net", mode="in-context")[1] > 0
     store.close()
+
+
+def test_a_chain_measured_in_bfloat16_goes_back_to_float32():
+    small = BlockChain.from_spec(ModelSpec("mobilenet_v3_small", input_size=32, num_classes=10), granularity=2)
+    cfg = dict(modes=("standalone",), full=False)
+    measure(small, config(dtype="bfloat16", **cfg))
+    assert next(small.blocks[0].module.parameters()).dtype == torch.bfloat16
+    r = measure(small, config(**cfg))
+    assert r.setting.split("/")[1] == "float32"
+    assert next(small.blocks[0].module.parameters()).dtype == torch.float32

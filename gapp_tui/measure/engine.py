@@ -257,7 +257,10 @@ def prepare_chain(spec: Any, granularity: str | int = "natural", device: str = "
 
 
 def _move_chain(chain: Any, dev: torch.device, dt: torch.dtype) -> None:
-    if dev.type == "cpu" and dt == torch.float32:
+    """Put every module of the chain on ``dev`` in ``dt`` (a no-op when already there)."""
+    first = next((t for m in [chain.model, chain.graph_module] if m is not None
+                  for t in [*m.parameters(), *m.buffers()] if t.is_floating_point()), None)
+    if first is None or (first.device.type == dev.type and first.dtype == dt and dev.type == "cpu"):
         return
     for m in [chain.model, chain.graph_module, *[b.module for b in chain.blocks]]:
         if m is not None:
