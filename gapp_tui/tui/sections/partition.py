@@ -50,6 +50,7 @@ class PartitionSection(Section):
         self._chain: Any = None
         self._pipeline_text = ""
         self._good: dict[str, str] | None = None
+        self._summary_lines = -1
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -180,7 +181,8 @@ class PartitionSection(Section):
         where = "before the first block" if c == 0 else (
             "after the last block" if c == t.n else f"after block {c - 1} {t.blocks[c - 1]}")
         info.update(f"cut {strip.selected} of {strip.cuts}: {where} · {human_bytes(t.cut_bytes[c])} in "
-                    f"{t.cut_tensors[c]} tensor{'s' if t.cut_tensors[c] != 1 else ''} · ←/→ move, ↑/↓ other cut")
+                    f"{t.cut_tensors[c]} tensor{'s' if t.cut_tensors[c] != 1 else ''} · ←/→ move, ↑/↓ other cut",
+                    layout=False)  # one line, always
 
     def _show_summary(self) -> None:
         est = self.estimate
@@ -194,7 +196,9 @@ class PartitionSection(Section):
             text += "\n[dim]o: jump to the optimal plan[/]"
         if self._pipeline_text:
             text += "\n" + self._pipeline_text
-        self.query_one("#summary", Static).update(text)
+        lines = text.count("\n")
+        self.query_one("#summary", Static).update(text, layout=lines != self._summary_lines)
+        self._summary_lines = lines
 
     # ------------------------------------------------------------------ events
 

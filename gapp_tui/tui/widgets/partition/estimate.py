@@ -59,4 +59,7 @@ class EstimatePanel(Static):
             if t.is_return:
                 table.add_row(Text(f"↩ {t.src}→{t.dst}", style="dim"), "output returns", "",
                               ms(t.seconds), "")
-        self.update(table)
+        # while only cuts move the table keeps its rows: skip the layout pass (the hot path of the strip)
+        rows = len(est.stages) + len(est.transfers)
+        self.update(table, layout=rows != getattr(self, "_rows", None))
+        self._rows = rows
