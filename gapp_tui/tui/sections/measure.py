@@ -74,7 +74,7 @@ class MeasureSection(Section):
                 yield Button("Cancel (c)", id="cancel", variant="error", compact=True, disabled=True)
                 yield Static("", id="measure-model", classes="inline-status")
         yield Static("Trace a model in Models (1), then press m.", id="measure-status", classes="status-line")
-        yield ProgressBar(id="measure-progress", show_eta=False)
+        yield ProgressBar(id="measure-progress", total=1, show_eta=False)  # determinate: no animation at rest
         yield RichLog(id="measure-log", markup=True, wrap=True, max_lines=2000)
         yield Footer(compact=True)
 
@@ -91,6 +91,10 @@ class MeasureSection(Section):
         ws = self.gapp.workspace
         label = self.query_one("#measure-model", Static)
         label.update(f"model: [b]{ws.label()}[/b], {len(ws.chain)} blocks" if ws.ready else "no model traced yet")
+        if ws.ready and not self.running and self.last is None:
+            self.query_one("#measure-status", Static).update(
+                "Choose the target and press [b]m[/b] to measure every block; [b]c[/b] cancels (finished blocks are kept)."
+                " Rows go to the store as each block finishes.")
 
     # ------------------------------------------------------------------ start / cancel
 
@@ -164,7 +168,7 @@ class MeasureSection(Section):
             self.started_at = time.monotonic()
             self.phase_started = {}
             bar = self.query_one(ProgressBar)
-            bar.update(total=None, progress=0)
+            bar.update(total=1, progress=0)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
