@@ -120,7 +120,7 @@ def show(doc: dict[str, Any]) -> None:
     table = Table(title=f"{doc['model']['name']} pipeline: {len(doc['devices'])} stages, {doc['items']} items (times are means)")
     for col, just in (
         ("stage", "right"), ("device", "left"), ("blocks", "left"), ("compute ms", "right"), ("est.", "right"),
-        ("send ms", "right"), ("est.", "right"), ("sent", "right"),
+        ("send wait ms", "right"), ("link est.", "right"), ("sent", "right"),
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s, st in enumerate(doc["stages"]):
