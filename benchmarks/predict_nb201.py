@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     ap.add_argument("--n-test", type=int, default=None, help="test on a random subset (default: all the rest)")
     ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ceiling", action="store_true", help="also fit trees on 12,000 networks (label-noise ceiling)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "predict_nb201"))
     args = ap.parse_args()

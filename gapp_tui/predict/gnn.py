@@ -4,17 +4,22 @@ Architecture (one graph = one BlockGraph)::
 
     x_v   = NodeEncoder(log-scaled, standardised node features)            (H)
     h_v   = h_v + GINE_l(h, edge_index, log bytes on the edge)   l = 1..L   (H)
-    t_op  = sum_v exp(a(h_v))                     per-node time, summed (ms)
-    t_blk = exp(b([mean_v h_v, max_v h_v, Enc(log totals)]))  block overhead (ms)
-    time  = t_op + t_blk                          one output per device
+    t_v   = F_v / exp(e(h_v)) + B_v / exp(m(h_v)) + exp(o(h_v))   per node (ms)
+    t_blk = exp(b([mean_v h_v, max_v h_v, Enc(log totals)]))      per block (ms)
+    time  = sum_v t_v + t_blk                        one output per device
 
-Why this form: a CPU runs a block one kernel after another, so its time is
-close to a sum over operations (nn-Meter's insight); message passing lets
-each operation's cost depend on its neighbours (fusion, memory reuse) and
-the pooled term covers per-block overheads. A sum of positive terms is also
-what makes the whole-network prediction a sum of block predictions, and it
-extrapolates to a block bigger than any it was trained on far better than a
-regression on a pooled vector.
+``F_v`` is the node's MFLOPs and ``B_v`` the MB it reads and writes, taken
+straight from the features: the network predicts how *efficiently* each
+operation runs in its context (MFLOP/ms, MB/ms, a fixed overhead), not its
+time. Why: a CPU runs a block one kernel after another, so its time is close
+to a sum over operations (nn-Meter's insight); an operation's efficiency
+varies over a narrow range while its work varies over six orders of
+magnitude, so this roofline-shaped head extrapolates to blocks bigger or
+smaller than any seen in training, where a regression of the time itself
+explodes; message passing lets each operation's efficiency depend on its
+neighbours (fusion, memory reuse), and the pooled term covers per-block
+overheads. A sum of positive terms is also what makes a whole network's
+prediction the sum of its blocks'.
 
 The model predicts milliseconds for ``n_out`` devices at once (the shared
 encoder of the few-shot setting); training compares ``log`` of predictions
@@ -27,8 +32,10 @@ import torch
 from torch import nn
 from torch_geometric.nn import GINEConv, global_add_pool, global_max_pool, global_mean_pool
 
-#: clamp the log-time outputs so exp never overflows early in training
-_LOG_CLAMP = 12.0
+#: clamp the log outputs (around their initial values) so exp never overflows
+_LOG_CLAMP = 9.0
+#: standardised features are clipped: a block far outside the training data saturates instead of exploding
+_Z_CLIP = 6.0
 
 
 def signed_log1p(x: torch.Tensor) -> torch.Tensor:
@@ -54,10 +61,10 @@ class FeatureScaler(nn.Module):
         self.total_std.copy_(lt.std(0).clamp_min(1e-3))
 
     def nodes(self, x: torch.Tensor) -> torch.Tensor:
-        return (signed_log1p(x) - self.node_mean) / self.node_std
+        return ((signed_log1p(x) - self.node_mean) / self.node_std).clamp(-_Z_CLIP, _Z_CLIP)
 
     def totals(self, t: torch.Tensor) -> torch.Tensor:
-        return (signed_log1p(t) - self.total_mean) / self.total_std
+        return ((signed_log1p(t) - self.total_mean) / self.total_std).clamp(-_Z_CLIP, _Z_CLIP)
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -73,17 +80,28 @@ class BlockGNN(nn.Module):
         hidden: width H of every hidden layer (default 64).
         layers: message-passing layers L (default 3).
         n_out: devices predicted at once (default 1).
+        work_columns: indices of the node columns ``flops``, ``bytes_read``, ``bytes_written``
+            (default: looked up in :data:`gapp_tui.features.NODE_COLUMNS`).
     """
 
-    def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1) -> None:
+    def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1,
+                 work_columns: list[int] | None = None) -> None:
         super().__init__()
-        self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out}
+        if work_columns is None:
+            from ..features import NODE_COLUMNS
+
+            work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
+        self.work_columns = [int(c) for c in work_columns]
+        self.n_out = n_out
+        self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
+                       "work_columns": self.work_columns}
         self.scaler = FeatureScaler(n_node, n_total)
         self.encoder = _mlp(n_node, hidden, hidden)
         self.convs = nn.ModuleList(GINEConv(_mlp(hidden, hidden, hidden), edge_dim=1) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.total_encoder = _mlp(n_total, hidden, hidden)
-        self.node_head = _mlp(hidden, hidden, n_out)
+        self.node_head = _mlp(hidden, hidden, 3 * n_out)
+        self.register_buffer("log_init", torch.zeros(4))  # e, m, o, b at initialisation (clamp centre)
         self.block_head = _mlp(3 * hidden, hidden, n_out)
 
     def embed(self, x, edge_index, edge_attr, batch):
@@ -99,19 +117,28 @@ class BlockGNN(nn.Module):
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
             data.x.shape[0], dtype=torch.long, device=data.x.device)
         h = self.embed(data.x, data.edge_index, data.edge_attr, batch)
-        node_log = self.node_head(h).clamp(-_LOG_CLAMP, _LOG_CLAMP)
-        t_op = global_add_pool(torch.exp(node_log), batch)
+        fc, rc, wc = self.work_columns
+        mflop = (data.x[:, fc] / 1e6).clamp_min(0)[:, None]
+        mbyte = ((data.x[:, rc] + data.x[:, wc]) / 1e6).clamp_min(0)[:, None]
+        out = self.node_head(h).view(-1, 3, self.n_out)
+        c = self.log_init
+        e = (out[:, 0] + c[0]).clamp(c[0] - _LOG_CLAMP, c[0] + _LOG_CLAMP)
+        m = (out[:, 1] + c[1]).clamp(c[1] - _LOG_CLAMP, c[1] + _LOG_CLAMP)
+        o = (out[:, 2] + c[2]).clamp(c[2] - _LOG_CLAMP, c[2] + _LOG_CLAMP)
+        t_node = mflop * torch.exp(-e) + mbyte * torch.exp(-m) + torch.exp(o)
+        t_op = global_add_pool(t_node, batch)
         pooled = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch),
                             self.total_encoder(self.scaler.totals(data.totals))], dim=1)
-        t_blk = torch.exp(self.block_head(pooled).clamp(-_LOG_CLAMP, _LOG_CLAMP))
-        return t_op + t_blk
+        b = (self.block_head(pooled) + c[3]).clamp(c[3] - _LOG_CLAMP, c[3] + _LOG_CLAMP)
+        return t_op + torch.exp(b)
 
     @torch.no_grad()
-    def init_output_scale(self, ms_per_node: float) -> None:
-        """Start near a plausible time: every node ``ms_per_node``, the block term small."""
+    def init_output_scale(self, mflop_per_ms: float, mbyte_per_ms: float, ms_per_node: float) -> None:
+        """Start near the data: an efficiency, a bandwidth and a per-node overhead (medians of the training items)."""
         import math
 
-        self.node_head[-1].bias.fill_(math.log(max(ms_per_node, 1e-6)))
-        self.node_head[-1].weight.mul_(0.1)
-        self.block_head[-1].bias.fill_(math.log(max(ms_per_node, 1e-6)))
-        self.block_head[-1].weight.mul_(0.1)
+        self.log_init.copy_(torch.tensor([math.log(max(mflop_per_ms, 1e-6)), math.log(max(mbyte_per_ms, 1e-6)),
+                                          math.log(max(ms_per_node, 1e-7)), math.log(max(ms_per_node, 1e-7))]))
+        for head in (self.node_head, self.block_head):
+            head[-1].bias.zero_()
+            head[-1].weight.mul_(0.1)

@@ -132,12 +132,32 @@ def fit_gnn(
     model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1])
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
     model.scaler.fit(torch.cat([batcher.data[g].x for g in used]), torch.cat([batcher.data[g].totals for g in used]))
-    # start near the data: median time per node of the training items
-    nodes = np.array([sum(c * batcher.data[g].x.shape[0] for g, c in batcher.items[i]) for i in train_idx])
-    ymed = np.nanmedian(y_t[train_idx].numpy(), axis=0)
-    model.init_output_scale(float(np.nanmedian(ymed) / max(np.median(nodes), 1)))
+    # start near the data: the median MFLOP/ms and MB/ms of the training items, as if each explained half
+    fc, rc, wc = model.work_columns
+
+    def work(i: int) -> tuple[float, float, float]:
+        f = b = n = 0.0
+        for g, c in batcher.items[i]:
+            x = batcher.data[g].x
+            f += c * float(x[:, fc].sum()) / 1e6
+            b += c * float((x[:, rc] + x[:, wc]).sum()) / 1e6
+            n += c * x.shape[0]
+        return f, b, n
+
+    w = np.array([work(i) for i in train_idx])
+    ymed = np.nanmedian(y_t[train_idx].numpy(), axis=1)
+    ok = np.isfinite(ymed) & (ymed > 0)
+    model.init_output_scale(float(np.median(2 * w[ok, 0] / ymed[ok]) + 1e-6), float(np.median(2 * w[ok, 1] / ymed[ok]) + 1e-6),
+                            float(np.median(0.1 * ymed[ok] / np.maximum(w[ok, 2], 1))))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    warm = max(1, cfg.steps // 10)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 2% of the peak
+        if step < warm:
+            return (step + 1) / warm
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     gen = np.random.default_rng(cfg.seed)
     val_batch = batcher.batch(val_idx) if val_idx else None
     best = (math.inf, copy.deepcopy(model.state_dict()), 0)

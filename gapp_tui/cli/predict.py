@@ -1,0 +1,294 @@
+"""`gapp train`, `gapp predict`, `gapp evaluate`: the block-time predictor."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .common import (
+    err,
+    handle_errors,
+    make_spec,
+    opt_batch_size,
+    opt_granularity,
+    opt_input_shape,
+    opt_input_size,
+    opt_leaf,
+    opt_num_classes,
+    out,
+    print_json,
+)
+
+PROTOCOLS = ("predictor", "torchvision", "nb201", "fewshot")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.command("evaluate")(evaluate)
+
+
+def _progress(msg: str) -> None:
+    err.print(f"[dim]{msg}[/]", highlight=False)
+
+
+def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int]) -> tuple[list, dict]:
+    """Measured block rows from a store (--db/--device) or the corpus file, and their description."""
+    from ..predict.dataset import CORPUS_PATH, load_corpus, rows_from_store
+
+    if db is not None or device is not None:
+        from ..errors import BadInput
+        from ..store import Store
+
+        if db is not None and not Path(db).is_file():
+            raise BadInput(f"store {str(db)!r} not found; give an existing --db or measure into it with `gapp measure`")
+        with Store(db, readonly=True) as store:
+            rows = rows_from_store(store, device, threads=threads)
+            dev = device or rows[0].get("device_key") or [d["key"] for d in store.devices()][0]
+        return rows, {"source": f"store {store.path}", "device": dev, "threads": threads}
+    path = corpus or CORPUS_PATH
+    return load_corpus(path), {"source": str(path), "device": "corpus (this project's development CPU, 1 thread)"}
+
+
+# ----------------------------------------------------------------------------- gapp train
+
+
+@handle_errors
+def train(
+    out_path: Path = typer.Option(Path("predictor.pt"), "--out", "-o", help="Where to write the trained predictor."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Corpus file (gzip CSV of block times); default: the one shipped."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Train on a measurement store instead of the corpus."),
+    device: Optional[str] = typer.Option(None, "--device", help="The store's device key to train on (see `gapp results`)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads."),
+    few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to these few measurements instead of training from scratch."),
+    base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt with --few-shot (default: the shipped one)."),
+    steps: int = typer.Option(1500, "--steps", help="Training steps (early stopping may end sooner)."),
+    hidden: int = typer.Option(64, "--hidden", help="Hidden width of the GNN."),
+    layers: int = typer.Option(3, "--layers", help="Message-passing layers."),
+    val: float = typer.Option(0.15, "--val", help="Share of blocks held out for early stopping and the reported metrics."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, batches)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
+    import numpy as np
+
+    from ..errors import BadInput
+    from ..predict.dataset import assemble, random_split
+    from ..predict.evaluate import metrics
+    from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.train import TrainConfig, fit_gnn, item_times, ItemBatcher
+
+    if not 0 <= val < 0.9:
+        raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
+    if steps < 1:
+        raise BadInput(f"--steps {steps} is not valid; give a positive number")
+    rows, desc = _rows(corpus, db, device, threads)
+    t0 = time.perf_counter()
+    ds = assemble(rows, desc, progress=_progress)
+    if few_shot:
+        from ..predict.fewshot import apply_calibration, fit_calibration
+
+        base_path = base or default_predictor_path()
+        pred = Predictor.load(base_path)
+        raw = pred.raw_times(ds.graphs)
+        before = metrics(raw, ds.y)
+        cal = fit_calibration(raw, ds.y)
+        after = metrics(apply_calibration(raw, cal), ds.y)
+        pred.calibration = cal
+        pred.device = str(desc.get("device", ""))
+        pred.training = {**pred.training, "few_shot": {**ds.describe(), "base": str(base_path)}}
+        pred.metrics = {**pred.metrics, "few_shot_fit": {"before": before, "after": after}}
+        pred.save(out_path)
+        log_err = lambda p: float(np.sqrt(np.mean(np.log(p / ds.y) ** 2)))  # noqa: E731  what the fit minimises
+        doc = {"predictor": str(out_path), "mode": "few-shot", "samples": len(ds), "calibration": cal,
+               "fit_before": {**before, "rms_log_error": log_err(raw)},
+               "fit_after": {**after, "rms_log_error": log_err(apply_calibration(raw, cal))},
+               "seconds": round(time.perf_counter() - t0, 2)}
+        if json_:
+            print_json(doc)
+            return
+        err.print(f"adapted {base_path} to {len(ds)} measured blocks: t' = {np.exp(cal['b']):.3g} * t^{cal['a']:.3f}")
+        err.print(f"on those blocks: MAPE {before['mape']:.1f}% -> {after['mape']:.1f}%, "
+                  f"within ±10% {before['within10']:.0f}% -> {after['within10']:.0f}%")
+        out.print(f"predictor written to {out_path}")
+        return
+    tr, va, _ = random_split(len(ds), val=val, test=0.0, seed=seed)
+    if len(tr) < 2:
+        raise BadInput(f"only {len(ds)} measured block(s); train needs at least 3 (or use --few-shot with --base)")
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed)
+    model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
+    b = ItemBatcher(ds.graphs, ds.items)
+    m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
+    m_val = metrics(item_times(model, b, va)[:, 0].numpy(), ds.y[va]) if va else None
+    pred = Predictor(model, str(desc.get("device", "")), training={**ds.describe(), "config": cfg.to_dict(),
+                     "history": {"best_step": hist["best_step"], "seconds": hist["seconds"]}},
+                     metrics={"train": m_train, "validation": m_val})
+    pred.save(out_path)
+    doc = {"predictor": str(out_path), "mode": "train", "blocks": len(ds), "train_blocks": len(tr),
+           "validation_blocks": len(va), "metrics": pred.metrics, "best_step": hist["best_step"],
+           "seconds": round(time.perf_counter() - t0, 2)}
+    if json_:
+        print_json(doc)
+        return
+    table = Table(title=f"trained on {len(tr)} blocks of {len(set(ds.model))} models ({hist['best_step']} steps)")
+    for c in ("split", "blocks", "Spearman", "MAPE %", "within ±10 %"):
+        table.add_column(c, justify="right" if c != "split" else "left")
+    for name, m in (("train", m_train), ("validation", m_val)):
+        if m:
+            table.add_row(name, str(m["n"]), f"{m['spearman']:.3f}", f"{m['mape']:.1f}", f"{m['within10']:.1f}")
+    out.print(table)
+    out.print(f"predictor written to {out_path}")
+
+
+# ----------------------------------------------------------------------------- gapp predict
+
+
+@handle_errors
+def predict(
+    model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
+    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the shipped CPU predictor)."),
+    batch_size: int = opt_batch_size(),
+    num_classes: int = opt_num_classes(),
+    input_size: Optional[int] = opt_input_size(),
+    input_shape: Optional[str] = opt_input_shape(),
+    granularity: str = opt_granularity(),
+    leaf: Optional[list[str]] = opt_leaf(),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Predict each block's time of MODEL from its features alone (nothing is run or measured)."""
+    from ..predict.predictor import Predictor, default_predictor_path
+
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    path = predictor or default_predictor_path()
+    pred = Predictor.load(path)
+    with err.status(f"predicting {spec.label()}"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = pred.predict_model(spec, granularity, leaf or ())
+    doc["predictor"] = str(path)
+    for w in doc["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if json_:
+        print_json(doc)
+        return
+    table = Table(title=f"{spec.label()}: predicted on {pred.device or 'the predictor device'}")
+    for c, j in (("#", "right"), ("block", "left"), ("predicted ms", "right"), ("share", "right")):
+        table.add_column(c, justify=j)  # type: ignore[arg-type]
+    for b in doc["blocks"]:
+        share = 100 * b["predicted_ms"] / doc["sum_ms"] if doc["sum_ms"] else 0.0
+        table.add_row(str(b["index"]), b["name"], f"{b['predicted_ms']:.3f}", f"{share:.1f}%")
+    table.add_row("", "[bold]sum[/]", f"[bold]{doc['sum_ms']:.3f}[/]", "")
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- gapp evaluate
+
+
+@handle_errors
+def evaluate(
+    protocol: str = typer.Argument("predictor", help=f"What to evaluate: {', '.join(PROTOCOLS)}."),
+    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="protocol=predictor: the file (default: shipped)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Block times to evaluate on (default: the shipped corpus)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Evaluate on a measurement store's rows instead."),
+    device: Optional[str] = typer.Option(None, "--device", help="Store device key; for nb201: the NAS-Bench-201 device (default raspi4)."),
+    family: Optional[list[str]] = typer.Option(None, "--family", help="torchvision: only hold out these families (repeatable)."),
+    seeds: int = typer.Option(5, "--seeds", help="nb201/fewshot: number of seeds."),
+    n_test: Optional[int] = typer.Option(None, "--n-test", help="nb201: test on this many networks (default: all the rest)."),
+    steps: int = typer.Option(1500, "--steps", help="GNN training steps for the protocols that train."),
+    nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Accuracy tables: a predictor on measured blocks, leave-one-family-out, NAS-Bench-201 on the Pi, few-shot."""
+    from ..errors import BadInput, closest
+    from ..predict.train import TrainConfig
+
+    if protocol not in PROTOCOLS:
+        raise BadInput(f"unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
+    if seeds < 1:
+        raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
+    cfg = TrainConfig(steps=steps)
+    doc: dict[str, Any]
+    if protocol == "predictor":
+        doc = _evaluate_predictor(predictor, corpus, db, device)
+    elif protocol == "torchvision":
+        from ..predict.dataset import assemble
+        from ..predict.evaluate import lofo_protocol
+
+        rows, desc = _rows(corpus, db, device, None)
+        ds = assemble(rows, desc, progress=_progress)
+        doc = {"protocol": "leave-one-family-out", **lofo_protocol(ds, cfg, family, progress=_progress)}
+    elif protocol == "nb201":
+        from ..predict.evaluate import nb201_protocol
+
+        doc = {"protocol": "nb201", **nb201_protocol(device or "raspi4", list(range(seeds)), n_test=n_test, config=cfg,
+                                                       csv_path=nb201_csv, progress=_progress)}
+    else:
+        from ..predict.fewshot import nb201_fewshot_protocol
+
+        doc = {"protocol": "fewshot", **nb201_fewshot_protocol(seeds=list(range(seeds)), config=cfg, csv_path=nb201_csv,
+                                                               progress=_progress)}
+    if json_:
+        print_json(doc)
+        return
+    _print_eval(doc)
+
+
+def _evaluate_predictor(predictor: Optional[Path], corpus: Optional[Path], db: Optional[Path], device: Optional[str]) -> dict:
+    from ..predict.dataset import assemble
+    from ..predict.evaluate import metrics
+    from ..predict.predictor import Predictor, default_predictor_path
+
+    path = predictor or default_predictor_path()
+    pred = Predictor.load(path)
+    rows, desc = _rows(corpus, db, device, None)
+    ds = assemble(rows, desc, progress=_progress)
+    import numpy as np
+
+    times = pred.block_times(ds.graphs)
+    fams = {}
+    for f in ds.families():
+        idx = [i for i, x in enumerate(ds.family) if x == f]
+        fams[f] = {"GNN": metrics(times[idx], ds.y[idx])}
+    return {"protocol": "predictor", "predictor": str(path), "data": ds.describe(),
+            "families": fams, "overall": {"GNN": metrics(times, ds.y)},
+            "note": "blocks the predictor may have been trained on are included; use the torchvision protocol for unseen families"
+            if np.isfinite(times).all() else "non-finite predictions"}
+
+
+def _print_eval(doc: dict) -> None:
+    if doc["protocol"] in ("predictor", "leave-one-family-out"):
+        methods = list(doc["overall"])
+        table = Table(title=f"{doc['protocol']}: share within ±10 % / MAPE % per held-out family")
+        table.add_column("family")
+        table.add_column("blocks", justify="right")
+        for m in methods:
+            table.add_column(m, justify="right")
+        for fam, per in doc["families"].items():
+            n = next(iter(per.values()))["n"]
+            table.add_row(fam, str(n), *[f"{per[m]['within10']:.0f} / {per[m]['mape']:.1f}" for m in methods])
+        n = next(iter(doc["overall"].values()))["n"]
+        table.add_row("[bold]all[/]", str(n), *[f"[bold]{doc['overall'][m]['within10']:.0f} / {doc['overall'][m]['mape']:.1f}[/]"
+                                              for m in methods])
+        out.print(table)
+    elif doc["protocol"] == "nb201":
+        table = Table(title=f"NAS-Bench-201 on {doc['device']}: {doc['n_train']} train, {doc['n_test']} test, {len(doc['seeds'])} seeds")
+        for c in ("method", "Spearman", "MAPE % ≥1ms", "within ±10 % ≥1ms"):
+            table.add_column(c, justify="left" if c == "method" else "right")
+        for name, m in doc["methods"].items():
+            s = m["summary"]
+            table.add_row(name, f"{s['spearman']['mean']:.3f} ± {s['spearman']['std']:.3f}",
+                          f"{s['mape_ge1ms']['mean']:.1f}", f"{s['within10_ge1ms']['mean']:.1f}")
+        out.print(table)
+    else:
+        table = Table(title="few-shot adaptation: Spearman (mean over seeds)")
+        table.add_column("target")
+        for k in doc["shots"]:
+            table.add_column(f"k={k}", justify="right")
+        for t, per in doc["results"].items():
+            table.add_row(t, *[f"{per[str(k)]['summary']['spearman']['mean']:.3f}" for k in doc["shots"]])
+        out.print(table)

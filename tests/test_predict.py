@@ -1,0 +1,192 @@
+"""The block-time predictor: training, files, predictions from features alone, bad input."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from gapp_tui.cli import app
+from gapp_tui.errors import BadInput
+from gapp_tui.predict.dataset import model_graphs
+from gapp_tui.predict.fewshot import apply_calibration, fit_calibration
+from gapp_tui.predict.predictor import Predictor
+from gapp_tui.predict.train import ItemBatcher, TrainConfig, fit_gnn, item_times
+
+TINY = TrainConfig(hidden=16, layers=2, steps=80, batch_items=16, eval_every=20, patience=100, lr=1e-2)
+
+
+class OddNet(nn.Module):
+    """A model using an operation outside the feature vocabulary (cumsum)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cumsum(self.conv(x), dim=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """Blocks of two small torchvision models at two batch sizes; targets from a fixed cost model of their totals.
+
+    The targets are synthetic on purpose: these tests check the training
+    machinery (does the loss fall, do files round-trip), not accuracy --
+    accuracy is measured by the benchmarks on real measurements.
+    """
+    graphs = []
+    for name, b in (("squeezenet1_1", 1), ("squeezenet1_1", 2), ("mnasnet0_5", 1)):
+        gs, _ = model_graphs(name, b, 32)
+        graphs.extend(gs)
+    cols = list(graphs[0].total_columns)
+    y = np.array([0.02 + 2e-8 * float(g.data.totals[0, cols.index("flops")])
+                  + 1e-7 * float(g.data.totals[0, cols.index("bytes_written")]) for g in graphs])
+    items = [[(i, 1)] for i in range(len(graphs))]
+    return graphs, items, y
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor(tiny_data):
+    graphs, items, y = tiny_data
+    model, hist = fit_gnn(graphs, items, y, list(range(len(items))), None, TINY)
+    return Predictor(model, "synthetic", training={"blocks": len(items)}, metrics={"note": "test"}), hist
+
+
+def _log_err(model, graphs, items, y):
+    pred = item_times(model, ItemBatcher(graphs, items), list(range(len(items))))[:, 0].numpy()
+    return float(np.mean(np.abs(np.log(pred / y))))
+
+
+def test_training_lowers_the_loss_and_predicts_finite_positive_times(tiny_data, tiny_predictor):
+    graphs, items, y = tiny_data
+    untrained, _ = fit_gnn(graphs, items, y, list(range(len(items))), None, TrainConfig(**{**TINY.to_dict(), "steps": 1}))
+    pred, hist = tiny_predictor
+    before = _log_err(untrained, graphs, items, y)
+    after = _log_err(pred.model, graphs, items, y)
+    assert after < 0.7 * before, (before, after)
+    times = pred.block_times(graphs)
+    assert np.isfinite(times).all() and (times > 0).all()
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+
+
+def test_training_is_reproducible_with_a_fixed_seed(tiny_data):
+    graphs, items, y = tiny_data
+    cfg = TrainConfig(**{**TINY.to_dict(), "steps": 10})
+    a, _ = fit_gnn(graphs, items, y, list(range(len(items))), None, cfg)
+    b, _ = fit_gnn(graphs, items, y, list(range(len(items))), None, cfg)
+    bt = ItemBatcher(graphs, items)
+    assert torch.equal(item_times(a, bt, [0, 1, 2]), item_times(b, bt, [0, 1, 2]))
+
+
+def test_saved_predictor_round_trips_with_weights_only(tiny_data, tiny_predictor, tmp_path):
+    graphs, _, _ = tiny_data
+    pred, _ = tiny_predictor
+    path = pred.save(tmp_path / "p.pt")
+    doc = torch.load(path, weights_only=True)  # plain containers only: no pickled code
+    assert doc["format"] == "gapp-predictor" and doc["training"] == {"blocks": len(graphs)}
+    again = Predictor.load(path)
+    assert np.allclose(again.block_times(graphs), pred.block_times(graphs))
+    assert again.device == "synthetic"
+
+
+def test_predictor_from_another_feature_schema_is_refused(tiny_predictor, tmp_path):
+    pred, _ = tiny_predictor
+    doc = pred.to_dict()
+    doc["feature_schema_version"] = 999
+    torch.save(doc, tmp_path / "old.pt")
+    with pytest.raises(BadInput, match="feature schema version 999.*retrain"):
+        Predictor.load(tmp_path / "old.pt")
+
+
+def test_unseen_model_is_predicted_from_features_alone(tiny_predictor, tmp_db):
+    from gapp_tui.store import Store
+    from gapp_tui.zoo import ModelSpec
+
+    pred, _ = tiny_predictor
+    doc = pred.predict_model(ModelSpec("resnet18", input_size=32))
+    assert len(doc["blocks"]) > 3
+    assert all(np.isfinite(b["predicted_ms"]) and b["predicted_ms"] > 0 for b in doc["blocks"])
+    assert doc["sum_ms"] == pytest.approx(sum(b["predicted_ms"] for b in doc["blocks"]))
+    with Store(tmp_db) as store:  # nothing was measured or stored to make the prediction
+        assert store.count(model="resnet18") == 0
+
+
+def test_ops_outside_the_vocabulary_become_other_with_a_warning_naming_them(tiny_predictor):
+    from gapp_tui.zoo import ModelSpec
+
+    pred, _ = tiny_predictor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = pred.predict_model(ModelSpec("tests.test_predict:OddNet", input_shape=(1, 3, 8, 8)))
+    assert "cumsum" in doc["unknown_ops"]
+    assert any("cumsum" in w for w in doc["warnings"])
+    assert all(b["predicted_ms"] > 0 for b in doc["blocks"])
+
+
+def test_few_shot_calibration_recovers_a_device_that_is_a_scaled_power_of_the_source():
+    rng = np.random.default_rng(0)
+    src = np.exp(rng.uniform(-2, 3, size=10))
+    target = 3.0 * src ** 0.9
+    cal = fit_calibration(src, target)
+    assert apply_calibration(src, cal) == pytest.approx(target, rel=0.05)
+    assert fit_calibration(src[:2], target[:2])["a"] == 1.0  # two samples: a scale only
+
+
+def test_dataset_with_no_rows_for_the_device_is_bad_input(tmp_db):
+    from gapp_tui.predict.dataset import rows_from_store
+    from gapp_tui.store import Store
+
+    with Store(tmp_db) as store:
+        with pytest.raises(BadInput, match="device 'pi-nowhere' has no rows"):
+            rows_from_store(store, "pi-nowhere")
+    res = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", "pi-nowhere"])
+    assert res.exit_code == 2
+    assert "pi-nowhere" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_corrupt_predictor_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a predictor")
+    res = CliRunner().invoke(app, ["predict", "resnet18", "--predictor", str(bad), "--input-size", "32"])
+    assert res.exit_code == 2
+    assert "corrupt" in res.output and len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(app, ["predict", "resnet18", "--predictor", str(tmp_path / "missing.pt")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_cli_predict_json_is_one_document(tiny_predictor, tmp_path):
+    pred, _ = tiny_predictor
+    path = pred.save(tmp_path / "p.pt")
+    res = CliRunner().invoke(app, ["predict", "mobilenet_v3_small", "--predictor", str(path), "--input-size", "32", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["model"] == "mobilenet_v3_small" and doc["sum_ms"] > 0
+    assert len(doc["blocks"]) == len({b["index"] for b in doc["blocks"]})
+
+
+def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor, tmp_path, tmp_db):
+    """The path a user with a new Pi takes: measure a few blocks, adapt the shipped predictor to them."""
+    from gapp_tui.measure.engine import MeasureConfig, measure
+    from gapp_tui.measure.timer import Precision
+    from gapp_tui.store import Store
+    from gapp_tui.zoo import ModelSpec
+
+    pred, _ = tiny_predictor
+    base = pred.save(tmp_path / "base.pt")
+    with Store(tmp_db) as store:
+        res = measure(ModelSpec("squeezenet1_1", input_size=32),
+                      MeasureConfig(modes=("standalone",), threads=1, precision=Precision.quick(), full=False), store=store)
+        dev = res.all_rows()[0]["device_key"]
+    out = tmp_path / "adapted.pt"
+    cli = CliRunner().invoke(app, ["train", "--few-shot", "--base", str(base), "--db", str(tmp_db), "--device", dev,
+                                   "--out", str(out), "--json"])
+    assert cli.exit_code == 0, cli.output
+    doc = json.loads(cli.stdout)
+    assert doc["samples"] > 3 and doc["fit_after"]["rms_log_error"] <= doc["fit_before"]["rms_log_error"] + 1e-9
+    assert Predictor.load(out).calibration["samples"] == doc["samples"]
