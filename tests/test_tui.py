@@ -321,3 +321,70 @@ async def test_measure_over_ssh_asks_about_the_host_key_then_measures(tui_env, s
         await pilot.press("3")
         await pilot.pause(0.2)
         assert app.screen.query_one("#results-table", DataTable).row_count == 2
+
+
+def _tiny_predictor(path):
+    """An untrained (random) GNN saved as a predictor file: enough to check the wiring, not accuracy."""
+    import torch
+
+    from gapp_tui.features import NODE_COLUMNS, TOTAL_COLUMNS
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.predictor import Predictor
+
+    torch.manual_seed(0)
+    Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="test").save(path)
+    return Predictor.load(path)
+
+
+@sync
+async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_scatter(tui_env, monkeypatch):
+    from gapp_tui.features import extract
+    from gapp_tui.tui.widgets.results.plots import Scatter
+
+    folder = tui_env / "predictors"
+    predictor = _tiny_predictor(folder / "tiny.pt")
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    app = small_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await measure_quick(app, pilot)
+        await wait_for(pilot, lambda: app.workspace.measurement is not None)
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        section = app.screen
+        assert section.query_one("#predictor", Select).value == ""
+        app.choose_predictor(str(folder / "tiny.pt"))
+        await wait_for(pilot, lambda: section.predicted is not None, 30)
+        want = [ms / 1e3 for ms in predictor.block_times(extract(app.workspace.chain))]
+        assert section.predicted == pytest.approx(want)
+        table = section.query_one("#results-table", DataTable)
+        row = table.get_row_at(0)
+        assert row[5] == round(want[0] * 1e3, 4)
+        median = section.rows[0]["median_ms"]
+        assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
+        assert len(section.query_one(Scatter).points) == 2
+        # Partition can use the predictor's times for a device
+        await pilot.press("4")
+        await pilot.pause(0.2)
+        devices = app.screen.query_one("#devices", Input)
+        devices.value = "pi=predicted, server=measured"
+        devices.focus()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.screen.table.times["pi"] == pytest.approx(want)
+        assert app.screen.table.sources["pi"] == ["predicted", "predicted"]
+
+
+@pytest.mark.slow
+@sync
+async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_env):
+    app = small_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("4")
+        await pilot.pause(0.2)
+        section = app.screen
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "pipeline run" in section._pipeline_text and "running" not in section._pipeline_text,
+                       180)
+        assert "measured" in section._pipeline_text and "output [green]matches" in section._pipeline_text

@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..errors import BadInput
 from .commands import GappCommands
-from .messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted, PipelineDone, Traced
+from .messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted, PipelineDone, Predicted, Traced
 from .sections.help import HelpScreen
 from .sections.measure import MeasureSection
 from .sections.models import ModelsSection
@@ -86,6 +86,7 @@ class GappApp(App[None]):
         self._store: Any = None
         self._predict: Any = None
         self._predictions: dict[tuple[int, str | None], list[float]] = {}
+        self._predicting: set[tuple[int, str | None]] = set()
         self._predicted_models: dict[str, tuple[Any, list[float]]] = {}
         self.last_plan_path: Path | None = None
         self._measure_cancel: threading.Event | None = None
@@ -289,47 +290,78 @@ class GappApp(App[None]):
     # ------------------------------------------------------------------ predictors
 
     def predictors(self) -> list[tuple[str, Path]]:
-        """Saved predictors the user can choose: ``$GAPP_PREDICTORS`` and ``<user data dir>/gapp/predictors``."""
-        try:
-            from ..predict import available_predictors
-        except ImportError:  # the predictor area offers no loader (yet)
-            return []
-        return [(p.stem, p) for p in available_predictors()]
+        """Predictor files to choose from: the shipped one, ``$GAPP_PREDICTORS`` and ``<user data dir>/gapp/predictors``."""
+        from platformdirs import user_data_dir
+
+        from ..predict.predictor import default_predictor_path
+
+        found: list[Path] = []
+        if default_predictor_path().is_file():
+            found.append(default_predictor_path())
+        folders = [Path(user_data_dir("gapp", appauthor=False)) / "predictors"]
+        if os.environ.get("GAPP_PREDICTORS"):
+            folders.insert(0, Path(os.environ["GAPP_PREDICTORS"]))
+        for folder in folders:
+            if folder.is_dir():
+                found += sorted(folder.glob("*.pt"))
+        return [(p.stem, p) for p in dict.fromkeys(found)]
 
     def choose_predictor(self, path: str | None) -> None:
         """Use the predictor saved at ``path`` (None: none); errors are shown, the previous choice kept."""
         if not path:
             self._predict, self.workspace.predictor = None, None
         else:
-            try:
-                from ..predict import load_predictor
+            from ..predict.predictor import Predictor
 
-                predictor = load_predictor(path)
-            except (BadInput, ImportError, OSError, RuntimeError, ValueError) as exc:
+            try:
+                predictor = Predictor.load(path)
+            except (BadInput, OSError, RuntimeError, ValueError) as exc:
                 self.notify(error_text(exc), title="Predictor", severity="error")
                 return
-            self._predict = lambda chain: predictor.predict_chain(chain)
+
+            def predict(chain: Any) -> list[float]:
+                from ..features import extract
+
+                return [float(ms) / 1e3 for ms in predictor.block_times(extract(chain))]
+
+            self._predict = predict
             self.workspace.predictor = path
-        self._predictions.clear()
+            self.notify(f"{Path(path).name}: trained for {predictor.device or 'an unnamed device'}",
+                        title="Predictor", timeout=3)
+        self._refresh_views()
+
+    def _refresh_views(self) -> None:
         for name in ("results", "partition"):
             section = self.sections.get(name)
             if section is not None and section is self.screen:
                 section.sync()  # type: ignore[attr-defined]
 
     def predicted_times(self) -> list[float] | None:
-        """The chosen predictor's per-block seconds for the current chain (cached), or None."""
+        """The chosen predictor's per-block seconds for the current chain, or None.
+
+        The first call for a chain starts a worker (features + GNN take a moment);
+        the views refresh when it is done.
+        """
         ws = self.workspace
         if self._predict is None or not ws.ready:
             return None
         key = (id(ws.chain), ws.predictor)
-        if key not in self._predictions:
-            try:
-                self._predictions[key] = [float(t) for t in self._predict(ws.chain)]
-            except (BadInput, RuntimeError, ValueError) as exc:
-                self.notify(error_text(exc), title="Predictor", severity="error")
-                return None
-            self._predicted_models[ws.chain.spec.name] = (ws.chain, self._predictions[key])
-        return self._predictions[key]
+        if key in self._predictions:
+            return self._predictions[key]
+        if key not in self._predicting:
+            self._predicting.add(key)
+            self.predict_chain(ws.chain, key, self._predict)
+        return None
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="predict", description="prediction")
+    def predict_chain(self, chain: Any, key: tuple[int, str | None], predict: Any) -> None:
+        times = predict(chain)
+        self.post_message(Predicted(chain, key, times))
+
+    def on_predicted(self, message: Predicted) -> None:
+        self._predictions[message.key] = message.times
+        self._predicted_models[message.chain.spec.name] = (message.chain, message.times)
+        self._refresh_views()
 
     def other_points(self, exclude: str) -> list[Any]:
         """Scatter points of the other models predicted in this session (measured on the same device)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BadInput
@@ -143,20 +143,28 @@ def device_times(
     source: DeviceSource,
     chain: Any,
     store: Any = None,
-    predict: Callable[[Any], Sequence[float]] | None = None,
+    predicted: Sequence[float] | None = None,
     fallback_rate: float = 20e9,
+    predicting: bool = False,
 ) -> DeviceTimes:
-    """The block times of one device (see the module docstring); BadInput when its source has nothing."""
+    """The block times of one device (see the module docstring); BadInput when its source has nothing.
+
+    ``predicted`` are the chosen predictor's seconds per block (None: none yet);
+    ``predicting`` says they are being computed (FLOPs stand in meanwhile).
+    """
     flops = [max(1, b.flops) for b in chain.blocks]
     if source.kind == "flops":
         rate = source.rate or fallback_rate
         return DeviceTimes(source, [f / rate for f in flops], ["flops"] * len(flops),
                            f"FLOPs at {format_rate(rate)}")
     if source.kind == "predicted":
-        if predict is None:
+        if predicted is None and predicting:
+            return DeviceTimes(source, [f / fallback_rate for f in flops], ["flops"] * len(flops),
+                               f"predicting…: FLOPs at {format_rate(fallback_rate)} meanwhile")
+        if predicted is None:
             raise BadInput(f"device {source.name!r} wants predicted times but no predictor is chosen;"
-                           " pick one in Results (p) or give a FLOPs rate")
-        times = [float(t) for t in predict(chain)]
+                           " pick one in Results (3, then p) or give a FLOPs rate")
+        times = [float(t) for t in predicted]
         return DeviceTimes(source, times, ["predicted"] * len(times), "predicted")
     found = measured_column(store, chain, source.ref) if store is not None else None
     if found is None:

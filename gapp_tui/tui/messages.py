@@ -83,3 +83,13 @@ class PlanChanged(Message):
 
 class ResultsChanged(Message):
     """The store holds new rows or a new predictor was chosen: results views refresh."""
+
+
+class Predicted(Message):
+    """The chosen predictor's per-block seconds for a chain are ready."""
+
+    def __init__(self, chain: Any, key: Any, times: list[float]) -> None:
+        self.chain = chain
+        self.key = key
+        self.times = times
+        super().__init__()

@@ -106,7 +106,10 @@ class PartitionSection(Section):
         try:
             sources = parse_devices(fields["devices"].value)
             link = Link.parse(fields["bandwidth"].value or "100Mbit/s", fields["latency"].value or "0")
-            columns = [device_times(src, chain, self.gapp.store(), self.gapp.predict_fn()) for src in sources]
+            predicted = self.gapp.predicted_times()
+            predicting = predicted is None and self.gapp.predict_fn() is not None
+            columns = [device_times(src, chain, self.gapp.store(), predicted, predicting=predicting)
+                       for src in sources]
             table = cost_table(chain, columns)
         except (BadInput, ValueError) as exc:
             self.notify(str(exc), title="Partition", severity="error")
