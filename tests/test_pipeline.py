@@ -111,6 +111,8 @@ def test_cli_three_stages_cut_through_a_skip_connection(tmp_path):
     assert [s["in_tensors"] for s in doc["stages"]] == [1, 2, 2]
     assert [s["out_tensors"] for s in doc["stages"]] == [2, 2, 1]
     assert len({s["pid"] for s in doc["stages"]}) == 3
+    # the plan's links, re-estimated with the compute times this run measured
+    assert doc["estimate_with_run_compute"]["throughput_per_s"] > 0 and doc["throughput_ratio_run_compute"] > 0
 
 
 def test_cli_rejects_boundaries_out_of_order_with_one_line(tmp_path):
@@ -213,3 +215,16 @@ def test_read_plan_uses_the_partition_plan_and_names_stages():
     view = read_plan(doc)
     assert view.stages == 2 and view.stage_blocks(1) == (2, 4) and view.host_of(0) is None
     assert view.spec == TWO_BRANCH
+
+
+def test_the_estimate_is_remade_with_the_chains_cuts_and_given_stage_times():
+    from gapp_tui.pipeline.compare import stage_estimate
+
+    chain = BlockChain.from_spec(TWO_BRANCH, device="meta")
+    n = len(chain)
+    doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], bandwidth_Bps=1e6)
+    est = stage_estimate(read_plan(doc), chain, [0.010, 0.004])
+    link_s = chain.cuts[2].bytes / 1e6  # the two tensors crossing cut 2, at 1 MB/s
+    assert est["transfers"][0]["bytes"] == chain.cuts[2].bytes and est["transfers"][0]["tensors"] == 2
+    assert est["period_s"] == pytest.approx(max(0.010, 0.004, link_s))
+    assert est["latency_s"] == pytest.approx(0.010 + 0.004 + link_s)
