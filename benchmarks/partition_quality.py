@@ -13,6 +13,12 @@ Two ways to give the measured times:
         --devices pi1,pi2 --batch-size 1 --input-size 64 --models all \\
         --candidate predicted --predictor cpu.pt
 
+    # the same, with a GNN trained here on the corpus without the held-out families
+    # (the predictor area's dataset and training code); only those families are evaluated
+    .venv/bin/python benchmarks/partition_quality.py --corpus gapp_tui/data/corpus_times.csv.gz \\
+        --devices pi1,pi2 --batch-size 1 --input-size 64 --models all \\
+        --candidate predicted --holdout mobilenet,efficientnet,googlenet,squeezenet,shufflenet,mnasnet
+
 For every model and link rate:
 
 1. the *reference* cost table: measured block times of every device;
@@ -77,6 +83,32 @@ def csv_column(rows: list[dict[str, str]], chain, column: str = "predicted_ms") 
     return [float(r[column]) / 1e3 for r in mine]
 
 
+def train_without(corpus: str, held: set[str], steps: int):
+    """A Predictor trained on the corpus rows of every family but ``held`` (10% of them for early stopping)."""
+    import numpy as np
+
+    from gapp_tui.predict.dataset import corpus_dataset
+    from gapp_tui.predict.predictor import Predictor
+    from gapp_tui.predict.train import TrainConfig, fit_gnn
+
+    ds = corpus_dataset(corpus, progress=lambda s: print(s, file=sys.stderr))
+    unknown = held - set(ds.family)
+    if unknown:
+        raise SystemExit(f"--holdout: no corpus family {sorted(unknown)} (families: {', '.join(ds.families())})")
+    rest = np.array([i for i, f in enumerate(ds.family) if f not in held])
+    perm = np.random.RandomState(0).permutation(len(rest))
+    n_va = max(1, round(0.1 * len(rest)))
+    train, val = sorted(rest[perm[n_va:]].tolist()), sorted(rest[perm[:n_va]].tolist())
+    cfg = TrainConfig(steps=steps, seed=0)
+    model, history = fit_gnn(ds.graphs, ds.items, ds.y, train, val, cfg,
+                             progress=lambda s: print(s, file=sys.stderr))
+    families = sorted({ds.family[i] for i in train})
+    info = {"held_out": sorted(held), "families": families, "train_blocks": len(train), "val_blocks": len(val),
+            "steps": history.get("steps"), "best_val_loss": history.get("best_val_loss"),
+            "seconds": history.get("seconds")}
+    return Predictor(model, device="corpus-cpu", training=info), info
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_argument_group("measured times")
@@ -94,6 +126,10 @@ def main() -> int:
     ap.add_argument("--candidate", default="predicted", choices=("predicted", "predicted-csv", "flops"))
     ap.add_argument("--predict", default=None, help="devices that use the candidate source (default: all)")
     ap.add_argument("--predictor", default=None, help="predictor file for --candidate predicted")
+    ap.add_argument("--holdout", default=None,
+                    help="with --corpus and --candidate predicted: train a GNN on the corpus without these families "
+                         "(comma-separated) and evaluate only their models")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps for --holdout")
     ap.add_argument("--predicted-csv", default=None, help="per-block predictions for --candidate predicted-csv")
     ap.add_argument("--rate", action="append", default=[], help="NAME=RATE for --candidate flops")
     ap.add_argument("--calibrate", default=None,
@@ -125,7 +161,14 @@ def main() -> int:
     links = [Link.parse(bw, args.latency) for bw in args.bandwidth.split(",") if bw.strip()]
     pred_rows = read_csv(args.predicted_csv) if args.candidate == "predicted-csv" else []
     predictor = None
-    if args.candidate == "predicted":
+    held: set[str] = set()
+    training: dict = {}
+    if args.candidate == "predicted" and args.holdout:
+        if not args.corpus:
+            ap.error("--holdout needs --corpus")
+        held = {f.strip() for f in args.holdout.split(",") if f.strip()}
+        predictor, training = train_without(args.corpus, held, args.steps)
+    elif args.candidate == "predicted":
         from gapp_tui.predict.predictor import Predictor, default_predictor_path
 
         predictor = Predictor.load(args.predictor or default_predictor_path())
@@ -149,6 +192,10 @@ def main() -> int:
 
     names = sorted({r["model"] for r in corpus}) if args.corpus and args.models == "all" else \
         [m.strip() for m in args.models.split(",") if m.strip()]
+    if held:
+        from gapp_tui.zoo import family_of
+
+        names = [m for m in names if family_of(m) in held]
     rows, problems = [], []
     for name in names:
         if name == args.calibrate and args.candidate == "flops":
@@ -204,6 +251,11 @@ def main() -> int:
     if args.candidate == "flops" and args.calibrate:
         md += ["", f"FLOP rates calibrated on {args.calibrate}: "
                + ", ".join(f"{d} {r / 1e9:.2f} GFLOP/s" for d, r in rates.items()) + "."]
+    if held:
+        md += ["", f"Predictor: a BlockGNN trained here on the corpus without the families {', '.join(sorted(held))} "
+               f"({training.get('train_blocks')} training blocks from {', '.join(training.get('families', []))}; "
+               f"{training.get('steps')} steps, best validation loss {training.get('best_val_loss'):.4f}, "
+               f"{training.get('seconds')} s): every evaluated model is unseen by it."]
     if problems:
         md += ["", "Skipped: " + "; ".join(problems)]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -213,7 +265,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.md").write_text(text + "\n")
     (OUT / f"{args.name}.json").write_text(
-        json.dumps({"args": vars(args), "rows": rows, "skipped": problems}, indent=2) + "\n")
+        json.dumps({"args": vars(args), "rows": rows, "skipped": problems, "training": training}, indent=2) + "\n")
     return 0 if rows else 1
 
 
