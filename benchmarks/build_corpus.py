@@ -9,6 +9,16 @@ Rows go to a SQLite store as they finish (``--db``, default
 ``/tmp/gapp_corpus.sqlite``), so an interrupted run resumes where it stopped;
 the corpus file is exported from that store at the end (block times only:
 features are re-extracted from the model, on meta tensors, when training).
+
+The machine is shared (load ~9 on 2 cores while the corpus was measured), so
+one pass is noisy: a second pass of the same blocks agrees with the first
+within +-10% for only 48% of the medians and 72% of the minima. The corpus
+therefore holds two passes and its label ``time_ms`` is the minimum over both
+(the least-disturbed of ~60 runs)::
+
+    .venv/bin/python benchmarks/build_corpus.py                       # pass 1
+    .venv/bin/python benchmarks/build_corpus.py --db /tmp/pass2.sqlite --out /tmp/pass2/corpus_times.csv.gz
+    .venv/bin/python benchmarks/build_corpus.py --merge /tmp/pass2/corpus_times.csv.gz   # label = min of both
 Models are visited smallest first within each setting so that a budget cut
 loses the most expensive measurements, and the budget is checked between
 models.
@@ -45,7 +55,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "gapp_tui" / "data" / "corpus_times.csv.gz"))
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--merge", default=None, help="only merge a second pass's file into --out (label: min of both)")
     args = ap.parse_args()
+    if args.merge:
+        merge(Path(args.out), Path(args.merge))
+        return
 
     import torch
 
@@ -109,6 +123,44 @@ def main() -> None:
     }
     out.with_name("corpus_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{len(rows)} rows -> {out}")
+
+
+def merge(out: Path, other: Path) -> None:
+    """Add a second pass to the corpus: ``time_ms`` = min of both passes' minima; the retest agreement goes to the meta file."""
+    import numpy as np
+
+    def load(p: Path) -> dict:
+        with gzip.open(p, "rt", newline="") as fh:
+            return {(r["model"], r["batch_size"], r["input_size"], r["block"]): r for r in csv.DictReader(fh)}
+
+    a, b = load(out), load(other)
+    keys = [k for k in a if k in b]
+    fields = list(next(iter(a.values())).keys())
+    fields = [f for f in fields if f not in ("time_ms", "median_ms_pass2", "min_ms_pass2")]
+    rows = []
+    for k in keys:
+        r = {f: a[k][f] for f in fields}
+        r["median_ms_pass2"], r["min_ms_pass2"] = b[k]["median_ms"], b[k]["min_ms"]
+        r["time_ms"] = f"{min(float(a[k]['min_ms']), float(b[k]['min_ms'])):.6g}"
+        rows.append(r)
+    with gzip.open(out, "wt", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields + ["median_ms_pass2", "min_ms_pass2", "time_ms"])
+        w.writeheader()
+        w.writerows(rows)
+
+    def agree(f1: str, f2: str) -> float:
+        x = np.array([float(r[f1]) for r in rows])
+        y = np.array([float(r[f2]) for r in rows])
+        return round(float(100 * np.mean(np.abs(x / y - 1) <= 0.10)), 1)
+
+    meta_path = out.with_name("corpus_meta.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta.update(passes=2, label="time_ms = min over both passes of each pass's minimum",
+                retest_within10_percent={"median": agree("median_ms", "median_ms_pass2"),
+                                         "min": agree("min_ms", "min_ms_pass2")},
+                rows=len(rows))
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"{len(rows)} rows merged -> {out}; retest within ±10%: {meta['retest_within10_percent']}")
 
 
 if __name__ == "__main__":
