@@ -202,12 +202,16 @@ class MeasureSection(Section):
         elapsed = now - (self.started_at or now)
         phase_elapsed = now - start
         remaining = phase_elapsed / p.index * (p.total - p.index) if p.index else None
-        est = f" · {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
-        status.update(
-            f"[b]{p.phase}[/b] block {min(p.index + 1, p.total)}/{p.total} [b]{p.name}[/b]{est}"
-            f" · sum {p.sum_ms:.1f} ms · elapsed {clock(elapsed)}"
-            + (f" · remaining ~{clock(remaining)}" if remaining is not None else "")
-        )
+        tail = f" · elapsed {clock(elapsed)}" + (f" · remaining ~{clock(remaining)}" if remaining is not None else "")
+        if p.phase == "in-context":
+            # every run times the whole chain; blocks are kept as their intervals narrow
+            chain = f" · chain median {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
+            status.update(f"[b]in-context[/b]: {p.index}/{p.total} blocks converged"
+                          + (f", next [b]{p.name}[/b]" if p.name else "") + chain + tail)
+        else:
+            est = f" · last {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
+            status.update(f"[b]{p.phase}[/b] block {min(p.index + 1, p.total)}/{p.total} [b]{p.name}[/b]{est}"
+                          f" · sum {p.sum_ms:.1f} ms" + tail)
         if p.estimate_ms is not None and p.phase in ("standalone", "full", "overhead"):
             tag = " [dim](stored)[/]" if p.skipped else ""
             self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {p.name:<24} {p.estimate_ms:9.3f} ms{tag}")
