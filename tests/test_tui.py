@@ -388,3 +388,17 @@ async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_
         await wait_for(pilot, lambda: "pipeline run" in section._pipeline_text and "running" not in section._pipeline_text,
                        180)
         assert "measured" in section._pipeline_text and "output [green]matches" in section._pipeline_text
+
+
+def test_device_list_parses_sources_and_refuses_bad_ones_in_one_line():
+    from gapp_tui.errors import BadInput
+    from gapp_tui.tui.devices import format_devices, parse_devices
+
+    devices = parse_devices("pi=2GFLOP/s, server=measured, pi2=predicted, jetson=measured:jetson-cpu-1234")
+    assert [(d.name, d.kind) for d in devices] == [("pi", "flops"), ("server", "measured"), ("pi2", "predicted"),
+                                                   ("jetson", "measured")]
+    assert devices[0].rate == 2e9 and devices[3].ref == "jetson-cpu-1234"
+    assert parse_devices(format_devices(devices)) == devices
+    for bad, says in (("", "no devices"), ("pi=fast", "'fast'"), ("pi, pi", "twice"), ("p i=measured", "not valid")):
+        with pytest.raises(BadInput, match=says):
+            parse_devices(bad)

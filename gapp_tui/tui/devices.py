@@ -12,8 +12,11 @@ The user writes the devices of the pipeline in order, each with its source::
   what a plan can rest on before anything is measured.
 
 This module only reads the store, the chain and the predictor and hands the
-numbers to :class:`~gapp_tui.partition.costs.CostTable`; the arithmetic of a
-plan lives in ``gapp_tui.partition``.
+numbers to :class:`~gapp_tui.partition.costs.CostTable` (FLOPs rates and
+FLOPs times through ``gapp_tui.partition.costs``); the arithmetic of a plan
+lives in ``gapp_tui.partition``. Unlike ``gapp partition --times measured``
+(``partition.times.measured_times``, which wants every block), a column may
+be partly measured: the app shows a plan while a measurement is still running.
 """
 
 from __future__ import annotations
@@ -26,20 +29,14 @@ from typing import Any
 
 from ..errors import BadInput
 
-_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*([kKmMgGtT]?)\s*(?:flop/?s|flops)?\s*$", re.IGNORECASE)
-_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 RATE_EXAMPLES = "2GFLOP/s, 500MFLOP/s, 20G"
 
 
 def parse_rate(text: str) -> float:
-    """FLOP/s from ``2GFLOP/s`` / ``500M`` / ``2e9`` (BadInput when it does not parse or is not positive)."""
-    m = _RATE.match(text)
-    if not m:
-        raise BadInput(f"FLOPs rate {text!r} does not parse; give one such as {RATE_EXAMPLES}")
-    value = float(m.group(1)) * _SCALE[m.group(2).lower()]
-    if not value > 0 or not math.isfinite(value):
-        raise BadInput(f"FLOPs rate {text!r} must be positive, such as {RATE_EXAMPLES}")
-    return value
+    """FLOP/s from ``2GFLOP/s`` / ``500M`` / ``2e9`` (the partition area's parser; BadInput on errors)."""
+    from ..partition.costs import parse_flops_rate
+
+    return parse_flops_rate(text)
 
 
 def format_rate(rate: float) -> str:
@@ -152,14 +149,15 @@ def device_times(
     ``predicted`` are the chosen predictor's seconds per block (None: none yet);
     ``predicting`` says they are being computed (FLOPs stand in meanwhile).
     """
+    from ..partition.costs import flops_times
+
     flops = [max(1, b.flops) for b in chain.blocks]
     if source.kind == "flops":
         rate = source.rate or fallback_rate
-        return DeviceTimes(source, [f / rate for f in flops], ["flops"] * len(flops),
-                           f"FLOPs at {format_rate(rate)}")
+        return DeviceTimes(source, flops_times(flops, rate), ["flops"] * len(flops), f"FLOPs at {format_rate(rate)}")
     if source.kind == "predicted":
         if predicted is None and predicting:
-            return DeviceTimes(source, [f / fallback_rate for f in flops], ["flops"] * len(flops),
+            return DeviceTimes(source, flops_times(flops, fallback_rate), ["flops"] * len(flops),
                                f"predicting…: FLOPs at {format_rate(fallback_rate)} meanwhile")
         if predicted is None:
             raise BadInput(f"device {source.name!r} wants predicted times but no predictor is chosen;"
@@ -168,13 +166,14 @@ def device_times(
         return DeviceTimes(source, times, ["predicted"] * len(times), "predicted")
     found = measured_column(store, chain, source.ref) if store is not None else None
     if found is None:
-        return DeviceTimes(source, [f / fallback_rate for f in flops], ["flops"] * len(flops),
+        return DeviceTimes(source, flops_times(flops, fallback_rate), ["flops"] * len(flops),
                            f"not measured yet: FLOPs at {format_rate(fallback_rate)}")
     times, key = found
     have = [i for i, t in enumerate(times) if not math.isnan(t)]
     rate = sum(flops[i] for i in have) / max(sum(times[i] for i in have), 1e-12)
     kinds = ["measured" if not math.isnan(t) else "flops" for t in times]
-    filled = [t if not math.isnan(t) else flops[i] / rate for i, t in enumerate(times)]
+    estimated = flops_times(flops, rate)
+    filled = [t if not math.isnan(t) else estimated[i] for i, t in enumerate(times)]
     missing = len(times) - len(have)
     note = f"measured on {key}" + (f", {missing} blocks from FLOPs at {format_rate(rate)}" if missing else "")
     return DeviceTimes(source, filled, kinds, note)
