@@ -402,3 +402,32 @@ def test_device_list_parses_sources_and_refuses_bad_ones_in_one_line():
     for bad, says in (("", "no devices"), ("pi=fast", "'fast'"), ("pi, pi", "twice"), ("p i=measured", "not valid")):
         with pytest.raises(BadInput, match=says):
             parse_devices(bad)
+
+
+def test_gapp_serve_serves_the_app_page(tmp_path):
+    """`gapp serve` answers a browser with the app's page (each session then starts `python -m gapp_tui.tui`)."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    pytest.importorskip("textual_serve")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "gapp_tui", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read().decode()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(proc.stderr.read().decode()[-500:]) from None
+                time.sleep(0.3)
+        assert "GAPP" in page and f"ws://127.0.0.1:{port}/ws" in page  # the page's terminal connects back
+    finally:
+        proc.terminate()
+        proc.wait(10)
