@@ -280,7 +280,15 @@ async def test_partition_edits_devices_and_link_and_refuses_bad_units(tui_env):
         await pilot.pause()
         assert any("bandwidth 'fast' does not parse" in m for m in notifications(app))
         assert section.estimate.throughput == before  # the last good plan stays
-        section.query_one(CutStrip).focus()
+        strip = section.query_one(CutStrip)
+        strip.focus()
+        # a click moves the nearest cut to the clicked block boundary (2 blocks: boundary 2 is the right end)
+        await pilot.click(CutStrip, offset=(strip.size.width - 1, 1))
+        await pilot.pause()
+        assert section.plan.boundaries == [0, 2, 2]
+        await pilot.click(CutStrip, offset=(0, 1))
+        await pilot.pause()
+        assert section.plan.boundaries == [0, 0, 2]
         await pilot.press("a")  # a third stage on a copy of the selected stage's device
         await pilot.pause()
         assert section.plan.devices == ["pi", "server", "server2"]
