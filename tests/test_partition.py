@@ -280,3 +280,19 @@ def test_flops_times_need_a_rate_and_use_it():
     assert t.times["pi"] == pytest.approx([b.flops / 2e9 for b in chain.blocks]) and t.source_of("pi") == "flops"
     with pytest.raises(BadInput, match="FLOP rate"):
         parse_flops_rate("fast")
+
+
+def test_sender_cpu_time_counts_in_the_stage_with_overlapped_communication():
+    t = small_table()
+    lk = Link.parse("8Mbit/s", "0", "0", cpu_per_byte="5us")  # 5 us of the sender's CPU per byte
+    plan = Plan.build(t, ["pi", "server"], [0, 2, 4], lk)
+    e = estimate(t, plan)
+    assert e.stages[0].send_cpu_s == pytest.approx(2000 * 5e-6)
+    assert e.stages[0].busy_s == pytest.approx(0.030 + 0.010) and e.period_s == pytest.approx(0.040)
+    assert "send CPU" in e.bottleneck["name"]
+    serial = estimate(t, Plan.from_dict({**plan.to_dict(), "communication": "serial"}))
+    assert serial.stages[0].busy_s == pytest.approx(0.030 + 2000 / 1e6)  # serial: the send time already holds it
+    assert Link.from_dict(lk.to_dict()).cpu_per_byte == pytest.approx(5e-6)
+    # the optimum moves the cut to where less is sent when sending costs CPU
+    best = solve(t, ["pi", "server"], lk)
+    assert estimate(t, best).period_s <= e.period_s

@@ -210,3 +210,17 @@ def test_help_renders_every_option():
     for option in ("--devices", "--times", "--device-times", "--rate", "--bandwidth", "--link-from-probe",
                    "--objective", "--communication", "--memory", "--host", "--json"):
         assert option in r.stdout
+
+
+def test_send_cpu_reaches_the_links_and_the_estimate():
+    r = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--bandwidth", "100Mbit/s",
+             "--send-cpu", "3ns", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["plan"]["links"][0]["cpu_per_byte_s"] == pytest.approx(3e-9)
+    st0 = doc["estimate"]["stages"][0]
+    sent = doc["estimate"]["transfers"][0]["bytes"]
+    assert st0["send_cpu_s"] == pytest.approx(3e-9 * sent)
+    assert st0["busy_s"] == pytest.approx(st0["compute_s"] + st0["send_cpu_s"])
+    bad = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--bandwidth", "100Mbit/s", "--send-cpu", "-1ns")
+    assert bad.exit_code == 2 and "sender CPU time per byte" in bad.stderr

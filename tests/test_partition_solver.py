@@ -29,7 +29,8 @@ def instances(draw, max_blocks: int = 7, max_devices: int = 4):
     cuttable = draw(st.lists(st.sampled_from([True, True, True, False]), min_size=n + 1, max_size=n + 1))
     table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params, cuttable=cuttable)
     links = [
-        Link(draw(st.floats(1e4, 1e8)), draw(st.sampled_from([0.0, 1e-3, 0.05])), draw(st.sampled_from([0.0, 1e-4])))
+        Link(draw(st.floats(1e4, 1e8)), draw(st.sampled_from([0.0, 1e-3, 0.05])), draw(st.sampled_from([0.0, 1e-4])),
+             cpu_per_byte=draw(st.sampled_from([0.0, 0.0, 1e-9, 1e-7])))
         for _ in range(k)
     ]
     memory = None

@@ -60,6 +60,11 @@ def partition(
     ),
     latency: str = typer.Option("0", "--latency", help="Link latency per transfer, e.g. 2ms, 500us (one, or one per link)."),
     per_tensor: str = typer.Option("0", "--per-tensor", help="Extra time per tensor of a cut, e.g. 50us (one, or one per link)."),
+    send_cpu: str = typer.Option(
+        "0", "--send-cpu",
+        help="The sender's CPU time per byte sent, e.g. 2ns (one, or one per link); with overlapped communication "
+        "it counts as the sending stage's busy time.",
+    ),
     link_from_probe: bool = typer.Option(False, "--link-from-probe", help="Take bandwidth and latency from the newest stored link probe (`gapp link probe`)."),
     probe_host: Optional[str] = typer.Option(None, "--probe-host", help="With --link-from-probe: the probe of this host (default: the newest of any)."),
     objective: str = typer.Option("throughput", "--objective", help="throughput (bottleneck, latency as tie-break) or latency."),
@@ -109,7 +114,7 @@ def partition(
         from ..store import Store
 
         store = Store(db, readonly=True)
-    links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output, probe_host)
+    links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output, probe_host, send_cpu)
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
@@ -192,7 +197,7 @@ def _bytes(text: str) -> float:
 
 
 def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: str, from_probe: bool,
-           store: Any, return_output: bool, probe_host: str | None = None) -> list[Any]:
+           store: Any, return_output: bool, probe_host: str | None = None, send_cpu: str = "0") -> list[Any]:
     """One Link per hop (and the return), from the options or from the stored link probe."""
     from ..errors import BadInput
     from ..partition import Link, chain_links
@@ -201,7 +206,12 @@ def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: st
     if from_probe:
         if bandwidth is not None:
             raise BadInput("give either --bandwidth or --link-from-probe, not both")
-        return _probe_links(names, store, probe_host, return_output)
+        probed = _probe_links(names, store, probe_host, return_output)
+        if send_cpu.strip() not in ("", "0"):
+            import dataclasses
+
+            probed = [dataclasses.replace(lk, cpu_per_byte=send_cpu) for lk in probed]
+        return probed
     if bandwidth is None:
         if len(names) == 1:
             return []
@@ -214,9 +224,10 @@ def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: st
         return parts
 
     bws, lats, pts = split(bandwidth, "--bandwidth"), split(latency, "--latency"), split(per_tensor, "--per-tensor")
-    n = max(len(bws), len(lats), len(pts))
+    cpus = split(send_cpu, "--send-cpu")
+    n = max(len(bws), len(lats), len(pts), len(cpus))
     pick = lambda xs, i: xs[i] if len(xs) > 1 else xs[0]  # noqa: E731
-    given = [Link.parse(pick(bws, i), pick(lats, i), pick(pts, i)) for i in range(n)]
+    given = [Link.parse(pick(bws, i), pick(lats, i), pick(pts, i), cpu_per_byte=pick(cpus, i)) for i in range(n)]
     return chain_links(names, given if len(given) > 1 else given[0], return_output)
 
 

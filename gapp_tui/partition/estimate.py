@@ -7,8 +7,8 @@ For a plan with boundaries ``b`` on devices ``d`` and links ``L``:
   ``L[s].seconds(cut_bytes[b[s+1]], cut_tensors[b[s+1]])``; with
   ``return_output`` the output (cut ``n``) also travels back on ``L[k-1]``;
 - **overlapped** communication (receive, compute and send concurrently, each
-  link a resource of its own): period = the largest stage compute or link
-  transfer;
+  link a resource of its own): period = the largest stage busy time (compute
+  plus the CPU time of sending, ``Link.cpu_per_byte``) or link transfer;
 - **serial** communication (a stage receives, then computes, then sends): each
   stage is busy for ``recv + compute + send``; the period is the largest;
 - latency (one item through an empty pipeline) = every compute plus every
@@ -42,6 +42,7 @@ class StageEstimate:
     recv_s: float  # time receiving its input (serial mode counts it as busy time)
     send_s: float  # time sending its output
     busy_s: float  # what this stage contributes to the period
+    send_cpu_s: float  # CPU time of sending (counted in busy_s with overlapped communication)
     param_bytes: float
     sources: tuple[str, ...]  # where its block times came from
     fits: bool | None = None  # within the device's memory limit (None: no limit given)
@@ -168,6 +169,11 @@ def estimate(
         transfers.append(TransferEstimate(s, lk.src or devices[s], lk.dst or devices[s + 1], c, cut_bytes[c],
                                           cut_tensors[c], t, False, table.cuttable[c]))
     ret = 0.0
+    send_cpu = [0.0] * k  # CPU seconds each stage spends sending what it sends
+    for s in range(k - 1):
+        send_cpu[s] = links[s].cpu_per_byte * cut_bytes[b[s + 1]]
+    if plan.has_return:
+        send_cpu[k - 1] = links[k - 1].cpu_per_byte * cut_bytes[n]
     if plan.has_return:
         lk = links[k - 1]
         ret = lk.latency + cut_bytes[n] / lk.bandwidth + cut_tensors[n] * lk.per_tensor
@@ -182,12 +188,15 @@ def estimate(
         comp = p[hi] - p[lo]
         recv = transfers[s - 1].seconds if s > 0 else ret
         send = transfers[s].seconds if s < k - 1 else ret
-        busy = (recv + comp) + send if serial else comp
+        cpu = send_cpu[s]
+        # serial: the send already occupies the stage, its CPU time is inside it
+        busy = (recv + comp) + send if serial else comp + cpu
         pb = q[hi] - q[lo]
         limit = memory.get(d) if memory else None
         srcs = table.sources[d]
         kinds = tuple(sorted(set(srcs[lo:hi])))
-        stages.append(StageEstimate(s, d, lo, hi, comp, recv, send, busy, pb, kinds, None if limit is None else pb <= limit))
+        stages.append(StageEstimate(s, d, lo, hi, comp, recv, send, busy, cpu, pb, kinds,
+                                    None if limit is None else pb <= limit))
 
     # the period: the slowest resource (stages, and links when they run concurrently)
     period, where = -1.0, ("stage", 0)
@@ -202,7 +211,7 @@ def estimate(
 
     if where[0] == "stage":
         st = stages[where[1]]
-        what = "receive+compute+send" if serial else "compute"
+        what = "receive+compute+send" if serial else ("compute+send CPU" if st.send_cpu_s else "compute")
         bottleneck = {"kind": "stage", "index": st.stage, "device": st.device, "seconds": period,
                       "name": f"stage {st.stage} ({st.device}) {what}"}
     else:

@@ -10,6 +10,11 @@ header, the framing and the extra send/recv each tensor of a multi-tensor cut
 costs). Directions are independent (full duplex): the return link of a plan
 whose output goes back to the first device is a link of its own.
 
+``cpu_per_byte`` is the sending device's CPU time per byte sent (copies,
+system calls, the TCP stack). With overlapped communication the wire time
+hides behind compute but this CPU time does not: the estimate adds it to the
+sending stage's busy time.
+
 Plain Python, no torch: the TUI re-estimates on every keystroke.
 """
 
@@ -148,11 +153,13 @@ class Link:
     src: str = ""
     dst: str = ""
     source: str = "user"
+    cpu_per_byte: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bandwidth", parse_bandwidth(self.bandwidth))
         object.__setattr__(self, "latency", parse_time(self.latency, "latency"))
         object.__setattr__(self, "per_tensor", parse_time(self.per_tensor, "per-tensor overhead"))
+        object.__setattr__(self, "cpu_per_byte", parse_time(self.cpu_per_byte, "sender CPU time per byte"))
 
     @classmethod
     def parse(
@@ -163,9 +170,10 @@ class Link:
         src: str = "",
         dst: str = "",
         source: str = "user",
+        cpu_per_byte: str | float = 0.0,
     ) -> Link:
         """A link from the text a user types (``Link.parse("100Mbit/s", "2ms")``)."""
-        return cls(bandwidth, latency, per_tensor, src, dst, source)
+        return cls(bandwidth, latency, per_tensor, src, dst, source, cpu_per_byte)
 
     def between(self, src: str, dst: str) -> Link:
         """The same link, named by the devices it joins."""
@@ -175,6 +183,10 @@ class Link:
         """Time to send ``nbytes`` in ``tensors`` tensors over this link."""
         return self.latency + nbytes / self.bandwidth + tensors * self.per_tensor
 
+    def sender_cpu(self, nbytes: float) -> float:
+        """CPU seconds the sending device spends on ``nbytes``."""
+        return self.cpu_per_byte * nbytes
+
     @property
     def name(self) -> str:
         return f"{self.src or '?'}->{self.dst or '?'}"
@@ -183,6 +195,8 @@ class Link:
         parts = [format_bandwidth(self.bandwidth), f"latency {format_time(self.latency)}"]
         if self.per_tensor:
             parts.append(f"{format_time(self.per_tensor)}/tensor")
+        if self.cpu_per_byte:
+            parts.append(f"sender CPU {format_time(self.cpu_per_byte)}/B")
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +208,7 @@ class Link:
             "per_tensor_s": self.per_tensor,
             "bandwidth": format_bandwidth(self.bandwidth),
             "source": self.source,
+            "cpu_per_byte_s": self.cpu_per_byte,
         }
 
     @classmethod
@@ -207,4 +222,5 @@ class Link:
             str(doc.get("src", "")),
             str(doc.get("dst", "")),
             str(doc.get("source", "user")),
+            float(doc.get("cpu_per_byte_s", 0.0)),
         )

@@ -3,8 +3,9 @@
 Every term of a plan's period and latency depends on one stage's two
 boundaries ``(i, j) = (b_s, b_{s+1})`` only:
 
-- overlapped: ``f_s(i, j) = max(C_s(i, j), T_s(j))`` — stage compute, and the
-  link after it (the return link is a constant that only cut ``n`` crosses);
+- overlapped: ``f_s(i, j) = max(C_s(i, j) + U_s(j), T_s(j))`` — stage compute
+  plus the CPU time of sending cut j, and the link after it (the return link
+  is a constant that only cut ``n`` crosses);
 - serial:     ``f_s(i, j) = (T_{s-1}(i) + C_s(i, j)) + T_s(j)``;
 - latency:    ``g_s(i, j) = C_s(i, j) + T_s(j)``.
 
@@ -48,7 +49,10 @@ _INF = np.inf
 def stage_costs(
     table: CostTable, devices: Sequence[str], links: Sequence[Link], return_output: bool
 ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    """Per stage the compute prefix sums, per link the transfer time of every cut, and the return time."""
+    """Per stage the compute prefix sums, per link the transfer time of every cut, and the return time.
+
+    (The senders' CPU time per cut is :func:`sender_cpu`.)
+    """
     n = table.n
     cut_bytes = np.asarray(table.cut_bytes, dtype=float)
     cut_tensors = np.asarray(table.cut_tensors, dtype=float)
@@ -67,6 +71,19 @@ def stage_costs(
     return prefixes, transfers, ret
 
 
+def sender_cpu(table: CostTable, devices: Sequence[str], links: Sequence[Link], return_output: bool
+               ) -> tuple[list[np.ndarray] | None, float]:
+    """Per forward link the sending stage's CPU seconds for every cut, and the return's; None when all are 0."""
+    k = len(devices)
+    fwd = links[: k - 1]
+    has_return = return_output and k > 1
+    if not any(lk.cpu_per_byte for lk in fwd) and not (has_return and links[k - 1].cpu_per_byte):
+        return None, 0.0
+    cut_bytes = np.asarray(table.cut_bytes, dtype=float)
+    ret_cpu = links[k - 1].cpu_per_byte * table.cut_bytes[table.n] if has_return else 0.0
+    return [lk.cpu_per_byte * cut_bytes for lk in fwd], ret_cpu
+
+
 def optimal_boundaries(
     prefixes: Sequence[np.ndarray],
     transfers: Sequence[np.ndarray],
@@ -77,6 +94,8 @@ def optimal_boundaries(
     allow_empty: bool = True,
     memory: Sequence[float | None] | None = None,
     param_prefix: np.ndarray | None = None,
+    send_cpu: Sequence[np.ndarray] | None = None,
+    ret_cpu: float = 0.0,
 ) -> tuple[list[int], float]:
     """The DP core on plain arrays: boundaries ``[0, b1, ..., n]`` and the optimal objective value.
 
@@ -84,7 +103,10 @@ def optimal_boundaries(
     ``transfers[s]`` (length n+1, for s < k-1) the time of sending each cut
     over link s, ``ret`` the time of the output's return trip (0 for none).
     ``memory[s]`` limits the parameter bytes of stage s (``param_prefix``
-    gives them). Returns ``inf`` as the value when no plan is feasible.
+    gives them). ``send_cpu[s]`` (length n+1) is the CPU time stage s spends
+    sending each cut (overlapped communication counts it as busy time),
+    ``ret_cpu`` the last stage's for the return. Returns ``inf`` as the value
+    when no plan is feasible.
     """
     if objective not in OBJECTIVES:
         raise BadInput(f"objective {objective!r} is not known; give one of {', '.join(OBJECTIVES)}")
@@ -129,6 +151,8 @@ def optimal_boundaries(
             c = t_in + c
             c += t_out
             return c
+        if send_cpu is not None:  # the stage's CPU also pays for what it sends
+            c += send_cpu[s][j] if s < k - 1 else ret_cpu
         return np.maximum(c, transfers[s][j], out=c) if s < k - 1 else c
 
     def g(s: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -218,10 +242,11 @@ def solve(
         raise BadInput(f"objective {objective!r} is not known; give one of {', '.join(OBJECTIVES)}")
     links = chain_links(devices, link, return_output)
     prefixes, transfers, ret = stage_costs(table, devices, links, return_output)
+    cpu, ret_cpu = sender_cpu(table, devices, links, return_output)
     limits = [memory.get(d) if memory else None for d in devices]
     b, value = optimal_boundaries(
         prefixes, transfers, ret, objective=objective, communication=communication, allow_empty=allow_empty,
-        memory=limits, param_prefix=table.param_prefix,
+        memory=limits, param_prefix=table.param_prefix, send_cpu=cpu, ret_cpu=ret_cpu,
     )
     if value == _INF:
         if not allow_empty and table.n < len(devices):
