@@ -263,7 +263,8 @@ def _evaluate_predictor(predictor: Optional[Path], corpus: Optional[Path], db: O
 def _print_eval(doc: dict) -> None:
     if doc["protocol"] in ("predictor", "leave-one-family-out"):
         methods = list(doc["overall"])
-        table = Table(title=f"{doc['protocol']}: share within ±10 % / MAPE % per held-out family")
+        what = "per held-out family" if doc["protocol"] != "predictor" else "per family (training blocks included)"
+        table = Table(title=f"{doc['protocol']}: share within ±10 % / MAPE % {what}")
         table.add_column("family")
         table.add_column("blocks", justify="right")
         for m in methods:
