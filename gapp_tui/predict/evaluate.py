@@ -90,14 +90,14 @@ def nb201_protocol(
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
 
-    from .nb201 import NB201Latency, cached_features, default_cache, onehot
+    from .nb201 import NB201Latency, cached_features, onehot
 
     data = NB201Latency(csv_path)
     y = data.ms(device)
     perms = {s: np.random.RandomState(s).permutation(len(data)) for s in seeds}
     limit = None if n_test is None else n_train + n_val + n_test
     needed = sorted({int(i) for p in perms.values() for i in p[:limit]})
-    feats = cached_features([data.archs[i] for i in needed], cache or default_cache(), progress=progress)
+    feats = cached_features([data.archs[i] for i in needed], cache, progress=progress)
     items = [feats.blocks(a) if k in set(needed) else [] for k, a in enumerate(data.archs)]
     oh = np.array([onehot(a) for a in data.archs])
     batcher = ItemBatcher(feats.graphs, items)

@@ -110,7 +110,7 @@ def nb201_fewshot_protocol(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train one GNN on every device that is not a target (HELP's meta-training devices), adapt to each target."""
-    from .nb201 import NB201Latency, cached_features, default_cache
+    from .nb201 import NB201Latency, cached_features
     from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
 
     data = NB201Latency(csv_path)
@@ -119,7 +119,7 @@ def nb201_fewshot_protocol(
     src_train, src_val = perm[:n_source_train], perm[n_source_train:n_source_train + 200]
     pool = perm[n_source_train + 200:] if n_eval is None else perm[n_source_train + 200:n_source_train + 200 + n_eval]
     needed = sorted(set(perm[:n_source_train + 200].tolist()) | set(pool.tolist()))
-    feats = cached_features([data.archs[i] for i in needed], cache or default_cache(), progress=progress)
+    feats = cached_features([data.archs[i] for i in needed], cache, progress=progress)
     needed_set = set(needed)
     items = [feats.blocks(a) if k in needed_set else [] for k, a in enumerate(data.archs)]
     y_src = np.stack([data.ms(d) for d in sources], axis=1)
