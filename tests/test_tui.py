@@ -181,12 +181,13 @@ async def test_untraceable_import_path_fails_in_the_worker_and_is_shown(tui_env)
 async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_env):
     from gapp_tui.store import Store
 
-    app = small_app(granularity="natural")
+    app = small_app(granularity="natural", input_size="224")
     async with app.run_test(size=(100, 30)) as pilot:
         await trace(app, pilot)
         await pilot.press("2")
         await pilot.pause()
-        app.screen.query_one("#threads", Input).value = "1"  # normal precision: long enough to cancel
+        app.screen.query_one("#threads", Input).value = "1"  # normal precision, both modes: long enough to cancel
+        app.screen.query_one("#mode", Select).value = "both"
         app.screen.query_one("#start").focus()
         await pilot.press("m")
         await wait_for(pilot, lambda: app.screen.running and "block" in str(app.screen.query_one("#measure-status").render()))

@@ -90,12 +90,17 @@ class ModelsSection(Section):
                           human_count(r["flops"]), shapes, human_bytes(r["out_bytes"]), str(r["out_tensors"]),
                           key=str(r["index"]))
         table._gapp_chain = chain  # type: ignore[attr-defined]
+        from ...zoo import families, is_import_path
+
+        family = chain.spec.family
+        members = [] if is_import_path(chain.spec.name) else families().get(family, [])
+        kin = f" · {family} family: {', '.join(members[:6])}{' …' if len(members) > 6 else ''}" if members else ""
         params = sum(b.params for b in chain.blocks)
         flops = sum(b.flops for b in chain.blocks)
         self.query_one("#model-status", Static).update(
             f"[b]{chain.spec.label()}[/b] · {len(chain)} blocks ({chain.granularity}) · "
             f"{human_count(params)} params · {human_count(flops)}FLOPs · input {human_bytes(chain.cuts[0].bytes)} · "
-            f"traced in {ws.trace_seconds:.1f} s · [dim]2: measure it[/]"
+            f"traced in {ws.trace_seconds:.1f} s{kin} · [dim]2: measure it[/]"
         )
 
     def pick_model(self, name: str) -> None:

@@ -39,7 +39,6 @@ class ResultsSection(Section):
         self.sort_column = 0
         self.sort_reverse = False
         self._loading_choices = False
-        self._chosen: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -101,7 +100,8 @@ class ResultsSection(Section):
         current = dev_select.value if dev_select.value in devices else None
         wanted = self.gapp.workspace.device if self.gapp.workspace.device in devices else None
         self._loading_choices = True
-        try:
+        # values set here are not user choices: their Changed messages are never posted
+        with self.prevent(Select.Changed):
             dev_select.set_options([(d, d) for d in devices])
             choice = wanted or current or (devices[-1] if devices else None)
             if choice is not None:
@@ -117,17 +117,11 @@ class ResultsSection(Section):
             keep = pred.value
             pred.set_options(options)
             pred.value = keep if keep in [v for _, v in options] else ""
-        finally:
-            self._loading_choices = False
-        # Select.Changed arrives later for values set here: remember them so they are not taken as user choices
-        for sid in ("device", "setting", "predictor", "mode"):
-            self._chosen[sid] = self.query_one(f"#{sid}", Select).value
+        self._loading_choices = False
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        sid = event.select.id or ""
-        if self._loading_choices or not self.gapp.workspace.ready or self._chosen.get(sid) == event.value:
+        if self._loading_choices or not self.gapp.workspace.ready:
             return
-        self._chosen[sid] = event.value
         if event.select.id == "predictor":
             self.gapp.choose_predictor(str(event.value) or None)
             return
