@@ -116,6 +116,11 @@ async def test_pick_trace_measure_results_partition_optimal(tui_env):
         bars = app.screen.query_one(Bars)
         assert [m for _, m, _ in bars.rows] == [r["median_ms"] for r in rows]
         assert "sum of 2/2 blocks" in str(app.screen.query_one("#sum-vs-full").render())
+        await pilot.press("e")  # export what the table shows
+        await pilot.pause()
+        exported = sorted((tui_env / "export").iterdir())
+        assert [p.suffix for p in exported] == [".csv", ".json"]
+        assert len(exported[0].read_text().strip().splitlines()) == 3  # header + 2 blocks
 
         # Partition: move the cut, the throughput is exactly the estimator's
         await pilot.press("4")
