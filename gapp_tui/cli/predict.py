@@ -52,7 +52,7 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
             dev = device or rows[0].get("device_key") or [d["key"] for d in store.devices()][0]
         return rows, {"source": f"store {store.path}", "device": dev, "threads": threads}
     path = corpus or CORPUS_PATH
-    return load_corpus(path), {"source": str(path), "device": "corpus-cpu-t1 (the shipped corpus: 2-core EPYC VM, 1 thread)"}
+    return load_corpus(path), {"source": str(path), "device": "corpus-cpu-t1", "device_note": "the shipped corpus: 2-core AMD EPYC VM, 1 thread"}
 
 
 # ----------------------------------------------------------------------------- gapp train
