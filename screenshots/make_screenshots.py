@@ -30,7 +30,7 @@ async def wait_for(pilot, condition, timeout: float = 600.0) -> None:
 
 
 async def shoot(size: tuple[int, int], model: str, input_size: str, out: Path) -> list[Path]:
-    from textual.widgets import Input, Select
+    from textual.widgets import Input
 
     from gapp_tui.tui.app import GappApp
     from gapp_tui.tui.state import UiState
