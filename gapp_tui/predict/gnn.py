@@ -104,6 +104,23 @@ class BlockGNN(nn.Module):
         self.register_buffer("log_init", torch.zeros(4))  # e, m, o, b at initialisation (clamp centre)
         self.block_head = _mlp(3 * hidden, hidden, n_out)
 
+    def _without_input_work(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero the work columns of the nodes standing for the block's inputs (one-hot column 0, ``input``).
+
+        An input node is a tensor computed by an earlier block; the extractor
+        copies the producing op's metadata onto it (its FLOPs, the bytes it
+        wrote), which is work this block does not do. Counting it made every
+        block with many inputs (DenseNet's dense layers: up to 48) look
+        several times more expensive than it is.
+        """
+        fc, rc, wc = self.work_columns
+        is_input = x[:, 0] > 0.5
+        if not bool(is_input.any()):
+            return x
+        x = x.clone()
+        x[is_input.nonzero(as_tuple=True)[0][:, None], torch.tensor([fc, rc, wc], device=x.device)] = 0.0
+        return x
+
     def embed(self, x, edge_index, edge_attr, batch):
         """Node embeddings after message passing."""
         h = self.encoder(self.scaler.nodes(x))
@@ -116,10 +133,11 @@ class BlockGNN(nn.Module):
         """Milliseconds, shape ``[num_graphs, n_out]``."""
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
             data.x.shape[0], dtype=torch.long, device=data.x.device)
-        h = self.embed(data.x, data.edge_index, data.edge_attr, batch)
+        x = self._without_input_work(data.x)
+        h = self.embed(x, data.edge_index, data.edge_attr, batch)
         fc, rc, wc = self.work_columns
-        mflop = (data.x[:, fc] / 1e6).clamp_min(0)[:, None]
-        mbyte = ((data.x[:, rc] + data.x[:, wc]) / 1e6).clamp_min(0)[:, None]
+        mflop = (x[:, fc] / 1e6).clamp_min(0)[:, None]
+        mbyte = ((x[:, rc] + x[:, wc]) / 1e6).clamp_min(0)[:, None]
         out = self.node_head(h).view(-1, 3, self.n_out)
         c = self.log_init
         e = (out[:, 0] + c[0]).clamp(c[0] - _LOG_CLAMP, c[0] + _LOG_CLAMP)

@@ -131,14 +131,15 @@ def fit_gnn(
     first = batcher.data[0]
     model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1])
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
-    model.scaler.fit(torch.cat([batcher.data[g].x for g in used]), torch.cat([batcher.data[g].totals for g in used]))
+    model.scaler.fit(torch.cat([model._without_input_work(batcher.data[g].x) for g in used]),
+                     torch.cat([batcher.data[g].totals for g in used]))
     # start near the data: the median MFLOP/ms and MB/ms of the training items, as if each explained half
     fc, rc, wc = model.work_columns
 
     def work(i: int) -> tuple[float, float, float]:
         f = b = n = 0.0
         for g, c in batcher.items[i]:
-            x = batcher.data[g].x
+            x = model._without_input_work(batcher.data[g].x)
             f += c * float(x[:, fc].sum()) / 1e6
             b += c * float((x[:, rc] + x[:, wc]).sum()) / 1e6
             n += c * x.shape[0]
