@@ -73,18 +73,6 @@ class PipelineDone(Message):
         super().__init__()
 
 
-class PlanChanged(Message):
-    """The user's plan changed in the partition strip (a cut moved, added or removed)."""
-
-    def __init__(self, cuts: tuple[int, ...]) -> None:
-        self.cuts = cuts
-        super().__init__()
-
-
-class ResultsChanged(Message):
-    """The store holds new rows or a new predictor was chosen: results views refresh."""
-
-
 class Predicted(Message):
     """The chosen predictor's per-block seconds for a chain are ready."""
 

@@ -33,7 +33,6 @@ class ResultsSection(Section):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stale = True
         self.rows: list[dict[str, Any]] = []
         self.predicted: list[float] | None = None
         self.sort_column = 0
