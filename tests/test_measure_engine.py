@@ -57,6 +57,7 @@ def test_every_block_has_a_complete_positive_row_in_both_modes(measured, chain):
             assert r["device_key"] == result.device["key"] and r["chain_sig"] == result.chain_sig
             assert "sensors" in r["extra"]
     assert result.full["mode"] == "full" and result.full["block"] == -1 and result.full["median_ms"] > 0
+    assert result.full["extra"]["timed_with"] == "in-context"  # alternating with the chain's runs
 
 
 def test_sums_add_up_and_gaps_follow(measured):

@@ -274,3 +274,23 @@ def test_cpu_clock_is_refused_where_it_would_miss_work(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     with pytest.raises(ValueError, match="one torch thread"):
         timer.check_clock("cpu", "cpu")
+
+
+def test_reference_is_timed_in_the_same_loop_as_the_sequence():
+    order = []
+
+    def a(x):
+        order.append("a")
+        time.sleep(0.001)
+        return x
+
+    def full(x):
+        order.append("full")
+        time.sleep(0.002)
+        return x
+
+    p = Precision(warmup_runs=0, warmup_s=0.0, min_runs=4, max_runs=4, target_ci=0.5, min_sample_s=0.0)
+    per, total, ref = timer.time_sequence_and_reference([a], (1,), full, "cpu", p)
+    assert ref.runs == per[0].runs == 4 and ref.median_ms >= 1.9 and per[0].median_ms >= 0.9
+    # warm-up aside (one pair), the two alternate so neither always runs first
+    assert order[2:] == ["a", "full", "full", "a", "a", "full", "full", "a"]

@@ -44,6 +44,7 @@ from .timer import (
     time_callable,
     time_overhead,
     time_sequence,
+    time_sequence_and_reference,
 )
 
 MODES = ("standalone", "in-context")
@@ -428,9 +429,17 @@ class _Run:
 
         self.report(Progress("in-context", 0, n, self.names[0], None, 0.0))
         fns = [b.module for b in self.chain.blocks]
+        # the full model is timed in the same loop as the chain (alternating), so that the sum-versus-full
+        # comparison is made under the same machine conditions; unless it is already stored
+        with_full = self.cfg.full and -1 not in self._done("full")
         try:
-            per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
-                                       on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
+            if with_full:
+                per, total, ref = time_sequence_and_reference(
+                    fns, (self.x,), self.chain.model, self.cfg.device, self.cfg.precision, self.should_stop,
+                    on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
+            else:
+                per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+                                           on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
         except Cancelled:
             self.measured += len(stored)
             raise
@@ -443,9 +452,13 @@ class _Run:
             self.rows["in-context"][r["block"]] = r
         self.measured += len(rows)
         self.skipped += len(done & set(range(n)))
+        if with_full:
+            self._keep(make_row(self.ctx, "full", -1, "(full model)", ref, {**extra, "timed_with": "in-context"}))
         self.report(Progress("in-context", n, n, self.names[-1], total.median_ms, sum(s.median_ms for s in per)))
 
     def _full(self) -> None:
+        if self.full is not None:
+            return  # timed together with the in-context runs
         if -1 in self._done("full"):
             self.skipped += 1
             return

@@ -355,6 +355,47 @@ def time_sequence(
     stats)`` once per callable when its interval first meets the target. On
     ``should_stop()`` or Ctrl-C, :class:`Cancelled` carries the converged stats.
     """
+    per, total, _ = _sequence(fns, inputs, device, precision, should_stop, on_iteration, on_converged, clock, None)
+    return per, total
+
+
+def time_sequence_and_reference(
+    fns: Sequence[Callable[..., Any]],
+    inputs: Sequence[Any],
+    reference: Callable[..., Any],
+    device: str | torch.device = "cpu",
+    precision: Precision | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_iteration: Callable[[int, list[Stats | None], list[float]], None] | None = None,
+    on_converged: Callable[[int, Stats], None] | None = None,
+    *,
+    clock: str = "wall",
+) -> tuple[list[Stats], Stats, Stats]:
+    """:func:`time_sequence`, with ``reference(*inputs)`` (the unsplit model) timed in the same loop.
+
+    Each iteration runs the sequence and the reference once, in alternating
+    order, so both see the same machine: a load that changes during the
+    measurement moves both, and the sum of the callables is compared with the
+    reference under equal conditions. Timing also waits for the reference's
+    interval to meet the target. Returns (per callable, whole run, reference).
+    """
+    per, total, ref = _sequence(fns, inputs, device, precision, should_stop, on_iteration, on_converged, clock,
+                                reference)
+    assert ref is not None
+    return per, total, ref
+
+
+def _sequence(
+    fns: Sequence[Callable[..., Any]],
+    inputs: Sequence[Any],
+    device: str | torch.device,
+    precision: Precision | None,
+    should_stop: Callable[[], bool] | None,
+    on_iteration: Callable[[int, list[Stats | None], list[float]], None] | None,
+    on_converged: Callable[[int, Stats], None] | None,
+    clock: str,
+    reference: Callable[..., Any] | None,
+) -> tuple[list[Stats], Stats, Stats | None]:
     p = precision or Precision()
     dev = check_device(device)
     timer_clock = _Clock(dev, clock)
@@ -375,6 +416,15 @@ def time_sequence(
             timer_clock.mark(m, i + 1)
         return timer_clock.seconds(m)
 
+    ref_samples: list[float] = []
+
+    def ref_run() -> float:
+        m = timer_clock.marks(2)
+        timer_clock.mark(m, 0)
+        reference(*inputs)  # type: ignore[misc]
+        timer_clock.mark(m, 1)
+        return timer_clock.seconds(m)[0]
+
     try:
         with torch.inference_mode():
             t_start = time.perf_counter()
@@ -382,13 +432,19 @@ def time_sequence(
             while k < max(1, p.warmup_runs) or time.perf_counter() - t_start < p.warmup_s:
                 _stop_check(should_stop)
                 one_run()
+                if reference is not None:
+                    ref_run()
                 k += 1
             t0 = time.perf_counter()
             cap = p.max_time_s * n
             stopped = "max_runs"
             for it in range(p.max_runs):
                 _stop_check(should_stop)
+                if reference is not None and it % 2:
+                    ref_samples.append(ref_run())
                 secs = one_run()
+                if reference is not None and not it % 2:
+                    ref_samples.append(ref_run())
                 for i, s in enumerate(secs):
                     samples[i].append(s)
                 totals.append(sum(secs))
@@ -403,6 +459,8 @@ def time_sequence(
                             if on_converged is not None:
                                 on_converged(i, converged[i])
                         all_ok = all_ok and ok
+                    if reference is not None:
+                        all_ok = all_ok and _converged_rel(ref_samples, p.target_ci)
                     if all_ok:
                         stopped = "ci"
                         break
@@ -417,7 +475,8 @@ def time_sequence(
     except Cancelled:
         raise Cancelled(list(converged)) from None
     per = [summarize(s, 1, timed, stopped if converged[i] is None else "ci") for i, s in enumerate(samples)]
-    return per, summarize(totals, 1, timed, stopped)
+    ref = summarize(ref_samples, 1, timed, stopped) if reference is not None else None
+    return per, summarize(totals, 1, timed, stopped), ref
 
 
 # ----------------------------------------------------------------------------- overhead
