@@ -445,3 +445,29 @@ def test_gapp_serve_serves_the_app_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@sync
+async def test_link_comes_from_the_newest_stored_probe(tui_env):
+    from gapp_tui import link_probe
+    from gapp_tui.store import Store
+
+    app = small_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await trace(app, pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        await pilot.press("l")  # nothing stored yet: a warning, the link stays
+        await pilot.pause()
+        assert any("No stored link probe" in m for m in notifications(app))
+        assert app.screen.link.bandwidth == 100e6 / 8
+        with Store() as store:
+            path = store.path
+        # the numbers a probe of a 20 Mbit/s, 3 ms link stores (the probe itself is tested in test_remote.py)
+        link_probe.save(path, link_probe.ProbeResult(
+            host="pi@10.0.0.2", local="here", latency_s=0.003, rtt_s=[0.006],
+            bandwidth_Bps={"from_device": 2.5e6, "to_device": 2.4e6}, intercept_s={"from_device": 0.0, "to_device": 0.0},
+            transfers=[], measured_at="2026-01-01T00:00:00+00:00"))
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.screen.link.bandwidth == pytest.approx(2.5e6) and app.screen.link.latency == pytest.approx(0.003)

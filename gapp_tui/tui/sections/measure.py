@@ -76,7 +76,7 @@ class MeasureSection(Section):
         yield Static("Trace a model in Models (1), then press m.", id="measure-status", classes="status-line")
         yield ProgressBar(id="measure-progress", total=1, show_eta=False)  # determinate: no animation at rest
         yield RichLog(id="measure-log", markup=True, wrap=True, max_lines=2000)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     def on_mount(self) -> None:
         s = self.gapp.ui_state

@@ -34,7 +34,7 @@ class ModelsSection(Section):
         table.add_column("bytes after", key="bytes")
         table.add_column("tensors", key="tensors")
         yield table
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     def on_mount(self) -> None:
         s = self.gapp.ui_state

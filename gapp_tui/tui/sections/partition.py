@@ -33,8 +33,10 @@ class PartitionSection(Section):
                 tooltip="Split the selected stage: a new cut and a copy of its device"),
         Binding("d,delete", "remove_cut", "-Cut", id="partition.remove_cut",
                 tooltip="Remove the selected cut (its next stage's device leaves the plan)"),
-        Binding("s", "save", "Save", id="partition.save", tooltip="Save the plan as JSON (for gapp pipeline run)"),
-        Binding("r", "run_pipeline", "Run", id="partition.run_pipeline",
+        Binding("l", "link_from_probe", "Probe", show=False, id="partition.link_from_probe",
+                tooltip="Fill the link from the newest stored `gapp link probe` (of the Measure host, if any)"),
+        Binding("s", "save", "Save", show=False, id="partition.save", tooltip="Save the plan as JSON (for gapp pipeline run)"),
+        Binding("r", "run_pipeline", "Run", show=False, id="partition.run_pipeline",
                 tooltip="Run the plan for real on this machine and compare with the estimate"),
     ]
 
@@ -71,7 +73,7 @@ class PartitionSection(Section):
         yield Static(id="cut-info", classes="cut-info")
         yield EstimatePanel(id="estimate")
         yield Static(id="summary", classes="summary")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     def on_mount(self) -> None:
         s = self.gapp.ui_state
@@ -183,9 +185,10 @@ class PartitionSection(Section):
 
         where = "before the first block" if c == 0 else (
             "after the last block" if c == t.n else f"after block {c - 1} {t.blocks[c - 1]}")
-        info.update(f"cut {strip.selected} of {strip.cuts}: {where} · {human_bytes(t.cut_bytes[c])} in "
-                    f"{t.cut_tensors[c]} tensor{'s' if t.cut_tensors[c] != 1 else ''} · ←/→ move, ↑/↓ other cut",
-                    layout=False)  # one line, always
+        info.update(f"cut {strip.selected}/{strip.cuts} {where} · {human_bytes(t.cut_bytes[c])} in "
+                    f"{t.cut_tensors[c]} tensor{'s' if t.cut_tensors[c] != 1 else ''}\n"
+                    "[dim]←/→ move the cut · ↑/↓ other cut · s save · r run · l probed link · ? keys[/]",
+                    layout=False)  # two lines, always
 
     def _show_summary(self) -> None:
         est = self.estimate
@@ -282,6 +285,26 @@ class PartitionSection(Section):
         del sources[c]
         del b[c]
         self._apply_devices(sources, b)
+
+    def action_link_from_probe(self) -> None:
+        from ...link_probe import latest_link
+        from ...partition.link import format_bandwidth, format_time
+
+        store = self.gapp.store()
+        if store is None:
+            return
+        host = self.gapp.ui_state.host or None
+        found = latest_link(store.path, host) or (latest_link(store.path) if host else None)
+        if found is None:
+            self.notify("No stored link probe: run `gapp link probe --host user@device` first.",
+                        title="Link", severity="warning")
+            return
+        self.query_one("#bandwidth", Input).value = format_bandwidth(found["bandwidth_Bps"])
+        self.query_one("#latency", Input).value = format_time(found["latency_s"])
+        if self._ready() and self.rebuild(keep_cuts=True):
+            self._update_optimal()
+        self.notify(f"{found['host']} ({found['direction']}, {found['measured_at']})", title="Link from probe",
+                    timeout=4)
 
     def action_save(self) -> None:
         if not self._ready():

@@ -28,7 +28,7 @@ class ResultsSection(Section):
         Binding("s", "sort", "Sort", id="results.sort", tooltip="Sort the table by the next column (again: reverse)"),
         Binding("v", "view", "View", id="results.view", tooltip="Next view: table, scatter, bars"),
         Binding("p", "predictor", "Predictor", id="results.predictor", tooltip="Choose the predictor shown"),
-        Binding("e", "export", "Export", id="results.export", tooltip="Write these rows to CSV and JSON"),
+        Binding("e", "export", "Export", show=False, id="results.export", tooltip="Write these rows to CSV and JSON"),
     ]
 
     def __init__(self) -> None:
@@ -65,7 +65,7 @@ class ResultsSection(Section):
             with TabPane("Bars", id="bars"):
                 with VerticalScroll():
                     yield Bars(id="bars-plot")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     # ------------------------------------------------------------------ loading
 
