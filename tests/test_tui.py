@@ -377,6 +377,7 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         median = section.rows[0]["median_ms"]
         assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
         assert len(section.query_one(Scatter).points) == 2
+        assert section.query_one("#predictor", Select).value == str(folder / "tiny.pt")
         # Partition can use the predictor's times for a device
         await pilot.press("4")
         await pilot.pause(0.2)

@@ -113,9 +113,9 @@ class ResultsSection(Section):
                 set_select.value = cur_setting if cur_setting in settings else settings[-1]
             pred = self.query_one("#predictor", Select)
             options = [("none", "")] + [(name, str(path)) for name, path in self.gapp.predictors()]
-            keep = pred.value
+            chosen = self.gapp.workspace.predictor or ""  # also when chosen from the palette or a script
             pred.set_options(options)
-            pred.value = keep if keep in [v for _, v in options] else ""
+            pred.value = chosen if chosen in [v for _, v in options] else ""
         self._loading_choices = False
 
     def on_select_changed(self, event: Select.Changed) -> None:
