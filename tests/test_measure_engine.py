@@ -70,6 +70,8 @@ def test_sums_add_up_and_gaps_follow(measured):
         oh = result.overhead[mode]["median_ms"]
         assert 0 < oh < 0.5
         assert s["adjusted_sum_ms"] == pytest.approx(total - len(result.blocks) * oh)
+        means = sum(r["mean_ms"] for r in result.rows[mode])
+        assert s["gap_mean_pct"] == pytest.approx((means - result.full["mean_ms"]) / result.full["mean_ms"] * 100)
     # the blocks' medians come from the same end-to-end runs as the chain's own total; on a busy machine a
     # preempted run inflates the total of that run only, so the sum of medians is at most about the total
     assert 0 < result.sums["in-context"]["sum_ms"] <= result.chain_ms["in-context"] * 1.25

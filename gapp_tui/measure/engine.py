@@ -198,14 +198,25 @@ def compare(
     block_rows: Mapping[str, list[Mapping[str, Any]]],
     full_ms: float | None,
     overhead_ms: Mapping[str, float] | None = None,
+    full_mean_ms: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per mode: block count, sum of medians, full model, gap in percent; adjusted when overhead is known."""
+    """Per mode: block count, sum of medians, full model, gap in percent; adjusted when overhead is known.
+
+    With ``full_mean_ms`` also the same on means (``sum_mean_ms``, ``full_mean_ms``,
+    ``gap_mean_pct``): means add up exactly within a run, medians do not when a
+    few runs are disturbed (a preempted long run is a typical full-model run but
+    an atypical short-block run).
+    """
     out: dict[str, dict[str, Any]] = {}
     for mode, rows in block_rows.items():
         total = sum(float(r["median_ms"]) for r in rows)
         entry: dict[str, Any] = {"blocks": len(rows), "sum_ms": total, "full_ms": full_ms, "gap_pct": None}
         if full_ms:
             entry["gap_pct"] = (total - full_ms) / full_ms * 100
+        if full_mean_ms and all(r.get("mean_ms") is not None for r in rows):
+            mean_total = sum(float(r["mean_ms"]) for r in rows)
+            entry.update(sum_mean_ms=mean_total, full_mean_ms=full_mean_ms,
+                         gap_mean_pct=(mean_total - full_mean_ms) / full_mean_ms * 100)
         if overhead_ms and mode in overhead_ms:
             adj = total - len(rows) * overhead_ms[mode]
             entry["overhead_ms_per_block"] = overhead_ms[mode]
@@ -502,7 +513,8 @@ class _Run:
         complete = {m: r for m, r in rows.items() if len(r) == len(self.names)}
         return {
             "sums": compare(complete, full["median_ms"] if full else None,
-                            {m: o["median_ms"] for m, o in self.overhead.items()}),
+                            {m: o["median_ms"] for m, o in self.overhead.items()},
+                            full.get("mean_ms") if full else None),
             "chain_ms": self.chain_ms,
             "overhead": self.overhead,
             "measured": self.measured,
