@@ -81,6 +81,12 @@ async def shoot(size: tuple[int, int], model: str, input_size: str, out: Path) -
 
         await pilot.press("4")
         await pilot.pause(0.5)
+        # a slow link (a Pi on a congested Wi-Fi): the optimum then cuts inside the network
+        bandwidth = app.screen.query_one("#bandwidth", Input)
+        bandwidth.value = "2Mbit/s"
+        bandwidth.focus()
+        await pilot.press("enter")
+        await pilot.pause(0.3)
         await pilot.press("o")
         await pilot.pause(0.3)
         await pilot.press("left")
