@@ -190,3 +190,15 @@ def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor
     doc = json.loads(cli.stdout)
     assert doc["samples"] > 3 and doc["fit_after"]["rms_log_error"] <= doc["fit_before"]["rms_log_error"] + 1e-9
     assert Predictor.load(out).calibration["samples"] == doc["samples"]
+    # and a predictor trained from scratch on the same store rows
+    scratch = tmp_path / "scratch.pt"
+    cli = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", dev, "--steps", "30", "--hidden", "16",
+                                   "--out", str(scratch), "--json"])
+    assert cli.exit_code == 0, cli.output
+    doc = json.loads(cli.stdout)
+    assert doc["blocks"] == len(res.all_rows()) and Predictor.load(scratch).device == dev
+
+
+def test_cli_evaluate_unknown_protocol_is_bad_input():
+    res = CliRunner().invoke(app, ["evaluate", "nb2O1"])
+    assert res.exit_code == 2 and "nb201" in res.output
