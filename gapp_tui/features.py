@@ -289,9 +289,11 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
                 state_bytes += info.bytes
         read = state_bytes + sum((_value(a).bytes if _value(a) else 0) for a in tensor_inputs)
         written = out_info.bytes if out_info is not None else 0
-        if n.op == "placeholder":
-            read, written = 0, written
         flops = float(n.meta.get("flops", 0))
+        if n.op == "placeholder":
+            # an input node stands for a tensor an earlier block computed: it does no
+            # work here (its copied meta still carries the producer's FLOPs and bytes)
+            read, written, flops = 0, 0, 0.0
         numeric = dict.fromkeys(NUMERIC_COLUMNS, 0.0)
         numeric.update(_hyper(mod))
         numeric.update(zip(("in_d0", "in_d1", "in_d2", "in_d3", "in_rank"), _dims(in_info)))

@@ -119,3 +119,13 @@ def test_unwritable_output_dir(tmp_path):
     blocker.write_text("x")
     with pytest.raises(BadInput, match="not writable"):
         save_features(extract(chain), chain, blocker / "sub")
+
+
+def test_input_nodes_do_no_work():
+    # DenseNet's dense layers take up to dozens of inputs computed by earlier blocks
+    chain = BlockChain.from_spec(ModelSpec("densenet121", input_size=64), device="meta")
+    for g in extract(chain):
+        inputs = g.data.x[g.data.op_kind == OP_KINDS.index("input")]
+        for col in ("flops", "bytes_read", "bytes_written"):
+            assert inputs[:, NODE_COLUMNS.index(col)].abs().sum() == 0
+        assert (inputs[:, NODE_COLUMNS.index("out_d1")] > 0).all()  # shapes are kept
