@@ -83,7 +83,7 @@ def csv_column(rows: list[dict[str, str]], chain, column: str = "predicted_ms") 
     return [float(r[column]) / 1e3 for r in mine]
 
 
-def train_without(corpus: str, held: set[str], steps: int):
+def train_without(corpus: str, held: set[str], steps: int, seed: int = 0):
     """A Predictor trained on the corpus rows of every family but ``held`` (10% of them for early stopping)."""
     import numpy as np
 
@@ -99,12 +99,12 @@ def train_without(corpus: str, held: set[str], steps: int):
     perm = np.random.RandomState(0).permutation(len(rest))
     n_va = max(1, round(0.1 * len(rest)))
     train, val = sorted(rest[perm[n_va:]].tolist()), sorted(rest[perm[:n_va]].tolist())
-    cfg = TrainConfig(steps=steps, seed=0)
+    cfg = TrainConfig(steps=steps, seed=seed)
     model, history = fit_gnn(ds.graphs, ds.items, ds.y, train, val, cfg,
                              progress=lambda s: print(s, file=sys.stderr))
     families = sorted({ds.family[i] for i in train})
     info = {"held_out": sorted(held), "families": families, "train_blocks": len(train), "val_blocks": len(val),
-            "steps": history.get("steps"), "best_val_loss": history.get("best_val_loss"),
+            "seed": seed, "steps": history.get("steps"), "best_val_loss": history.get("best_val_loss"),
             "seconds": history.get("seconds")}
     return Predictor(model, device="corpus-cpu", training=info), info
 
@@ -130,6 +130,7 @@ def main() -> int:
                     help="with --corpus and --candidate predicted: train a GNN on the corpus without these families "
                          "(comma-separated) and evaluate only their models")
     ap.add_argument("--steps", type=int, default=1500, help="training steps for --holdout")
+    ap.add_argument("--seed", type=int, default=0, help="training seed for --holdout (initialisation, batches)")
     ap.add_argument("--predicted-csv", default=None, help="per-block predictions for --candidate predicted-csv")
     ap.add_argument("--rate", action="append", default=[], help="NAME=RATE for --candidate flops")
     ap.add_argument("--calibrate", default=None,
@@ -167,7 +168,7 @@ def main() -> int:
         if not args.corpus:
             ap.error("--holdout needs --corpus")
         held = {f.strip() for f in args.holdout.split(",") if f.strip()}
-        predictor, training = train_without(args.corpus, held, args.steps)
+        predictor, training = train_without(args.corpus, held, args.steps, args.seed)
     elif args.candidate == "predicted":
         from gapp_tui.predict.predictor import Predictor, default_predictor_path
 
@@ -254,7 +255,7 @@ def main() -> int:
     if held:
         md += ["", f"Predictor: a BlockGNN trained here on the corpus without the families {', '.join(sorted(held))} "
                f"({training.get('train_blocks')} training blocks from {', '.join(training.get('families', []))}; "
-               f"{training.get('steps')} steps, best validation loss {training.get('best_val_loss'):.4f}, "
+               f"seed {training.get('seed')}, {training.get('steps')} steps, best validation loss {training.get('best_val_loss'):.4f}, "
                f"{training.get('seconds')} s): every evaluated model is unseen by it."]
     if problems:
         md += ["", "Skipped: " + "; ".join(problems)]
