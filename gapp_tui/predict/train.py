@@ -191,7 +191,7 @@ def fit_gnn(
             else:
                 bad += 1
             if progress:
-                progress(f"step {step}/{cfg.steps}  train {float(loss):.4f}  val {vloss:.4f}  best {best[0]:.4f}@{best[2]}")
+                progress(f"step {step}/{cfg.steps}  train {float(loss.detach()):.4f}  val {vloss:.4f}  best {best[0]:.4f}@{best[2]}")
             if bad >= cfg.patience:
                 break
     model.load_state_dict(best[1])
