@@ -229,17 +229,7 @@ class Stage:
         with torch.inference_mode():
             for i in range(self.cfg.total):
                 t0 = time.perf_counter()
-                values = self.in_q.get()
-                t1 = time.perf_counter()
-                c1 = time.thread_time()
-                for m in self.modules:
-                    values = m(*values)
-                values = tuple(v.contiguous() for v in values)
-                t2 = time.perf_counter()
-                self.wait_s[i] = t1 - t0
-                self.compute_s[i] = t2 - t1
-                # CPU time of this thread: wall time above it is time spent waiting for the CPU (or the GIL)
-                self.compute_cpu_s[i] = time.thread_time() - c1
+                values = self._apply(i, self.in_q.get(), t0)
                 if self.world == 1:
                     self._returned(i, values)
                 else:
@@ -303,15 +293,7 @@ class Stage:
                     self.recv_s[i] = time.perf_counter() - t0
                     if i + 1 < cfg.total:
                         pending = post_recv()
-                t1 = time.perf_counter()
-                c1 = time.thread_time()
-                for m in self.modules:
-                    values = m(*values)
-                values = tuple(v.contiguous() for v in values)
-                t2 = time.perf_counter()
-                self.wait_s[i] = t1 - t0
-                self.compute_s[i] = t2 - t1
-                self.compute_cpu_s[i] = time.thread_time() - c1
+                values = self._apply(i, values, t0)
                 if self.world == 1:
                     self._returned(i, values)
                     continue
@@ -325,6 +307,19 @@ class Stage:
             while sends:
                 for w in sends.popleft()[1]:
                     w.wait()
+
+    def _apply(self, i: int, values: tuple[Any, ...], waiting_since: float) -> tuple[Any, ...]:
+        """Run this stage's blocks on item ``i`` and record its wait, compute and CPU times."""
+        t1 = time.perf_counter()
+        c1 = time.thread_time()
+        for m in self.modules:
+            values = m(*values)
+        values = tuple(v.contiguous() for v in values)
+        self.wait_s[i] = t1 - waiting_since
+        self.compute_s[i] = time.perf_counter() - t1
+        # CPU time of this thread: wall time above it is time spent waiting for the CPU (or the GIL)
+        self.compute_cpu_s[i] = time.thread_time() - c1
+        return values
 
     def _returned(self, i: int, values: tuple[Any, ...]) -> None:
         self.t_out[i] = time.perf_counter()
