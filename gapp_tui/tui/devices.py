@@ -7,6 +7,7 @@ The user writes the devices of the pipeline in order, each with its source::
 * ``measured`` (or ``measured:<device key>``): this model's in-context block
   medians from the store (standalone when no in-context rows exist); blocks not
   measured yet are filled from FLOPs at the rate the measured blocks achieved;
+  with no rows at all, the chosen predictor's times stand in (labelled so);
 * ``predicted``: the chosen predictor's times;
 * a FLOPs rate (``2GFLOP/s``, ``500M``): every block's FLOPs divided by it --
   what a plan can rest on before anything is measured.
@@ -165,6 +166,10 @@ def device_times(
         times = [float(t) for t in predicted]
         return DeviceTimes(source, times, ["predicted"] * len(times), "predicted")
     found = measured_column(store, chain, source.ref) if store is not None else None
+    if found is None and predicted is not None:
+        # nothing measured yet: the chosen predictor's times stand in, and say so
+        times = [float(t) for t in predicted]
+        return DeviceTimes(source, times, ["predicted"] * len(times), "not measured yet: predicted")
     if found is None:
         return DeviceTimes(source, flops_times(flops, fallback_rate), ["flops"] * len(flops),
                            f"not measured yet: FLOPs at {format_rate(fallback_rate)}")
