@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from ..errors import BadInput
+from ..formatting import human_bytes, human_count  # noqa: F401  (re-exported for the commands)
 
 #: everything a person reads goes to stderr, so stdout stays clean for --json
 err = Console(stderr=True)
@@ -77,21 +78,6 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "__fspath__"):
         return str(obj)
     return str(obj)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def human_count(n: float) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return f"{n:.0f}"
 
 
 # ----------------------------------------------------------------------------- model options

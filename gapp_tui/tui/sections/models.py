@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
-from ...cli.common import human_bytes, human_count
+from ...formatting import human_bytes, human_count
 from ..messages import Traced
 from ..widgets.models.form import ModelForm
 from .base import Section

@@ -181,7 +181,7 @@ class PartitionSection(Section):
             return
         c = self.plan.boundaries[strip.selected]
         t = self.table
-        from ..widgets.partition.estimate import human_bytes
+        from ...formatting import human_bytes
 
         where = "before the first block" if c == 0 else (
             "after the last block" if c == t.n else f"after block {c - 1} {t.blocks[c - 1]}")

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ....formatting import human_bytes
 from .strip import STAGE_COLOURS
 
 
@@ -18,12 +19,6 @@ def ms(seconds: float) -> str:
     if v >= 10:
         return f"{v:.1f} ms"
     return f"{v:.2f} ms"
-
-
-def human_bytes(n: float) -> str:
-    from ....cli.common import human_bytes as hb
-
-    return hb(n)
 
 
 class EstimatePanel(Static):
