@@ -1,6 +1,7 @@
 """Measure the synthetic blocks (gapp_tui/predict/synthetic.py) on this CPU: the corpus's second file.
 
     .venv/bin/python benchmarks/build_synthetic.py [--count 3000] [--out gapp_tui/data/synthetic_times.csv.gz]
+    .venv/bin/python benchmarks/build_synthetic.py --first-seed 3000 --count 1500 --kinds transformer linear chain --append
 
 Every seed's block is built, given a random input of its shape and timed alone
 (one thread, the same precision as ``build_corpus.py``) in two passes over all
@@ -8,7 +9,9 @@ seeds, so that the two times of a block are minutes apart; the label
 ``time_ms`` is the smaller of the two passes' minima, as in the torchvision
 corpus, and the agreement of the passes goes to ``synthetic_meta.json`` with
 the load averages. Only ``(seed, time)`` is stored: the features are
-extracted again from the seed when training.
+extracted again from the seed when training. ``--append`` adds a batch of
+new seeds (``--first-seed``, kinds cycled from ``--kinds``) to the file and
+records the batch in the meta file's ``batches``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=3000, help="seeds 0 .. count-1")
+    ap.add_argument("--count", type=int, default=3000, help="how many seeds (first-seed .. first-seed+count-1)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--kinds", nargs="*", default=None, help="cycle through these kinds (default: the generator's cycle)")
+    ap.add_argument("--append", action="store_true", help="add these seeds to the existing --out file")
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "gapp_tui" / "data" / "synthetic_times.csv.gz"))
@@ -47,9 +53,11 @@ def main() -> None:
     load = {"start": [round(x, 2) for x in os.getloadavg()]}
     t0 = time.time()
     rows: dict[int, dict] = {}
+    seeds = list(range(args.first_seed, args.first_seed + args.count))
+    kind_of = {s: (args.kinds[i % len(args.kinds)] if args.kinds else None) for i, s in enumerate(seeds)}
     for p in range(args.passes):
-        for seed in range(args.count):
-            sb = sample(seed)
+        for seed in seeds:
+            sb = sample(seed, kind=kind_of[seed])
             x = torch.randn(sb.input_shape, generator=torch.Generator().manual_seed(seed))
             st = time_callable(sb.module, (x,), "cpu", precision)
             r = rows.setdefault(seed, {"seed": seed, "kind": sb.kind, "description": sb.description,
@@ -63,16 +71,41 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fields = list(next(iter(rows.values())).keys())
+    new_rows = dict(rows)
+    if args.append and out.is_file():
+        with gzip.open(out, "rt", newline="") as fh:
+            old = {int(r["seed"]): r for r in csv.DictReader(fh)}
+        clash = sorted(set(old) & set(rows))
+        if clash:
+            raise SystemExit(f"--append: seeds {clash[:5]}... are already in {out}; choose --first-seed above {max(old)}")
+        rows = {**old, **rows}
     with gzip.open(out, "wt", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows[s] for s in sorted(rows))
     agree = None
     if args.passes >= 2:
-        a = np.array([float(r["min_ms_1"]) for r in rows.values()])
-        b = np.array([float(r["min_ms_2"]) for r in rows.values()])
+        a = np.array([float(r["min_ms_1"]) for r in new_rows.values()])
+        b = np.array([float(r["min_ms_2"]) for r in new_rows.values()])
         agree = round(float(100 * np.mean(np.abs(a / b - 1) <= 0.10)), 1)
     desc = describe("cpu")
+    batch = {
+        "seeds": [seeds[0], seeds[-1]], "kinds": args.kinds or "default cycle", "passes": args.passes,
+        "passes_agree_within10_percent_min": agree, "load_average": load, "note": args.note,
+        "command": "benchmarks/build_synthetic.py " + " ".join(sys.argv[1:]), "minutes": round((time.time() - t0) / 60, 1),
+    }
+    meta_path = out.with_name("synthetic_meta.json")
+    if args.append and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        first = {k: meta.pop(k) for k in ("seeds", "passes_agree_within10_percent_min", "load_average", "note", "command", "minutes")
+                 if k in meta}
+        if first:
+            meta["batches"] = [{"seeds": [0, first.get("seeds", 0) - 1], "kinds": "default cycle", **first}]
+        meta["batches"] = meta.get("batches", []) + [batch]
+        meta["rows"] = len(rows)
+        meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+        print(f"{len(new_rows)} blocks added -> {out} ({len(rows)} in all); passes agree within ±10% (minima): {agree}%")
+        return
     meta = {
         "what": "standalone times of seeded synthetic blocks (gapp_tui/predict/synthetic.py; random init, eval, float32) on this CPU",
         "machine": {k: desc.get(k) for k in ("cpu_model", "cores", "cpu_count", "memory_bytes", "os", "python", "torch")},

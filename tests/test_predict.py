@@ -95,6 +95,37 @@ def test_saved_predictor_round_trips_with_weights_only(tiny_data, tiny_predictor
     assert again.device == "synthetic"
 
 
+def test_a_predictor_with_block_context_and_width_alignment_round_trips(tiny_data, tmp_path):
+    graphs, items, y = tiny_data
+    cfg = TrainConfig(**{**TINY.to_dict(), "steps": 10, "context": True, "align": True})
+    model, _ = fit_gnn(graphs, items, y, list(range(len(items))), None, cfg)
+    assert model.config["context"] and len(model.config["align_columns"]) == 8
+    pred = Predictor(model, "synthetic")
+    again = Predictor.load(pred.save(tmp_path / "p.pt"))
+    assert again.model.config == model.config
+    assert np.allclose(again.block_times(graphs), pred.block_times(graphs))
+    # widths 64 and 63 differ only in alignment after log-scaling; the encoder is told which is aligned
+    x = torch.zeros(2, model.config["n_node"])
+    col = model.config["align_columns"][0]
+    x[0, col], x[1, col] = 64, 63
+    a = model._alignment(x)
+    assert a[0, 0] == 1 and a[0, 8] == 1 and a[1].sum() == 0
+
+
+def test_an_ensemble_predicts_the_geometric_mean_of_its_members_and_round_trips(tiny_data, tmp_path):
+    graphs, items, y = tiny_data
+    cfg = TrainConfig(**{**TINY.to_dict(), "steps": 10, "members": 2})
+    ens, hist = fit_gnn(graphs, items, y, list(range(len(items))), None, cfg)
+    assert ens.config["members"] == 2 and len(hist["best_step"]) == 2
+    bt = ItemBatcher(graphs, items)
+    each = [item_times(m, bt, [0, 1, 2]) for m in ens.members]
+    assert not torch.allclose(each[0], each[1])  # different seeds, different members
+    assert torch.allclose(item_times(ens, bt, [0, 1, 2]), torch.sqrt(each[0] * each[1]), rtol=1e-5)
+    pred = Predictor(ens, "synthetic")
+    again = Predictor.load(pred.save(tmp_path / "e.pt"))
+    assert np.allclose(again.block_times(graphs), pred.block_times(graphs))
+
+
 def test_predictor_from_another_feature_schema_is_refused(tiny_predictor, tmp_path):
     pred, _ = tiny_predictor
     doc = pred.to_dict()

@@ -12,7 +12,7 @@ from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
 from gapp_tui.features import extract
 from gapp_tui.predict.dataset import concat, leave_one_family_out, synthetic_dataset
-from gapp_tui.predict.synthetic import FAMILY, KINDS, MODEL_NAME, sample
+from gapp_tui.predict.synthetic import DEFAULT_CYCLE, FAMILY, KINDS, MODEL_NAME, sample
 from gapp_tui.zoo import ModelSpec
 
 
@@ -23,16 +23,16 @@ def test_a_seed_always_draws_the_same_block():
     assert sample(8).description != a.description
 
 
-@pytest.mark.parametrize("seed", range(0, 36))
-def test_every_kind_runs_traces_into_one_block_and_stays_in_the_vocabulary(seed):
-    sb = sample(seed, "meta")
-    assert sb.kind == KINDS[seed % len(KINDS)]
+@pytest.mark.parametrize("seed,kind", [(s, k) for k in KINDS for s in range(5)])
+def test_every_kind_runs_traces_into_one_block_and_stays_in_the_vocabulary(seed, kind):
+    sb = sample(seed, "meta", kind=kind)
+    assert sb.kind == kind and sample(seed, "meta").kind == DEFAULT_CYCLE[seed % len(DEFAULT_CYCLE)]
     chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=sb.input_shape), 1, device="meta", model=sb.module)
     (g,) = extract(chain, warn=False)
     assert g.unknown_ops == ()
     flops = float(g.data.totals[0, list(g.total_columns).index("flops")])
     assert 0 <= flops <= 2.5e9
-    real = sample(seed)
+    real = sample(seed, kind=kind)
     out = real.module(torch.randn(real.input_shape))
     assert torch.isfinite(out).all()
 

@@ -55,6 +55,30 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
     return load_corpus(path), {"source": str(path), "device": "corpus-cpu-t1", "device_note": "the shipped corpus: 2-core AMD EPYC VM, 1 thread"}
 
 
+def _dataset(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
+             synthetic: Optional[bool]) -> Any:
+    """The training/evaluation dataset: store rows, or the corpus plus (by default) the synthetic blocks."""
+    from ..errors import BadInput
+    from ..predict.dataset import assemble, concat, synthetic_dataset
+
+    from_store = db is not None or device is not None
+    if synthetic and from_store:
+        raise BadInput("--synthetic: the synthetic blocks were timed on the corpus machine, not on the store's device;"
+                       " drop --synthetic or train on the corpus")
+    rows, desc = _rows(corpus, db, device, threads)
+    ds = assemble(rows, desc, progress=_progress)
+    if synthetic is False or from_store:
+        return ds
+    both = concat(ds, synthetic_dataset(progress=_progress))
+    both.description = {**desc, "synthetic": both.description["sources"][1]}
+    return both
+
+
+opt_synthetic = typer.Option(
+    None, "--synthetic/--no-synthetic",
+    help="Add the shipped synthetic blocks (timed on the corpus machine) to the corpus; default: on for the corpus, off for a store.")
+
+
 # ----------------------------------------------------------------------------- gapp train
 
 
@@ -72,13 +96,14 @@ def train(
     layers: int = typer.Option(3, "--layers", help="Message-passing layers."),
     val: float = typer.Option(0.15, "--val", help="Share of blocks held out for early stopping and the reported metrics."),
     seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, batches)."),
+    synthetic: Optional[bool] = opt_synthetic,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
     import numpy as np
 
     from ..errors import BadInput
-    from ..predict.dataset import assemble, random_split
+    from ..predict.dataset import random_split
     from ..predict.evaluate import metrics
     from ..predict.predictor import Predictor, default_predictor_path
     from ..predict.train import TrainConfig, fit_gnn, item_times, ItemBatcher
@@ -87,9 +112,9 @@ def train(
         raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
     if steps < 1:
         raise BadInput(f"--steps {steps} is not valid; give a positive number")
-    rows, desc = _rows(corpus, db, device, threads)
     t0 = time.perf_counter()
-    ds = assemble(rows, desc, progress=_progress)
+    ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
+    desc = ds.description
     if few_shot:
         from ..predict.fewshot import apply_calibration, fit_calibration
 
@@ -135,7 +160,9 @@ def train(
     if json_:
         print_json(doc)
         return
-    table = Table(title=f"trained on {len(tr)} blocks of {len(set(ds.model))} models ({hist['best_step']} steps)")
+    steps_txt = (f"{hist['best_step']} steps" if isinstance(hist["best_step"], int)
+                 else f"{len(hist['best_step'])} members, {'/'.join(map(str, hist['best_step']))} steps")
+    table = Table(title=f"trained on {len(tr)} blocks of {len(set(ds.model))} models ({steps_txt})")
     for c in ("split", "blocks", "Spearman", "MAPE %", "within ±10 %"):
         table.add_column(c, justify="right" if c != "split" else "left")
     for name, m in (("train", m_train), ("validation", m_val)):
@@ -200,6 +227,7 @@ def evaluate(
     seeds: int = typer.Option(5, "--seeds", help="nb201/fewshot: number of seeds."),
     n_test: Optional[int] = typer.Option(None, "--n-test", help="nb201: test on this many networks (default: all the rest)."),
     steps: int = typer.Option(1500, "--steps", help="GNN training steps for the protocols that train."),
+    synthetic: Optional[bool] = opt_synthetic,
     nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -216,11 +244,9 @@ def evaluate(
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)
     elif protocol == "torchvision":
-        from ..predict.dataset import assemble
         from ..predict.evaluate import lofo_protocol
 
-        rows, desc = _rows(corpus, db, device, None)
-        ds = assemble(rows, desc, progress=_progress)
+        ds = _dataset(corpus, db, device, None, synthetic)
         doc = {"protocol": "leave-one-family-out", **lofo_protocol(ds, cfg, family, progress=_progress)}
     elif protocol == "nb201":
         from ..predict.evaluate import nb201_protocol

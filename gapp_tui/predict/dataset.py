@@ -9,6 +9,10 @@ Sources of rows:
 * :func:`load_corpus` -- the corpus kept in the repository
   (``gapp_tui/data/corpus_times.csv.gz``: torchvision blocks measured on the
   development machine's CPU, see ``corpus_meta.json``);
+* :func:`synthetic_dataset` -- seeded random blocks measured on the same
+  machine (``gapp_tui/data/synthetic_times.csv.gz``, family ``synthetic``;
+  see :mod:`gapp_tui.predict.synthetic`), which widen the corpus and are
+  never a held-out family;
 * :func:`rows_from_store` -- a measurement store, for one device and one
   setting family (threads, dtype, mode).
 
@@ -34,6 +38,7 @@ from ..errors import BadInput
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CORPUS_PATH = DATA_DIR / "corpus_times.csv.gz"
+SYNTHETIC_PATH = DATA_DIR / "synthetic_times.csv.gz"
 
 
 @dataclasses.dataclass
@@ -202,6 +207,98 @@ def corpus_dataset(path: str | Path | None = None, progress: Callable[[str], Non
     return assemble(load_corpus(p), desc, progress, cache)
 
 
+def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                      cache: str | Path | None = "default") -> BlockDataset:
+    """The synthetic blocks' measured times joined with features extracted again from their seeds.
+
+    A row whose seed now draws another block (the generator changed since
+    the file was measured) is skipped with a warning instead of being given
+    the wrong features.
+    """
+    import json
+
+    from ..blocks import BlockChain
+    from ..features import extract
+    from ..zoo import ModelSpec
+    from .synthetic import FAMILY, MODEL_NAME, sample
+
+    p = Path(path) if path else SYNTHETIC_PATH
+    if not p.is_file():
+        raise BadInput(f"synthetic corpus {str(p)!r} not found; rebuild it with benchmarks/build_synthetic.py")
+    try:
+        with gzip.open(p, "rt", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        rows = [{**r, "seed": int(r["seed"]), "time_ms": float(r["time_ms"])} for r in rows]
+    except (OSError, KeyError, ValueError, csv.Error) as exc:
+        raise BadInput(f"synthetic corpus {str(p)!r} is not readable ({exc}); rebuild it with benchmarks/build_synthetic.py") from None
+    if cache == "default":
+        import platformdirs
+
+        cache = Path(platformdirs.user_cache_dir("gapp")) / "synthetic_features.pt"
+    cached = _load_cache(cache)
+    ds = BlockDataset([], [], np.zeros(0), [], [], [], [], [], {"source": str(p)})
+    meta_path = p.with_name("synthetic_meta.json")
+    if meta_path.is_file():
+        ds.description["machine"] = json.loads(meta_path.read_text()).get("machine")
+    ys: list[float] = []
+    stale: list[int] = []
+    for n, r in enumerate(rows):
+        if progress and n % 250 == 0:
+            progress(f"synthetic features {n + 1}/{len(rows)}")
+        key = f"{r['seed']}|{r['description']}|{r['input_shape']}"
+        if key not in cached:
+            sb = sample(r["seed"], "meta", kind=r["kind"])
+            if sb.description != r["description"] or "x".join(map(str, sb.input_shape)) != r["input_shape"]:
+                stale.append(r["seed"])
+                continue
+            chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=sb.input_shape), 1, device="meta", model=sb.module)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cached[key] = (extract(chain, warn=False), "")
+        g = cached[key][0][0]
+        ds.items.append([(len(ds.graphs), 1)])
+        ds.graphs.append(g)
+        ys.append(r["time_ms"])
+        ds.model.append(f"synthetic-{r['kind']}")
+        ds.family.append(FAMILY)
+        shape = [int(v) for v in r["input_shape"].split("x")]
+        ds.batch_size.append(shape[0])
+        ds.input_size.append(shape[-1])
+        ds.block_name.append(f"seed {r['seed']}: {r['description']}")
+    _save_cache(cache, cached)
+    if stale:
+        warnings.warn(f"{len(stale)} synthetic rows skipped: their seeds draw other blocks now (first: {stale[:5]}); "
+                      "rebuild the file with benchmarks/build_synthetic.py", stacklevel=2)
+    ds.y = np.array(ys, dtype=float)
+    if not len(ds):
+        raise BadInput(f"no usable rows in the synthetic corpus {str(p)!r}; rebuild it with benchmarks/build_synthetic.py")
+    return ds
+
+
+def concat(*datasets: BlockDataset) -> BlockDataset:
+    """One dataset holding the items of several (graph ids renumbered)."""
+    out = BlockDataset([], [], np.zeros(0), [], [], [], [], [], {"sources": [d.description for d in datasets]})
+    ys = []
+    for d in datasets:
+        off = len(out.graphs)
+        out.graphs.extend(d.graphs)
+        out.items.extend([[(g + off, c) for g, c in it] for it in d.items])
+        ys.append(d.y)
+        for f in ("model", "family", "batch_size", "input_size", "block_name"):
+            getattr(out, f).extend(getattr(d, f))
+    out.y = np.concatenate(ys) if ys else np.zeros(0)
+    return out
+
+
+def training_dataset(corpus: str | Path | None = None, synthetic: str | Path | bool | None = True,
+                     progress: Callable[[str], None] | None = None) -> BlockDataset:
+    """The torchvision corpus, plus the synthetic blocks unless ``synthetic`` is False/None."""
+    ds = corpus_dataset(corpus, progress=progress)
+    if not synthetic:
+        return ds
+    return concat(ds, synthetic_dataset(None if synthetic is True else synthetic, progress=progress))
+
+
 def _load_cache(path: str | Path | None) -> dict[str, tuple[list[Any], str]]:
     if not path or not Path(path).is_file():
         return {}
@@ -246,8 +343,14 @@ def random_split(n: int, val: float = 0.1, test: float = 0.2, seed: int = 0) -> 
 
 def leave_one_family_out(ds: BlockDataset, families: Sequence[str] | None = None, val: float = 0.1,
                          seed: int = 0) -> Iterator[tuple[str, tuple[list[int], list[int], list[int]]]]:
-    """For each family: (train = other families less a validation share, validation, test = the family)."""
-    fams = list(families) if families else ds.families()
+    """For each family: (train = other families less a validation share, validation, test = the family).
+
+    The synthetic blocks are never held out (they belong to no model a user
+    runs); they are always in training.
+    """
+    from .synthetic import FAMILY
+
+    fams = list(families) if families else [f for f in ds.families() if f != FAMILY]
     for fam in fams:
         if fam not in set(ds.family):
             from ..errors import closest

@@ -38,6 +38,10 @@ _LOG_CLAMP = 9.0
 _Z_CLIP = 6.0
 
 
+#: widths whose alignment the encoder sees (see ``BlockGNN(align_columns=...)``)
+ALIGN_COLUMNS = ("in_channels", "out_channels", "in_features", "out_features", "in_d1", "out_d1", "in_d3", "out_d3")
+
+
 def signed_log1p(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.log1p(torch.abs(x))
 
@@ -82,10 +86,15 @@ class BlockGNN(nn.Module):
         n_out: devices predicted at once (default 1).
         work_columns: indices of the node columns ``flops``, ``bytes_read``, ``bytes_written``
             (default: looked up in :data:`gapp_tui.features.NODE_COLUMNS`).
+        context: the per-node head also sees the block's encoded totals (its
+            working set: parameter bytes, bytes moved, op counts), so that an
+            operation's efficiency can depend on what else the block keeps in
+            cache -- not only on its neighbours within ``layers`` hops.
     """
 
     def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1,
-                 work_columns: list[int] | None = None) -> None:
+                 work_columns: list[int] | None = None, context: bool = False,
+                 align_columns: list[int] | str | None = None) -> None:
         super().__init__()
         if work_columns is None:
             from ..features import NODE_COLUMNS
@@ -93,14 +102,20 @@ class BlockGNN(nn.Module):
             work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
         self.work_columns = [int(c) for c in work_columns]
         self.n_out = n_out
+        self.context = bool(context)
+        if align_columns == "default":
+            from ..features import NODE_COLUMNS
+
+            align_columns = [NODE_COLUMNS.index(c) for c in ALIGN_COLUMNS]
+        self.align_columns = [int(c) for c in (align_columns or [])]
         self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
-                       "work_columns": self.work_columns}
+                       "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
         self.scaler = FeatureScaler(n_node, n_total)
-        self.encoder = _mlp(n_node, hidden, hidden)
+        self.encoder = _mlp(n_node + 2 * len(self.align_columns), hidden, hidden)
         self.convs = nn.ModuleList(GINEConv(_mlp(hidden, hidden, hidden), edge_dim=1) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.total_encoder = _mlp(n_total, hidden, hidden)
-        self.node_head = _mlp(hidden, hidden, 3 * n_out)
+        self.node_head = _mlp(2 * hidden if self.context else hidden, hidden, 3 * n_out)
         self.register_buffer("log_init", torch.zeros(4))  # e, m, o, b at initialisation (clamp centre)
         self.block_head = _mlp(3 * hidden, hidden, n_out)
 
@@ -121,9 +136,16 @@ class BlockGNN(nn.Module):
         x[is_input.nonzero(as_tuple=True)[0][:, None], torch.tensor([fc, rc, wc], device=x.device)] = 0.0
         return x
 
+    def _alignment(self, x: torch.Tensor) -> torch.Tensor:
+        w = x[:, self.align_columns].round()
+        return torch.cat([(w > 0) & (torch.remainder(w, 8) == 0), (w > 0) & (torch.remainder(w, 16) == 0)], dim=1).float()
+
     def embed(self, x, edge_index, edge_attr, batch):
         """Node embeddings after message passing."""
-        h = self.encoder(self.scaler.nodes(x))
+        z = self.scaler.nodes(x)
+        if self.align_columns:
+            z = torch.cat([z, self._alignment(x)], dim=1)
+        h = self.encoder(z)
         e = torch.log1p(edge_attr.clamp_min(0)) / 10.0
         for conv, norm in zip(self.convs, self.norms):
             h = h + conv(norm(h), edge_index, e)
@@ -138,15 +160,15 @@ class BlockGNN(nn.Module):
         fc, rc, wc = self.work_columns
         mflop = (x[:, fc] / 1e6).clamp_min(0)[:, None]
         mbyte = ((x[:, rc] + x[:, wc]) / 1e6).clamp_min(0)[:, None]
-        out = self.node_head(h).view(-1, 3, self.n_out)
+        tot = self.total_encoder(self.scaler.totals(data.totals))
+        out = self.node_head(torch.cat([h, tot[batch]], dim=1) if self.context else h).view(-1, 3, self.n_out)
         c = self.log_init
         e = (out[:, 0] + c[0]).clamp(c[0] - _LOG_CLAMP, c[0] + _LOG_CLAMP)
         m = (out[:, 1] + c[1]).clamp(c[1] - _LOG_CLAMP, c[1] + _LOG_CLAMP)
         o = (out[:, 2] + c[2]).clamp(c[2] - _LOG_CLAMP, c[2] + _LOG_CLAMP)
         t_node = mflop * torch.exp(-e) + mbyte * torch.exp(-m) + torch.exp(o)
         t_op = global_add_pool(t_node, batch)
-        pooled = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch),
-                            self.total_encoder(self.scaler.totals(data.totals))], dim=1)
+        pooled = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch), tot], dim=1)
         b = (self.block_head(pooled) + c[3]).clamp(c[3] - _LOG_CLAMP, c[3] + _LOG_CLAMP)
         return t_op + torch.exp(b)
 
@@ -160,3 +182,30 @@ class BlockGNN(nn.Module):
         for head in (self.node_head, self.block_head):
             head[-1].bias.zero_()
             head[-1].weight.mul_(0.1)
+
+
+class GNNEnsemble(nn.Module):
+    """Several BlockGNNs trained from different seeds; the prediction is their geometric mean.
+
+    Members disagree most where a block lies outside the training data (a new
+    family), and averaging in log space cancels part of each member's own
+    extrapolation error without biasing relative errors.
+    """
+
+    def __init__(self, members: int = 3, **config) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, not {members}")
+        self.members = nn.ModuleList(BlockGNN(**config) for _ in range(members))
+        self.n_out = self.members[0].n_out
+        self.config = {**self.members[0].config, "members": members}
+
+    def forward(self, data) -> torch.Tensor:
+        return torch.exp(torch.stack([torch.log(m(data)) for m in self.members]).mean(0))
+
+
+def build_model(config: dict) -> BlockGNN | GNNEnsemble:
+    """The module a predictor file's ``config`` describes (an ensemble when it names ``members``)."""
+    config = dict(config)
+    members = config.pop("members", None)
+    return GNNEnsemble(members, **config) if members else BlockGNN(**config)

@@ -5,7 +5,7 @@ reads it and nothing in the file can execute code)::
 
     {"format": "gapp-predictor", "format_version": 1,
      "feature_schema_version": int, "node_columns": [...], "total_columns": [...],
-     "config": {...BlockGNN kwargs}, "state_dict": {...tensors},
+     "config": {...BlockGNN kwargs, "members": k for an ensemble}, "state_dict": {...tensors},
      "device": str,                     # the device profile the times come from
      "calibration": {"a": float, "b": float, "samples": int},   # few-shot: t' = exp(b) * t**a
      "training": {...data description}, "metrics": {...}, "created": ISO time}
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput
-from .gnn import BlockGNN
+from .gnn import BlockGNN, GNNEnsemble, build_model
 from .train import ItemBatcher, item_times
 
 FORMAT = "gapp-predictor"
@@ -38,7 +38,7 @@ DEFAULT_PREDICTOR = Path(__file__).resolve().parents[1] / "data" / "predictor_cp
 class Predictor:
     """Block times from BlockGraphs alone (no measurement of the model needed)."""
 
-    def __init__(self, model: BlockGNN, device: str = "", training: dict[str, Any] | None = None,
+    def __init__(self, model: BlockGNN | GNNEnsemble, device: str = "", training: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, calibration: dict[str, float] | None = None,
                  node_columns: Sequence[str] | None = None, total_columns: Sequence[str] | None = None,
                  created: str | None = None) -> None:
@@ -140,7 +140,7 @@ class Predictor:
                            f" {doc.get('feature_schema_version')!r} but this GAPP extracts version"
                            f" {FEATURE_SCHEMA_VERSION}; retrain it with `gapp train`")
         try:
-            model = BlockGNN(**doc["config"])
+            model = build_model(doc["config"])
             model.load_state_dict(doc["state_dict"])
         except Exception as exc:
             raise BadInput(f"predictor file {str(p)!r} does not hold a usable model ({type(exc).__name__});"

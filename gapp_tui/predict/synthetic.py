@@ -31,7 +31,9 @@ from torch import nn
 #: the import path the feature extractor records as the model name of every synthetic block
 MODEL_NAME = "gapp_tui.predict.synthetic:sample"
 FAMILY = "synthetic"
-KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain")
+KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer")
+#: the kinds a seed cycles through when none is named (convolutions, chains and linears twice as often)
+DEFAULT_CYCLE = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "chain", "linear", "conv")
 _MAX_FLOPS = 2.0e9
 _MAX_ELEMENTS = 16_000_000  # per activation tensor (64 MB of float32)
 
@@ -52,6 +54,16 @@ class SyntheticBlock:
 
 def _logint(rng: random.Random, lo: float, hi: float) -> int:
     return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+def _channels(rng: random.Random, lo: float, hi: float) -> int:
+    """A width drawn log-uniformly; three times in four rounded the way network designers round
+    (to 8, 16 or 32): kernels run measurably faster on aligned widths, and both kinds must be seen."""
+    c = _logint(rng, lo, hi)
+    if rng.random() < 0.75:
+        m = 8 if c < 128 else 16 if c < 512 else 32
+        c = max(m, int(round(c / m)) * m)
+    return c
 
 
 def _act(rng: random.Random) -> nn.Module:
@@ -138,13 +150,13 @@ class _Attention(nn.Module):
 
 def _conv(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
     b = rng.choice([1, 1, 4])
-    cin = 3 if rng.random() < 0.2 else _logint(rng, 8, 1024)
-    h = rng.choice([7, 14, 16, 28, 32, 56, 64, 112, 128, 224])
+    cin = 3 if rng.random() < 0.15 else _channels(rng, 8, 1024)
+    h = rng.choice([2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112, 128, 224])
     style = rng.choice(["dense", "dense", "depthwise", "grouped", "patch", "pointwise"])
     if style == "patch":
         k = rng.choice([2, 4, 7, 8, 14, 16, 32])
         stride, pad, groups = k, 0, 1
-        cout = _logint(rng, 16, 1024)
+        cout = _channels(rng, 16, 1024)
     else:
         k = 1 if style == "pointwise" else rng.choice([1, 3, 3, 3, 5, 7, 11])
         stride = rng.choice([1, 1, 2] if k > 1 else [1, 1, 1, 2])
@@ -153,9 +165,9 @@ def _conv(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
             groups, cout = cin, cin * rng.choice([1, 1, 2, 4])
         elif style == "grouped":
             groups = rng.choice([g for g in (2, 3, 4, 8, 16, 32) if cin % g == 0] or [1])
-            cout = groups * max(1, _logint(rng, 8, 1024) // groups)
+            cout = groups * max(1, _channels(rng, 8, 1024) // groups)
         else:
-            groups, cout = 1, _logint(rng, 8, 1024)
+            groups, cout = 1, _channels(rng, 8, 1024)
     if h < k:
         return None
     ho = (h + 2 * pad - k) // stride + 1
@@ -179,7 +191,7 @@ def _conv(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
 
 def _linear(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
     b = rng.choice([1, 1, 2, 4])
-    k, n = _logint(rng, 32, 30000), _logint(rng, 10, 8192)
+    k, n = _channels(rng, 32, 30000), _channels(rng, 10, 8192)
     if k * n > 1.1e8:
         return None
     shape: tuple[int, ...]
@@ -207,7 +219,7 @@ def _linear(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None
     if rng.random() < 0.3:
         layers.append(nn.Dropout(0.5))
     if rng.random() < 0.3 and rows * n * 4 <= _MAX_FLOPS:
-        n2 = _logint(rng, 10, 4096)
+        n2 = _channels(rng, 10, 4096)
         if n * n2 <= 1.1e8 and 2 * rows * n * n2 <= _MAX_FLOPS:
             layers.append(nn.Linear(n, n2))
     return nn.Sequential(*layers), shape, f"linear {style} rows{rows} {k}->{n}"
@@ -245,9 +257,9 @@ def _attention(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | N
 
 def _spatial(rng: random.Random, elements: int = 4_000_000) -> tuple[int, int, int]:
     b = rng.choice([1, 1, 4])
-    c = _logint(rng, 4, 1024)
+    c = _channels(rng, 4, 1024)
     c += c % 2
-    h = rng.choice([7, 14, 16, 28, 32, 56, 64, 112, 128])
+    h = rng.choice([2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112, 128])
     while b * c * h * h > elements and h > 7:
         h //= 2
     return b, c, h
@@ -316,7 +328,7 @@ def _chain(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
     for _ in range(rng.randint(2, 4)):
         k = rng.choice([1, 1, 3, 3, 5])
         dw = k > 1 and rng.random() < 0.4
-        cout = c if dw else _logint(rng, 8, 512)
+        cout = c if dw else _channels(rng, 8, 512)
         stride = 2 if (rng.random() < 0.2 and h >= 8) else 1
         groups = c if dw else 1
         conv = nn.Conv2d(c, cout, k, stride, k // 2, groups=groups, bias=False)
@@ -337,13 +349,72 @@ def _chain(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
     return nn.Sequential(*layers), shape, "chain " + " ".join(desc)
 
 
+class _MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, act: nn.Module) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), act, nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class _EncoderLayer(nn.Module):
+    """A generic transformer layer: attention and an MLP, each with a norm and a residual (pre- or post-norm)."""
+
+    def __init__(self, attn: nn.Module, mlp: nn.Module, dim: int, pre_norm: bool) -> None:
+        super().__init__()
+        self.attn, self.mlp, self.pre_norm = attn, mlp, pre_norm
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.drop(self.attn(self.norm1(x)))
+            return x + self.drop(self.mlp(self.norm2(x)))
+        x = self.norm1(x + self.drop(self.attn(x)))
+        return self.norm2(x + self.drop(self.mlp(x)))
+
+
+class _SelfMHA(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def _transformer(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
+    """1-2 transformer layers of random width, heads, MLP ratio and token count (attention and MLP together,
+    so the block's weights compete for the cache as in a real encoder)."""
+    b = rng.choice([1, 1, 2, 4])
+    heads = rng.choice([1, 2, 3, 4, 6, 8, 12, 16])
+    dim = heads * rng.choice([16, 32, 48, 64, 96])
+    t = _logint(rng, 2, 2048)
+    ratio = rng.choice([2, 3, 4, 4])
+    n = rng.choice([1, 1, 1, 2])
+    flops = n * (2 * b * t * dim * dim * (4 + 2 * ratio) + 4 * b * t * t * dim)
+    if flops > _MAX_FLOPS or b * heads * t * t > _MAX_ELEMENTS or b * t * dim * ratio > _MAX_ELEMENTS:
+        return None
+    style = rng.choice(["torch_mha", "torch_mha", "explicit", "fused"])
+    layers = []
+    for _ in range(n):
+        attn = _SelfMHA(dim, heads) if style == "torch_mha" else _Attention(dim, heads, fused=style == "fused")
+        act = rng.choice([nn.GELU(), nn.GELU(), nn.ReLU(), nn.SiLU()])
+        layers.append(_EncoderLayer(attn, _MLP(dim, ratio * dim, act), dim, pre_norm=rng.random() < 0.7))
+    return nn.Sequential(*layers), (b, t, dim), f"transformer x{n} {style} t{t} d{dim} h{heads} mlp{ratio}"
+
+
 _GENERATORS = {"conv": _conv, "linear": _linear, "attention": _attention, "layout": _layout,
-               "pointwise": _pointwise, "chain": _chain}
+               "pointwise": _pointwise, "chain": _chain, "transformer": _transformer}
 
 
-def sample(seed: int, device: str | torch.device = "cpu") -> SyntheticBlock:
-    """The synthetic block of ``seed`` (its kind cycles through :data:`KINDS` with the seed)."""
-    kind = KINDS[seed % len(KINDS)]
+def sample(seed: int, device: str | torch.device = "cpu", kind: str | None = None) -> SyntheticBlock:
+    """The synthetic block of ``seed`` and ``kind`` (default: the kind cycles through :data:`DEFAULT_CYCLE`)."""
+    if kind is None:
+        kind = DEFAULT_CYCLE[seed % len(DEFAULT_CYCLE)]
+    if kind not in _GENERATORS:
+        raise ValueError(f"unknown synthetic kind {kind!r} (kinds: {', '.join(KINDS)})")
     rng = random.Random(f"gapp-synthetic-{seed}")
     for _ in range(1000):
         with torch.device(device):

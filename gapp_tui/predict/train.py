@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from .gnn import BlockGNN
+from .gnn import BlockGNN, GNNEnsemble
 
 Item = Sequence[tuple[int, int]]
 
@@ -32,6 +32,9 @@ class TrainConfig:
 
     hidden: int = 64
     layers: int = 3
+    context: bool = False
+    align: bool = False
+    members: int = 1  # > 1: an ensemble of this many GNNs (seeds seed, seed+1, ...), geometric mean
     lr: float = 3e-3
     weight_decay: float = 1e-5
     steps: int = 1500
@@ -117,6 +120,8 @@ def fit_gnn(
     when there is no validation split) and a history dict.
     """
     cfg = config or TrainConfig()
+    if cfg.members > 1:
+        return _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg, progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -129,7 +134,8 @@ def fit_gnn(
         raise ValueError("no training items")
     batcher = ItemBatcher(graphs, items)
     first = batcher.data[0]
-    model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1])
+    model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1], context=cfg.context,
+                     align_columns="default" if cfg.align else None)
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
     model.scaler.fit(torch.cat([model._without_input_work(batcher.data[g].x) for g in used]),
                      torch.cat([batcher.data[g].totals for g in used]))
@@ -198,3 +204,23 @@ def fit_gnn(
     model.eval()
     history.update(best_val_loss=best[0], best_step=best[2], seconds=round(time.perf_counter() - t0, 2))
     return model, history
+
+
+def _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg: TrainConfig, progress) -> tuple[GNNEnsemble, dict[str, Any]]:
+    """``cfg.members`` GNNs on the same split from seeds ``seed, seed+1, ...``, joined into a :class:`GNNEnsemble`."""
+    fitted, histories = [], []
+    for k in range(cfg.members):
+        one = dataclasses.replace(cfg, members=1, seed=cfg.seed + k)
+        if progress:
+            progress(f"ensemble member {k + 1}/{cfg.members}")
+        m, h = fit_gnn(graphs, items, y, train_idx, val_idx, one, progress)
+        fitted.append(m)
+        histories.append(h)
+    ens = GNNEnsemble(cfg.members, **fitted[0].config)
+    for slot, m in zip(ens.members, fitted):
+        slot.load_state_dict(m.state_dict())
+    ens.eval()
+    history = {"members": histories, "best_step": [h["best_step"] for h in histories],
+               "best_val_loss": float(np.mean([h["best_val_loss"] for h in histories])),
+               "seconds": round(sum(h["seconds"] for h in histories), 2), "steps": [h["steps"] for h in histories]}
+    return ens, history
