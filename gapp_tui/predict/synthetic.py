@@ -31,7 +31,7 @@ from torch import nn
 #: the import path the feature extractor records as the model name of every synthetic block
 MODEL_NAME = "gapp_tui.predict.synthetic:sample"
 FAMILY = "synthetic"
-KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer")
+KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "concat")
 #: the kinds a seed cycles through when none is named (convolutions, chains and linears twice as often)
 DEFAULT_CYCLE = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "chain", "linear", "conv")
 _MAX_FLOPS = 2.0e9
@@ -405,8 +405,55 @@ def _transformer(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] |
     return nn.Sequential(*layers), (b, t, dim), f"transformer x{n} {style} t{t} d{dim} h{heads} mlp{ratio}"
 
 
+class _Concat(nn.Module):
+    """Split the input into parts along channels, join them again (a copy, as a concatenation of
+    separately computed maps is), then the tail: dense connectivity and multi-branch modules in general."""
+
+    def __init__(self, sizes: list[int], tail: nn.Module) -> None:
+        super().__init__()
+        self.sizes, self.tail = sizes, tail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.sizes, dim=1)
+        # indexed one by one, so that the concatenation has k tensor inputs (as in a traced model), not one tuple
+        return self.tail(torch.cat([parts[i] for i in range(len(self.sizes))], dim=1))
+
+
+def _concat(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
+    b = rng.choice([1, 1, 4])
+    k = rng.choice([2, 3, 4, 4, 6, 8, 12, 16, 24, 32, 48])
+    g = rng.choice([8, 12, 16, 24, 32, 48, 64, 128])
+    first = rng.choice([g, 2 * g, 64, 128, 256])
+    sizes = [first] + [g] * (k - 1)
+    c = sum(sizes)
+    h = rng.choice([2, 4, 7, 8, 14, 16, 28, 32, 56])
+    if b * c * h * h > 4_000_000:
+        return None
+    style = rng.choice(["none", "dense", "dense", "transition", "conv"])
+    flops = 0
+    if style == "dense":  # norm, activation, 1x1 to a bottleneck, norm, activation, 3x3 to the growth width
+        mid = rng.choice([2, 4]) * g
+        tail: nn.Module = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, mid, 1, bias=False), nn.BatchNorm2d(mid),
+                                        nn.ReLU(), nn.Conv2d(mid, g, 3, padding=1, bias=False))
+        flops = 2 * b * h * h * (c * mid + mid * g * 9)
+    elif style == "transition":
+        tail = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2))
+        flops = 2 * b * h * h * c * c // 2
+        if h < 2:
+            return None
+    elif style == "conv":
+        cout = _channels(rng, 16, 512)
+        tail = nn.Sequential(nn.Conv2d(c, cout, 1), _act(rng))
+        flops = 2 * b * h * h * c * cout
+    else:
+        tail = nn.Identity()
+    if flops > _MAX_FLOPS:
+        return None
+    return _Concat(sizes, tail), (b, c, h, h), f"concat {k} parts of {g} (+{first}) @{h} {style}"
+
+
 _GENERATORS = {"conv": _conv, "linear": _linear, "attention": _attention, "layout": _layout,
-               "pointwise": _pointwise, "chain": _chain, "transformer": _transformer}
+               "pointwise": _pointwise, "chain": _chain, "transformer": _transformer, "concat": _concat}
 
 
 def sample(seed: int, device: str | torch.device = "cpu", kind: str | None = None) -> SyntheticBlock:
