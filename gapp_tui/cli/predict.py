@@ -91,7 +91,9 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads."),
     few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to these few measurements instead of training from scratch."),
     base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt with --few-shot (default: the shipped one)."),
-    steps: int = typer.Option(1500, "--steps", help="Training steps (early stopping may end sooner)."),
+    steps: int = typer.Option(2500, "--steps", help="Training steps (early stopping may end sooner)."),
+    members: int = typer.Option(1, "--members", help="Train an ensemble of this many GNNs (seeds seed, seed+1, ...);"
+                                " predictions are their geometric mean. The shipped predictor uses 3."),
     hidden: int = typer.Option(64, "--hidden", help="Hidden width of the GNN."),
     layers: int = typer.Option(3, "--layers", help="Message-passing layers."),
     val: float = typer.Option(0.15, "--val", help="Share of blocks held out for early stopping and the reported metrics."),
@@ -112,6 +114,8 @@ def train(
         raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
     if steps < 1:
         raise BadInput(f"--steps {steps} is not valid; give a positive number")
+    if members < 1:
+        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
     t0 = time.perf_counter()
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
     desc = ds.description
@@ -145,7 +149,7 @@ def train(
     tr, va, _ = random_split(len(ds), val=val, test=0.0, seed=seed)
     if len(tr) < 2:
         raise BadInput(f"only {len(ds)} measured block(s); train needs at least 3 (or use --few-shot with --base)")
-    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed)
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members)
     model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
     b = ItemBatcher(ds.graphs, ds.items)
     m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
@@ -227,6 +231,7 @@ def evaluate(
     seeds: int = typer.Option(5, "--seeds", help="nb201/fewshot: number of seeds."),
     n_test: Optional[int] = typer.Option(None, "--n-test", help="nb201: test on this many networks (default: all the rest)."),
     steps: int = typer.Option(1500, "--steps", help="GNN training steps for the protocols that train."),
+    members: int = typer.Option(1, "--members", help="torchvision: GNN ensemble size (the README's table: 3, with --steps 2500)."),
     synthetic: Optional[bool] = opt_synthetic,
     nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
@@ -239,7 +244,9 @@ def evaluate(
         raise BadInput(f"unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
     if seeds < 1:
         raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
-    cfg = TrainConfig(steps=steps)
+    if members < 1:
+        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
+    cfg = TrainConfig(steps=steps, members=members)
     doc: dict[str, Any]
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)

@@ -31,7 +31,8 @@ from torch import nn
 #: the import path the feature extractor records as the model name of every synthetic block
 MODEL_NAME = "gapp_tui.predict.synthetic:sample"
 FAMILY = "synthetic"
-KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "concat")
+KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "concat", "channels_last",
+         "branches")
 #: the kinds a seed cycles through when none is named (convolutions, chains and linears twice as often)
 DEFAULT_CYCLE = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "chain", "linear", "conv")
 _MAX_FLOPS = 2.0e9
@@ -452,8 +453,127 @@ def _concat(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None
     return _Concat(sizes, tail), (b, c, h, h), f"concat {k} parts of {g} (+{first}) @{h} {style}"
 
 
+class _ChannelsLastMLP(nn.Module):
+    """Optional depthwise conv, then per-pixel layers on a channels-last view: norm, one or two linears,
+    an optional learned per-channel scale, back to channels-first, optional residual."""
+
+    def __init__(self, c: int, dw: int, norm: bool, hidden: int | None, act: nn.Module, scale: bool,
+                 residual: bool, channels_last_input: bool) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, dw, padding=dw // 2, groups=c) if dw else None
+        self.norm = nn.LayerNorm(c) if norm else None
+        self.fc1 = nn.Linear(c, hidden or c)
+        self.act = act
+        self.fc2 = nn.Linear(hidden, c) if hidden else None
+        self.scale = nn.Parameter(torch.full((c,), 1e-2)) if scale else None
+        self.residual, self.cl_input = residual, channels_last_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x if self.cl_input else x.permute(0, 2, 3, 1)
+        if self.dw is not None:
+            y = self.dw(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if self.norm is not None:
+            y = self.norm(y)
+        y = self.act(self.fc1(y))
+        if self.fc2 is not None:
+            y = self.fc2(y)
+        if self.scale is not None:
+            y = self.scale * y
+        if not self.cl_input:
+            y = y.permute(0, 3, 1, 2)
+        return x + y if self.residual else y
+
+
+def _channels_last(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
+    b = rng.choice([1, 1, 4])
+    c = _channels(rng, 16, 1024)
+    h = rng.choice([1, 2, 4, 7, 8, 14, 16, 28, 32, 56])
+    ratio = rng.choice([None, 2, 4, 4])
+    dw = rng.choice([0, 0, 3, 7])
+    if dw and h < 2:
+        dw = 0
+    rows = b * h * h
+    flops = 2 * rows * c * c * (2 * ratio if ratio else 1) + 2 * rows * c * dw * dw
+    if flops > _MAX_FLOPS or rows * c * (ratio or 1) > _MAX_ELEMENTS:
+        return None
+    cl_input = rng.random() < 0.4
+    mod = _ChannelsLastMLP(c, dw, rng.random() < 0.7, ratio * c if ratio else None, _act(rng), rng.random() < 0.4,
+                           rng.random() < 0.5, cl_input)
+    shape = (b, h, h, c) if cl_input else (b, c, h, h)
+    return mod, shape, f"channels-last mlp {c}x{ratio or 1} @{h} dw{dw}{' cl-in' if cl_input else ''}"
+
+
+class _Branches(nn.Module):
+    def __init__(self, branches: list[nn.Module]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([br(x) for br in self.branches], dim=1)
+
+
+def _branches(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
+    """2-4 parallel branches (1x1, square, factorized 1xk/kx1 convolutions, pools), concatenated."""
+    b, c, h = _spatial(rng, 2_000_000)
+    stride = 2 if (h >= 8 and rng.random() < 0.2) else 1
+    branches: list[nn.Module] = []
+    desc: list[str] = []
+    flops = 0
+    for _ in range(rng.randint(2, 4)):
+        style = rng.choice(["1x1", "square", "square", "factorized", "pool"])
+        out_c = _channels(rng, 8, 384)
+        layers: list[nn.Module] = []
+        if style == "pool":
+            layers.append(rng.choice([nn.MaxPool2d(3, stride, 1, ceil_mode=stride == 1 and rng.random() < 0.5),
+                                      nn.AvgPool2d(3, stride, 1)]))
+            if rng.random() < 0.7:
+                layers += [nn.Conv2d(c, out_c, 1, bias=False), nn.BatchNorm2d(out_c), nn.ReLU()]
+                flops += 2 * b * c * out_c * (h // stride) ** 2
+            elif stride == 1:
+                out_c = c
+            else:
+                out_c = c
+        else:
+            mid = _channels(rng, 8, 256) if style != "1x1" and rng.random() < 0.7 else c
+            cur = c
+            if mid != c:
+                layers += [nn.Conv2d(c, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU()]
+                flops += 2 * b * c * mid * h * h
+                cur = mid
+            if style == "1x1":
+                kernels = [(1, 1)]
+            elif style == "square":
+                k = rng.choice([3, 3, 5])
+                kernels = [(k, k)] * rng.choice([1, 1, 2])
+            else:
+                k = rng.choice([3, 5, 7])
+                kernels = [(1, k), (k, 1)] if rng.random() < 0.5 else [(k, 1), (1, k)]
+            for j, (kh, kw) in enumerate(kernels):
+                s = stride if j == len(kernels) - 1 else 1
+                oc = out_c if j == len(kernels) - 1 else cur
+                layers += [nn.Conv2d(cur, oc, (kh, kw), s, (kh // 2, kw // 2), bias=False), nn.BatchNorm2d(oc), nn.ReLU()]
+                flops += 2 * b * cur * oc * kh * kw * (h // s) ** 2
+                cur = oc
+        branches.append(nn.Sequential(*layers))
+        desc.append(f"{style}:{out_c}")
+    if flops > _MAX_FLOPS:
+        return None
+    return _Branches(branches), (b, c, h, h), f"branches {c}@{h} s{stride} " + " ".join(desc)
+
+
 _GENERATORS = {"conv": _conv, "linear": _linear, "attention": _attention, "layout": _layout,
-               "pointwise": _pointwise, "chain": _chain, "transformer": _transformer, "concat": _concat}
+               "pointwise": _pointwise, "chain": _chain, "transformer": _transformer, "concat": _concat,
+               "channels_last": _channels_last, "branches": _branches}
+
+
+def _runs(module: nn.Module, shape: tuple[int, ...]) -> bool:
+    """Does the draw run on its input shape (checked on meta tensors: no memory, no time)?"""
+    try:
+        with torch.no_grad():
+            module.eval()(torch.empty(shape, device="meta"))
+        return True
+    except (RuntimeError, ValueError):
+        return False
 
 
 def sample(seed: int, device: str | torch.device = "cpu", kind: str | None = None) -> SyntheticBlock:
@@ -464,11 +584,17 @@ def sample(seed: int, device: str | torch.device = "cpu", kind: str | None = Non
         raise ValueError(f"unknown synthetic kind {kind!r} (kinds: {', '.join(KINDS)})")
     rng = random.Random(f"gapp-synthetic-{seed}")
     for _ in range(1000):
-        with torch.device(device):
+        state = rng.getstate()
+        with torch.device("meta"):  # draw and check on meta tensors first: a draw that does not run is skipped
             got = _GENERATORS[kind](rng)
-        if got is not None:
-            module, shape, desc = got
-            # a container at the root, so that a lone torch.nn layer stays one (leaf) operation when traced
-            root = nn.Sequential(module).eval()
-            return SyntheticBlock(seed, kind, root, tuple(int(d) for d in shape), desc)
+        if got is None or not _runs(got[0], got[1]):
+            continue
+        if torch.device(device).type != "meta":  # the same draw again, with real weights
+            rng.setstate(state)
+            with torch.device(device):
+                got = _GENERATORS[kind](rng)
+        module, shape, desc = got
+        # a container at the root, so that a lone torch.nn layer stays one (leaf) operation when traced
+        root = nn.Sequential(module).eval()
+        return SyntheticBlock(seed, kind, root, tuple(int(d) for d in shape), desc)
     raise RuntimeError(f"synthetic seed {seed}: no draw within the cost bounds")  # pragma: no cover
