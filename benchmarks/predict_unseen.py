@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -37,6 +38,7 @@ def main() -> None:
     from gapp_tui.zoo import ModelSpec
 
     torch.set_num_threads(1)
+    load_start = os.getloadavg()[0]
     pred = Predictor.load(default_predictor_path())
     precision = Precision(warmup_runs=2, warmup_s=0.02, min_runs=5, max_runs=30, target_ci=0.03, max_time_s=0.4)
     cfg = MeasureConfig(modes=("standalone",), threads=1, precision=precision, full=False)
@@ -62,8 +64,8 @@ def main() -> None:
         lines.append(f"| {name} | {m['n']} | {m['spearman']:.3f} | {m['mape']:.1f} | {m['within10']:.0f} |"
                      f" {r['predicted_sum_ms']:.2f} | {r['measured_sum_ms']:.2f} |")
     lines.append(f"| **all** | {overall['n']} | {overall['spearman']:.3f} | {overall['mape']:.1f} | {overall['within10']:.0f} | | |")
-    lines += ["", f"Command: `.venv/bin/python benchmarks/predict_unseen.py {' '.join(sys.argv[1:])}` (machine shared with"
-              " other engineers' jobs while measuring)."]
+    lines += ["", f"Command: `.venv/bin/python benchmarks/predict_unseen.py {' '.join(sys.argv[1:])}` (load average"
+              f" {load_start:.1f} when measuring started, {os.getloadavg()[0]:.1f} at the end)."]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out + ".md").write_text(text)

@@ -153,10 +153,19 @@ def train(
     model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
     b = ItemBatcher(ds.graphs, ds.items)
     m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
-    m_val = metrics(item_times(model, b, va)[:, 0].numpy(), ds.y[va]) if va else None
+    p_val = item_times(model, b, va)[:, 0].numpy() if va else None
+    m_val = metrics(p_val, ds.y[va]) if va else None
+    scores = {"train": m_train, "validation": m_val}
+    from ..predict.synthetic import FAMILY
+
+    if va and FAMILY in ds.family and len(set(ds.family)) > 1:  # the corpus's blocks and the synthetic ones apart
+        syn = np.array([ds.family[i] == FAMILY for i in va])
+        if syn.any() and (~syn).any():
+            scores["validation (measured models)"] = metrics(p_val[~syn], ds.y[va][~syn])
+            scores["validation (synthetic)"] = metrics(p_val[syn], ds.y[va][syn])
     pred = Predictor(model, str(desc.get("device", "")), training={**ds.describe(), "config": cfg.to_dict(),
                      "history": {"best_step": hist["best_step"], "seconds": hist["seconds"]}},
-                     metrics={"train": m_train, "validation": m_val})
+                     metrics=scores)
     pred.save(out_path)
     doc = {"predictor": str(out_path), "mode": "train", "blocks": len(ds), "train_blocks": len(tr),
            "validation_blocks": len(va), "metrics": pred.metrics, "best_step": hist["best_step"],
@@ -169,7 +178,7 @@ def train(
     table = Table(title=f"trained on {len(tr)} blocks of {len(set(ds.model))} models ({steps_txt})")
     for c in ("split", "blocks", "Spearman", "MAPE %", "within ±10 %"):
         table.add_column(c, justify="right" if c != "split" else "left")
-    for name, m in (("train", m_train), ("validation", m_val)):
+    for name, m in scores.items():
         if m:
             table.add_row(name, str(m["n"]), f"{m['spearman']:.3f}", f"{m['mape']:.1f}", f"{m['within10']:.1f}")
     out.print(table)
