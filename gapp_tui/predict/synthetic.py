@@ -226,6 +226,15 @@ def _linear(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None
     return nn.Sequential(*layers), shape, f"linear {style} rows{rows} {k}->{n}"
 
 
+class _SelfMHA(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
 def _attention(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
     b = rng.choice([1, 1, 4])
     heads = rng.choice([1, 2, 3, 4, 6, 8, 12, 16])
@@ -236,17 +245,7 @@ def _attention(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | N
         return None
     style = rng.choice(["explicit", "fused", "torch_mha"])
     if style == "torch_mha":
-        mha = nn.MultiheadAttention(dim, heads, batch_first=True)
-
-        class _MHA(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.attn = mha
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.attn(x, x, x, need_weights=False)[0]
-
-        mod: nn.Module = _MHA()
+        mod: nn.Module = _SelfMHA(dim, heads)
     else:
         mod = _Attention(dim, heads, fused=style == "fused")
     if rng.random() < 0.5:
@@ -374,15 +373,6 @@ class _EncoderLayer(nn.Module):
             return x + self.drop(self.mlp(self.norm2(x)))
         x = self.norm1(x + self.drop(self.attn(x)))
         return self.norm2(x + self.drop(self.mlp(x)))
-
-
-class _SelfMHA(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attn(x, x, x, need_weights=False)[0]
 
 
 def _transformer(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
