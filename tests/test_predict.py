@@ -181,6 +181,13 @@ def test_dataset_with_no_rows_for_the_device_is_bad_input(tmp_db):
     assert "pi-nowhere" in res.output and len(res.output.strip().splitlines()) == 1
 
 
+def test_synthetic_blocks_are_refused_for_a_store_device_and_bad_members_are_bad_input(tmp_db):
+    res = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", "pi4", "--synthetic"])
+    assert res.exit_code == 2 and "--synthetic" in res.output and len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(app, ["train", "--members", "0"])
+    assert res.exit_code == 2 and "--members 0" in res.output
+
+
 def test_corrupt_predictor_file_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a predictor")
