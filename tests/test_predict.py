@@ -126,6 +126,16 @@ def test_an_ensemble_predicts_the_geometric_mean_of_its_members_and_round_trips(
     assert np.allclose(again.block_times(graphs), pred.block_times(graphs))
 
 
+def test_a_predictor_file_from_before_ensembles_still_loads(tiny_data, tiny_predictor, tmp_path):
+    graphs, _, _ = tiny_data
+    pred, _ = tiny_predictor
+    doc = pred.to_dict()
+    for key in ("context", "align_columns", "members"):  # the config an earlier GAPP wrote
+        doc["config"].pop(key, None)
+    torch.save(doc, tmp_path / "old.pt")
+    assert np.allclose(Predictor.load(tmp_path / "old.pt").block_times(graphs), pred.block_times(graphs))
+
+
 def test_predictor_from_another_feature_schema_is_refused(tiny_predictor, tmp_path):
     pred, _ = tiny_predictor
     doc = pred.to_dict()
