@@ -37,9 +37,10 @@ import torch
 from torch import fx, nn
 from torch_geometric.data import Data
 
+from . import composite
 from .blocks import BlockChain, TensorInfo
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2
 
 OP_KINDS: tuple[str, ...] = (
     "input",
@@ -66,6 +67,7 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "n_inputs", "flops", "bytes_read", "bytes_written", "params",
 )
 NODE_COLUMNS: tuple[str, ...] = tuple(f"op_{k}" for k in OP_KINDS) + NUMERIC_COLUMNS
+_FLOPS, _READ, _WRITTEN = (NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written"))
 
 TOTAL_COLUMNS: tuple[str, ...] = (
     "batch", "flops", "params", "param_bytes", "bytes_read", "bytes_written",
@@ -129,6 +131,9 @@ _NAME_KINDS: dict[str, str] = {
     "patch_merging_pad": "pad", "patch_merging_pad_v2": "pad", "get_relative_position_bias": "getitem",
     "assert": "size", "eq": "compare", "ne": "compare", "lt": "compare", "gt": "compare", "le": "compare",
     "ge": "compare",
+    # inside composite calls (gapp_tui.composite)
+    "masked_fill": "clamp", "where": "clamp", "new_zeros": "zeros", "zero": "zeros", "clone": "contiguous",
+    "exp": "pow", "normalize": "layernorm",
 }
 
 
@@ -262,22 +267,79 @@ def _state_bytes(mod: nn.Module) -> tuple[int, int]:
     return n, b
 
 
+def _row(kind: str, hyper: dict[str, float], in_info: TensorInfo | None, out_info: TensorInfo | None, n_inputs: int,
+         flops: float, read: float, written: float, params: float) -> list[float]:
+    numeric = dict.fromkeys(NUMERIC_COLUMNS, 0.0)
+    numeric.update(hyper)
+    numeric.update(zip(("in_d0", "in_d1", "in_d2", "in_d3", "in_rank"), _dims(in_info)))
+    numeric.update(zip(("out_d0", "out_d1", "out_d2", "out_d3", "out_rank"), _dims(out_info)))
+    numeric.update(n_inputs=float(n_inputs), flops=flops, bytes_read=float(read), bytes_written=float(written), params=float(params))
+    onehot = [0.0] * len(OP_KINDS)
+    onehot[_KIND_INDEX[kind]] = 1.0
+    return onehot + [numeric[c] for c in NUMERIC_COLUMNS]
+
+
 def block_graph(chain: BlockChain, index: int) -> BlockGraph:
-    """Features of block ``index`` of ``chain`` (any device; meta is cheapest)."""
+    """Features of block ``index`` of ``chain`` (any device; meta is cheapest).
+
+    A composite call (:mod:`gapp_tui.composite`: ``nn.MultiheadAttention``,
+    torchvision's shifted-window attention) becomes the nodes of the torch
+    calls it makes instead of one node.
+    """
     block = chain.blocks[index]
     gm = block.module
     nodes = [n for n in gm.graph.nodes if n.op in ("placeholder", "call_module", "call_function", "call_method")]
-    pos = {n: i for i, n in enumerate(nodes)}
+    pos: dict[fx.Node, int] = {}  # fx node -> the row of the tensor it returns
     rows: list[list[float]] = []
     kinds: list[int] = []
+    src: list[int] = []
+    dst: list[int] = []
+    eattr: list[list[float]] = []
     unknown: list[str] = []
     totals = dict.fromkeys(TOTAL_COLUMNS, 0.0)
-    for n in nodes:
-        kind, raw = op_kind(n, gm)
+
+    def add(kind: str, raw: str, row: list[float], counted: bool) -> int:
         if kind == "other":
             unknown.append(raw)
-        mod = gm.get_submodule(str(n.target)) if n.op == "call_module" else None
+        rows.append(row)
+        kinds.append(_KIND_INDEX[kind])
+        if counted:
+            totals["ops"] += 1
+            totals["flops"] += row[_FLOPS]
+            totals["bytes_read"] += row[_READ]
+            totals["bytes_written"] += row[_WRITTEN]
+            for group, members in _GROUPS.items():
+                if kind in members:
+                    totals[group] += 1
+        return len(rows) - 1
+
+    def edge(a: int, b: int, nbytes: float) -> None:
+        src.append(a)
+        dst.append(b)
+        eattr.append([float(nbytes)])
+
+    for n in nodes:
         tensor_inputs = [a for a in n.all_input_nodes if a.op != "get_attr"]
+        sub = composite.expand(n, gm) if composite.expandable(n, gm) else None
+        if sub is not None:
+            ops, last = sub
+            outer = n.all_input_nodes
+            first_row = len(rows)
+            for op in ops:
+                kind = _NAME_KINDS.get(op.name.strip("_"), "other")
+                read = sum(t.bytes for t in op.inputs) + sum(t.bytes for t in op.params)
+                params = sum(_prod(t.shape) for t in op.params)
+                r = add(kind, op.name.strip("_"), _row(kind, op.hyper, op.inputs[0] if op.inputs else None, op.out,
+                                                       len(op.inputs), float(op.flops), read, op.out.bytes, params), True)
+                for (where, i), info in zip(op.sources, op.inputs):
+                    if where == "op":
+                        edge(first_row + i, r, info.bytes)
+                    elif outer[i] in pos:
+                        edge(pos[outer[i]], r, info.bytes)
+            pos[n] = first_row + last
+            continue
+        kind, raw = op_kind(n, gm)
+        mod = gm.get_submodule(str(n.target)) if n.op == "call_module" else None
         attrs = [a for a in n.all_input_nodes if a.op == "get_attr"]
         in_info = _value(tensor_inputs[0]) if tensor_inputs else None
         out_info = _value(n)
@@ -294,32 +356,13 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
             # an input node stands for a tensor an earlier block computed: it does no
             # work here (its copied meta still carries the producer's FLOPs and bytes)
             read, written, flops = 0, 0, 0.0
-        numeric = dict.fromkeys(NUMERIC_COLUMNS, 0.0)
-        numeric.update(_hyper(mod))
-        numeric.update(zip(("in_d0", "in_d1", "in_d2", "in_d3", "in_rank"), _dims(in_info)))
-        numeric.update(zip(("out_d0", "out_d1", "out_d2", "out_d3", "out_rank"), _dims(out_info)))
-        numeric.update(n_inputs=float(len(tensor_inputs)), flops=flops, bytes_read=float(read),
-                       bytes_written=float(written), params=float(params))
-        onehot = [0.0] * len(OP_KINDS)
-        onehot[_KIND_INDEX[kind]] = 1.0
-        rows.append(onehot + [numeric[c] for c in NUMERIC_COLUMNS])
-        kinds.append(_KIND_INDEX[kind])
-        if n.op != "placeholder":
-            totals["ops"] += 1
-            totals["flops"] += flops
-            totals["bytes_read"] += read
-            totals["bytes_written"] += written
-            for group, members in _GROUPS.items():
-                if kind in members:
-                    totals[group] += 1
-    src, dst, eattr = [], [], []
-    for n in nodes:
+        r = add(kind, raw, _row(kind, _hyper(mod), in_info, out_info, len(tensor_inputs), flops, read, written, params),
+                n.op != "placeholder")
         for a in n.all_input_nodes:
             if a in pos:
-                src.append(pos[a])
-                dst.append(pos[n])
                 info = _value(a)
-                eattr.append([float(info.bytes if info else 0)])
+                edge(pos[a], r, info.bytes if info else 0)
+        pos[n] = r
     param_count = sum(p.numel() for p in gm.parameters())
     totals.update(
         batch=float(chain.spec.shape[0]), params=float(param_count),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -129,3 +130,62 @@ def test_input_nodes_do_no_work():
         for col in ("flops", "bytes_read", "bytes_written"):
             assert inputs[:, NODE_COLUMNS.index(col)].abs().sum() == 0
         assert (inputs[:, NODE_COLUMNS.index("out_d1")] > 0).all()  # shapes are kept
+
+
+# ----------------------------------------------------------------------------- composite calls
+
+
+def _kinds(g):
+    return [OP_KINDS[k] for k in g.data.op_kind.tolist()]
+
+
+def test_multihead_attention_is_recorded_op_by_op_with_its_flops():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = ModelSpec("vit_b_32", input_size=64)
+    chain = BlockChain.from_spec(spec, device="meta")
+    graphs = extract(chain)
+    layer = next(g for g in graphs if g.block_name.endswith("encoder_layer_0"))
+    kinds = _kinds(layer)
+    # in-projection, attention core, out-projection, then the MLP's two linears
+    assert kinds.count("attention") == 1 and kinds.count("linear") == 4
+    assert kinds.index("linear") < kinds.index("attention") < len(kinds) - 1 - kinds[::-1].index("linear")
+    rows = [dict(zip(NODE_COLUMNS, r)) for r in layer.data.x.tolist()]
+    qkv = next(r for r in rows if r["op_linear"] == 1)
+    assert (qkv["in_features"], qkv["out_features"]) == (768, 3 * 768)
+    assert qkv["params"] == 3 * 768 * 768 + 3 * 768
+    # every node is connected: the recorded ops hang off the block input and feed the residual add
+    edges = layer.data.edge_index
+    assert set(range(1, layer.data.num_nodes)) <= set(edges[1].tolist())
+    # FLOPs are the same as counting the whole model at once
+    with FlopCounterMode(display=False) as counter:
+        spec.build("meta")(torch.empty(spec.shape, device="meta"))
+    total = sum(float(g.data.totals[0, TOTAL_COLUMNS.index("flops")]) for g in graphs)
+    assert total == pytest.approx(counter.get_total_flops(), rel=1e-6)
+
+
+def test_shifted_window_attention_shows_its_window_roll_and_mask():
+    chain = BlockChain.from_spec(ModelSpec("swin_t", input_size=128), device="meta")
+    graphs = {g.block_name: g for g in extract(chain)}
+    plain, shifted = _kinds(graphs["features.1.0"]), _kinds(graphs["features.1.1"])
+    assert "roll" not in plain and plain.count("matmul") == 2 and plain.count("softmax") == 1
+    assert shifted.count("roll") == 2  # shift, then shift back
+    assert "clamp" in shifted  # the attention mask (masked_fill)
+    assert len(shifted) > len(plain) > 30
+
+
+def test_a_composite_call_that_cannot_be_replayed_stays_one_node():
+    from gapp_tui import composite
+
+    chain = BlockChain.from_spec(ModelSpec("swin_t", input_size=128), device="meta")
+    block = chain.blocks[chain.names.index("features.1.0")]
+    node = next(n for n in block.module.graph.nodes if composite.expandable(n, block.module))
+    arg = node.all_input_nodes[0]
+    saved = arg.meta["gapp_value"]
+    arg.meta["gapp_value"] = dataclasses.replace(saved, shape=(3,))  # a shape the call cannot take
+    try:
+        assert composite.expand(node, block.module) is None
+        g = extract(chain)[chain.names.index("features.1.0")]
+        assert _kinds(g).count("attention") == 1 and "softmax" not in _kinds(g)
+    finally:
+        arg.meta["gapp_value"] = saved
