@@ -32,7 +32,7 @@ from torch import nn
 MODEL_NAME = "gapp_tui.predict.synthetic:sample"
 FAMILY = "synthetic"
 KINDS = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "concat", "channels_last",
-         "branches", "conv_shapes")
+         "branches")
 #: the kinds a seed cycles through when none is named (convolutions, chains and linears twice as often)
 DEFAULT_CYCLE = ("conv", "linear", "attention", "layout", "pointwise", "chain", "transformer", "chain", "linear", "conv")
 _MAX_FLOPS = 2.0e9
@@ -551,54 +551,9 @@ def _branches(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | No
     return _Branches(branches), (b, c, h, h), f"branches {c}@{h} s{stride} " + " ".join(desc)
 
 
-def _conv_shapes(rng: random.Random) -> tuple[nn.Module, tuple[int, ...], str] | None:
-    """Convolution shapes the square, padded, power-of-two draws of :func:`_conv` rarely reach: wide layers on
-    maps of 1-7 pixels (weights dominate), no padding, factorized 1xk / kx1 kernels, any map size."""
-    b = rng.choice([1, 1, 4])
-    style = rng.choice(["tiny", "tiny", "unpadded", "factorized", "any_size"])
-    if style == "tiny":
-        h = rng.randint(1, 7)
-        cin, cout = _channels(rng, 64, 2048), _channels(rng, 64, 2048)
-        k = rng.choice([1, 3, 3])
-        kh = kw = k
-        pad = (k // 2, k // 2)
-    else:
-        h = rng.randint(5, 150)
-        cin = 3 if rng.random() < 0.1 else _channels(rng, 8, 768)
-        cout = _channels(rng, 8, 768)
-        if style == "factorized":
-            k = rng.choice([3, 5, 7])
-            kh, kw = (1, k) if rng.random() < 0.5 else (k, 1)
-            pad = (kh // 2, kw // 2)
-        else:
-            kh = kw = rng.choice([1, 3, 3, 5]) if style == "any_size" else rng.choice([2, 3, 3, 5])
-            pad = (kh // 2, kw // 2) if style == "any_size" else (0, 0)
-    stride = 2 if style != "tiny" and rng.random() < 0.25 else 1
-    groups = 1
-    if style != "tiny" and rng.random() < 0.15 and cin == cout or (style == "tiny" and rng.random() < 0.1):
-        groups = rng.choice([g for g in (2, 4, 8, 16, 32) if cin % g == 0 and cout % g == 0] or [1])
-    hp, wp = h + 2 * pad[0] - kh, h + 2 * pad[1] - kw
-    if hp < 0 or wp < 0:
-        return None
-    ho, wo = hp // stride + 1, wp // stride + 1
-    flops = 2 * b * cout * ho * wo * (cin // groups) * kh * kw
-    if flops > _MAX_FLOPS or b * max(cin * h * h, cout * ho * wo) > _MAX_ELEMENTS or cin * cout * kh * kw // groups > 4e7:
-        return None
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, (kh, kw), stride, pad, groups=groups, bias=rng.random() < 0.5)]
-    if rng.random() < 0.6:
-        layers.append(nn.BatchNorm2d(cout))
-    if rng.random() < 0.7:
-        layers.append(_act(rng))
-    if style == "tiny" and rng.random() < 0.3:  # a second wide layer on the same small map
-        c2 = _channels(rng, 64, 2048)
-        if cout * c2 <= 4e7 and flops + 2 * b * ho * wo * cout * c2 <= _MAX_FLOPS:
-            layers += [nn.Conv2d(cout, c2, 1), _act(rng)]
-    return nn.Sequential(*layers), (b, cin, h, h), f"conv {style} {cin}->{cout} k{kh}x{kw} p{pad[0]}/{pad[1]} s{stride} g{groups} @{h}"
-
-
 _GENERATORS = {"conv": _conv, "linear": _linear, "attention": _attention, "layout": _layout,
                "pointwise": _pointwise, "chain": _chain, "transformer": _transformer, "concat": _concat,
-               "channels_last": _channels_last, "branches": _branches, "conv_shapes": _conv_shapes}
+               "channels_last": _channels_last, "branches": _branches}
 
 
 def _runs(module: nn.Module, shape: tuple[int, ...]) -> bool:
