@@ -49,7 +49,7 @@ class SubOp:
     params: list[TensorInfo]  # tensors read that are weights or buffers
     out: TensorInfo
     flops: int
-    sources: list[tuple[str, int]]  # per activation input: ("op", index) or ("arg", index of outer node)
+    sources: list[tuple[str, int]]  # per activation input: ("op", index), ("arg", index of outer node) or ("none", -1)
     hyper: dict[str, float]
 
 
@@ -135,6 +135,8 @@ class _Recorder(TorchFunctionMode):
                 sources.append(("op", self.made[id(t)]))
             elif id(t) in self.args:
                 sources.append(("arg", self.args[id(t)]))
+            else:  # made inside the call by something that was not recorded (a constant)
+                sources.append(("none", -1))
         hyper: dict[str, float] = {}
         if name == "linear" and len(args) > 1 and isinstance(args[1], torch.Tensor):
             hyper = {"in_features": float(args[1].shape[-1]), "out_features": float(args[1].shape[0])}

@@ -334,7 +334,7 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
                 for (where, i), info in zip(op.sources, op.inputs):
                     if where == "op":
                         edge(first_row + i, r, info.bytes)
-                    elif outer[i] in pos:
+                    elif where == "arg" and outer[i] in pos:
                         edge(pos[outer[i]], r, info.bytes)
             pos[n] = first_row + last
             continue
