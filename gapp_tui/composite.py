@@ -158,11 +158,14 @@ def expandable(node: fx.Node, root: nn.Module) -> bool:
 
 
 def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
-    """The torch calls ``node`` makes, and the index of the one whose tensor it returns; ``None`` if it cannot be replayed.
+    """The torch calls ``node`` makes, and the index of the one whose tensor it returns; ``None`` if it is not
+    a composite call (:func:`expandable`) or cannot be replayed.
 
     Outer inputs are rebuilt as meta tensors from the shape pass (``node.meta['gapp_value']``);
     ``("arg", i)`` in :attr:`SubOp.sources` is the i-th of ``node.all_input_nodes``.
     """
+    if not expandable(node, root):
+        return None
     inputs = node.all_input_nodes
     stand_in: dict[fx.Node, torch.Tensor] = {}
     for a in inputs:

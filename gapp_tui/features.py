@@ -319,8 +319,7 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
         eattr.append([float(nbytes)])
 
     for n in nodes:
-        tensor_inputs = [a for a in n.all_input_nodes if a.op != "get_attr"]
-        sub = composite.expand(n, gm) if composite.expandable(n, gm) else None
+        sub = composite.expand(n, gm)
         if sub is not None:
             ops, last = sub
             outer = n.all_input_nodes
@@ -340,6 +339,7 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
             continue
         kind, raw = op_kind(n, gm)
         mod = gm.get_submodule(str(n.target)) if n.op == "call_module" else None
+        tensor_inputs = [a for a in n.all_input_nodes if a.op != "get_attr"]
         attrs = [a for a in n.all_input_nodes if a.op == "get_attr"]
         in_info = _value(tensor_inputs[0]) if tensor_inputs else None
         out_info = _value(n)
