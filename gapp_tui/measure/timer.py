@@ -486,6 +486,28 @@ def _empty(*values: Any) -> tuple[Any, ...]:
     return values
 
 
+class _Identity(torch.nn.Module):
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+def _empty_block(n_inputs: int) -> Callable[..., Any]:
+    """An empty block called the way real blocks are: a ``torch.fx.GraphModule`` (one input), else a function.
+
+    A block of a chain is a GraphModule, and calling one costs the module
+    machinery and its generated ``forward`` -- microseconds of CPU that a plain
+    function does not pay. On a GPU at small batch sizes the device waits for
+    those launches, so that cost shows up in every block's time (measured on an
+    H100: resnet18's in-context sum was 13% over the full model; see
+    ``docs/measure.md``).
+    """
+    if n_inputs == 1:
+        from torch import fx
+
+        return fx.symbolic_trace(_Identity())
+    return _empty
+
+
 def time_overhead(
     device: str | torch.device = "cpu",
     mode: str = "standalone",
@@ -506,10 +528,11 @@ def time_overhead(
     p = dataclasses.replace(p, min_sample_s=0.0, target_ci=max(p.target_ci, 0.05))
     dev = check_device(device)
     args = tuple(inputs) if inputs is not None else (torch.zeros(1, device=dev),)
+    empty = _empty_block(len(args))
     if mode == "standalone":
-        return time_callable(_empty, args, dev, p, clock=clock)
+        return time_callable(empty, args, dev, p, clock=clock)
     if mode == "in-context":
-        per, _ = time_sequence([_empty] * blocks, args, dev, p, clock=clock)
+        per, _ = time_sequence([empty] * blocks, args, dev, p, clock=clock)
         best = sorted(per, key=lambda s: s.median_ms)[len(per) // 2]
         return best
     raise ValueError(f"mode {mode!r} is not standalone or in-context")
