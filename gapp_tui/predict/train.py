@@ -43,6 +43,8 @@ class TrainConfig:
     patience: int = 12  # evaluations without improvement before stopping
     seed: int = 0
     threads: int | None = None
+    #: share of every batch drawn from measured-model items (the rest from synthetic ones); None: uniform over items
+    real_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -112,16 +114,18 @@ def fit_gnn(
     val_idx: Sequence[int] | None = None,
     config: TrainConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    synthetic: Sequence[bool] | None = None,
 ) -> tuple[BlockGNN, dict[str, Any]]:
     """Train a :class:`BlockGNN` so that each item's summed prediction matches its measured time.
 
-    ``y``: ms, shape ``[len(items)]`` or ``[len(items), devices]``. Returns the
+    ``y``: ms, shape ``[len(items)]`` or ``[len(items), devices]``. ``synthetic``
+    marks the synthetic items (per item) for ``config.real_share``. Returns the
     model with the weights of the best validation loss (the training loss
     when there is no validation split) and a history dict.
     """
     cfg = config or TrainConfig()
     if cfg.members > 1:
-        return _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg, progress)
+        return _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg, progress, synthetic)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -166,6 +170,12 @@ def fit_gnn(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     gen = np.random.default_rng(cfg.seed)
+    sample_p = None
+    if cfg.real_share is not None and synthetic is not None:
+        syn = np.array([bool(synthetic[i]) for i in train_idx])
+        if syn.any() and (~syn).any():
+            sample_p = np.where(syn, (1 - cfg.real_share) / syn.sum(), cfg.real_share / (~syn).sum())
+            sample_p = sample_p / sample_p.sum()
     val_batch = batcher.batch(val_idx) if val_idx else None
     best = (math.inf, copy.deepcopy(model.state_dict()), 0)
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "steps": 0}
@@ -173,7 +183,7 @@ def fit_gnn(
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         model.train()
-        idx = gen.choice(train_idx, size=min(cfg.batch_items, len(train_idx)), replace=False)
+        idx = gen.choice(train_idx, size=min(cfg.batch_items, len(train_idx)), replace=False, p=sample_p)
         b, m = batcher.batch(idx.tolist())
         loss = _loss(m @ model(b), y_t[idx])
         opt.zero_grad()
@@ -206,14 +216,15 @@ def fit_gnn(
     return model, history
 
 
-def _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg: TrainConfig, progress) -> tuple[GNNEnsemble, dict[str, Any]]:
+def _fit_ensemble(graphs, items, y, train_idx, val_idx, cfg: TrainConfig, progress,
+                  synthetic=None) -> tuple[GNNEnsemble, dict[str, Any]]:
     """``cfg.members`` GNNs on the same split from seeds ``seed, seed+1, ...``, joined into a :class:`GNNEnsemble`."""
     fitted, histories = [], []
     for k in range(cfg.members):
         one = dataclasses.replace(cfg, members=1, seed=cfg.seed + k)
         if progress:
             progress(f"ensemble member {k + 1}/{cfg.members}")
-        m, h = fit_gnn(graphs, items, y, train_idx, val_idx, one, progress)
+        m, h = fit_gnn(graphs, items, y, train_idx, val_idx, one, progress, synthetic)
         fitted.append(m)
         histories.append(h)
     ens = GNNEnsemble(cfg.members, **fitted[0].config)
