@@ -83,15 +83,18 @@ def csv_column(rows: list[dict[str, str]], chain, column: str = "predicted_ms") 
     return [float(r[column]) / 1e3 for r in mine]
 
 
-def train_without(corpus: str, held: set[str], steps: int, seed: int = 0):
-    """A Predictor trained on the corpus rows of every family but ``held`` (10% of them for early stopping)."""
+def train_without(corpus: str, held: set[str], steps: int, seed: int = 0, synthetic: bool = True):
+    """A Predictor trained on the corpus rows of every family but ``held`` (10% of them for early stopping),
+    plus the synthetic blocks unless ``synthetic`` is False (they belong to no family, as in leave-one-family-out)."""
     import numpy as np
 
-    from gapp_tui.predict.dataset import corpus_dataset
+    from gapp_tui.predict.dataset import concat, corpus_dataset, synthetic_dataset
     from gapp_tui.predict.predictor import Predictor
     from gapp_tui.predict.train import TrainConfig, fit_gnn
 
     ds = corpus_dataset(corpus, progress=lambda s: print(s, file=sys.stderr))
+    if synthetic:
+        ds = concat(ds, synthetic_dataset(progress=lambda s: print(s, file=sys.stderr)))
     unknown = held - set(ds.family)
     if unknown:
         raise SystemExit(f"--holdout: no corpus family {sorted(unknown)} (families: {', '.join(ds.families())})")
@@ -104,6 +107,7 @@ def train_without(corpus: str, held: set[str], steps: int, seed: int = 0):
                              progress=lambda s: print(s, file=sys.stderr))
     families = sorted({ds.family[i] for i in train})
     info = {"held_out": sorted(held), "families": families, "train_blocks": len(train), "val_blocks": len(val),
+            "synthetic": synthetic, "dispatch": cfg.dispatch,
             "seed": seed, "steps": history.get("steps"), "best_val_loss": history.get("best_val_loss"),
             "seconds": history.get("seconds")}
     return Predictor(model, device="corpus-cpu", training=info), info
@@ -131,6 +135,8 @@ def main() -> int:
                          "(comma-separated) and evaluate only their models")
     ap.add_argument("--steps", type=int, default=1500, help="training steps for --holdout")
     ap.add_argument("--seed", type=int, default=0, help="training seed for --holdout (initialisation, batches)")
+    ap.add_argument("--no-synthetic", action="store_true",
+                    help="--holdout: train on the corpus alone, without the synthetic blocks")
     ap.add_argument("--predicted-csv", default=None, help="per-block predictions for --candidate predicted-csv")
     ap.add_argument("--rate", action="append", default=[], help="NAME=RATE for --candidate flops")
     ap.add_argument("--calibrate", default=None,
@@ -168,7 +174,7 @@ def main() -> int:
         if not args.corpus:
             ap.error("--holdout needs --corpus")
         held = {f.strip() for f in args.holdout.split(",") if f.strip()}
-        predictor, training = train_without(args.corpus, held, args.steps, args.seed)
+        predictor, training = train_without(args.corpus, held, args.steps, args.seed, synthetic=not args.no_synthetic)
     elif args.candidate == "predicted":
         from gapp_tui.predict.predictor import Predictor, default_predictor_path
 
@@ -255,6 +261,8 @@ def main() -> int:
     if held:
         md += ["", f"Predictor: a BlockGNN trained here on the corpus without the families {', '.join(sorted(held))} "
                f"({training.get('train_blocks')} training blocks from {', '.join(training.get('families', []))}; "
+               f"{'with' if training.get('synthetic') else 'without'} the synthetic blocks; "
+               f"dispatch flags {'on' if training.get('dispatch') else 'off'}; "
                f"seed {training.get('seed')}, {training.get('steps')} steps, best validation loss {training.get('best_val_loss'):.4f}, "
                f"{training.get('seconds')} s): every evaluated model is unseen by it."]
     if problems:

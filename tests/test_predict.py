@@ -245,8 +245,56 @@ def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor
     assert cli.exit_code == 0, cli.output
     doc = json.loads(cli.stdout)
     assert doc["blocks"] == len(res.all_rows()) and Predictor.load(scratch).device == dev
+    assert Predictor.load(scratch).model.config["dispatch"]  # on by default: PyTorch measured these
+    cli = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", dev, "--steps", "5", "--hidden", "16",
+                                   "--no-dispatch", "--out", str(scratch), "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert "dispatch" not in Predictor.load(scratch).model.config
 
 
 def test_cli_evaluate_unknown_protocol_is_bad_input():
     res = CliRunner().invoke(app, ["evaluate", "nb2O1"])
     assert res.exit_code == 2 and "nb201" in res.output
+
+
+@pytest.mark.parametrize("n,c,hw,k,stride,groups", [
+    (1, 384, 3, 3, 1, 1),    # small input, 3x3: PyTorch's own kernel
+    (4, 384, 3, 3, 1, 1),    # the same at batch 4: oneDNN
+    (1, 64, 32, 3, 1, 1),    # 65,536 input elements: oneDNN
+    (1, 64, 8, 1, 1, 1),     # 1x1 unstrided: own kernel
+    (1, 64, 8, 1, 2, 1),     # 1x1 strided: oneDNN
+    (1, 32, 8, 3, 1, 32),    # depthwise: oneDNN
+    (1, 32, 8, 3, 1, 4),     # grouped: oneDNN
+    (1, 16, 8, 5, 1, 1),     # both kernel sides above 3: oneDNN
+])
+def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, groups):
+    """The GNN's dispatch flags are computed from shapes; the profiler says which kernel really ran."""
+    from torch.profiler import profile
+
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.features import extract
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.synthetic import MODEL_NAME
+    from gapp_tui.zoo import ModelSpec
+
+    conv = nn.Sequential(nn.Conv2d(c, 64 if groups == 1 else c, k, stride=stride, groups=groups, padding=k // 2)).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), profile() as prof:
+            conv(torch.randn(n, c, hw, hw))
+    finally:
+        torch.set_num_threads(threads)
+    ran = {e.key for e in prof.key_averages()}
+    own_kernel = "aten::_slow_conv2d_forward" in ran
+    assert own_kernel != ("aten::mkldnn_convolution" in ran), ran
+
+    chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(n, c, hw, hw)), 1, device="meta", model=conv)
+    g = extract(chain)[0]
+    model = BlockGNN(g.data.x.shape[1], g.data.totals.shape[1], hidden=8, layers=1, dispatch=True)
+    flags = model._dispatch_flags(g.data.x.float())
+    conv_row = flags[g.data.x[:, 0] < 0.5].amax(0)  # the convolution (the other node is the block's input)
+    pointwise, small, depthwise, grouped = (bool(v) for v in conv_row)
+    assert own_kernel == (pointwise or small)
+    assert depthwise == (groups == c and groups > 1)
+    assert grouped == (1 < groups < c)

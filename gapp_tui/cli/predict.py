@@ -82,6 +82,12 @@ opt_synthetic = typer.Option(
 # ----------------------------------------------------------------------------- gapp train
 
 
+opt_dispatch = typer.Option(True, "--dispatch/--no-dispatch",
+                            help="Tell the GNN which CPU convolution kernel PyTorch picks for each convolution (from its "
+                                 "shapes). Leave on for times measured with PyTorch (gapp measure, here or on a Pi); "
+                                 "off for another runtime. nb201/fewshot never use it.")
+
+
 @handle_errors
 def train(
     out_path: Path = typer.Option(Path("predictor.pt"), "--out", "-o", help="Where to write the trained predictor."),
@@ -99,6 +105,7 @@ def train(
     val: float = typer.Option(0.15, "--val", help="Share of blocks held out for early stopping and the reported metrics."),
     seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, batches)."),
     synthetic: Optional[bool] = opt_synthetic,
+    dispatch: bool = opt_dispatch,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
@@ -149,7 +156,7 @@ def train(
     tr, va, _ = random_split(len(ds), val=val, test=0.0, seed=seed)
     if len(tr) < 2:
         raise BadInput(f"only {len(ds)} measured block(s); train needs at least 3 (or use --few-shot with --base)")
-    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members)
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch)
     model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
     b = ItemBatcher(ds.graphs, ds.items)
     m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
@@ -242,6 +249,7 @@ def evaluate(
     steps: int = typer.Option(1500, "--steps", help="GNN training steps for the protocols that train."),
     members: int = typer.Option(1, "--members", help="torchvision: GNN ensemble size (the README's table: 3, with --steps 2500)."),
     synthetic: Optional[bool] = opt_synthetic,
+    dispatch: bool = opt_dispatch,
     nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -255,7 +263,7 @@ def evaluate(
         raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
-    cfg = TrainConfig(steps=steps, members=members)
+    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch)
     doc: dict[str, Any]
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)

@@ -22,6 +22,7 @@ calibration by leave-one-out error on the k samples themselves.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -109,7 +110,10 @@ def nb201_fewshot_protocol(
     cache: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train one GNN on every device that is not a target (HELP's meta-training devices), adapt to each target."""
+    """Train one GNN on every device that is not a target (HELP's meta-training devices), adapt to each target.
+
+    Without the dispatch flags (``TrainConfig.dispatch``): HELP's devices did not run PyTorch's CPU kernels.
+    """
     from .nb201 import NB201Latency, cached_features
     from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
 
@@ -123,7 +127,7 @@ def nb201_fewshot_protocol(
     needed_set = set(needed)
     items = [feats.blocks(a) if k in needed_set else [] for k, a in enumerate(data.archs)]
     y_src = np.stack([data.ms(d) for d in sources], axis=1)
-    cfg = config or TrainConfig()
+    cfg = dataclasses.replace(config or TrainConfig(), dispatch=False)
     model, hist = fit_gnn(feats.graphs, items, y_src, src_train, src_val, cfg, progress=progress)
     p_pool = item_times(model, ItemBatcher(feats.graphs, items), pool.tolist()).double().numpy()
     results: dict[str, Any] = {}

@@ -38,6 +38,15 @@ _LOG_CLAMP = 9.0
 _Z_CLIP = 6.0
 
 
+#: columns the dispatch flags are computed from (see ``BlockGNN(dispatch=...)``)
+DISPATCH_COLUMNS = ("op_conv2d", "in_d0", "in_d1", "in_d2", "in_d3", "kernel_h", "kernel_w", "stride_h", "stride_w",
+                    "dilation_h", "dilation_w", "groups", "in_channels")
+#: flags per node: 1x1 on PyTorch's own kernel, small input on its own kernel, depthwise, grouped
+N_DISPATCH_FLAGS = 4
+#: PyTorch's CPU convolution leaves oneDNN for its own im2col kernel (``slow_conv2d``) on small inputs:
+#: batch 1, one group, not both kernel sides above 3, and at most this many input elements
+NATIVE_CONV_MAX_NUMEL = 20480
+
 #: widths whose alignment the encoder sees (see ``BlockGNN(align_columns=...)``)
 ALIGN_COLUMNS = ("in_channels", "out_channels", "in_features", "out_features", "in_d1", "out_d1", "in_d3", "out_d3")
 
@@ -90,11 +99,19 @@ class BlockGNN(nn.Module):
             working set: parameter bytes, bytes moved, op counts), so that an
             operation's efficiency can depend on what else the block keeps in
             cache -- not only on its neighbours within ``layers`` hops.
+        dispatch: the encoder also sees which CPU kernel family PyTorch picks for
+            each convolution, computed from its shapes by the rule in
+            ``ConvParams::use_mkldnn`` (aten/src/ATen/native/Convolution.cpp):
+            a 1x1 unstrided convolution below batch 16 (its own kernel when
+            single-threaded), a small-input convolution (its own kernel at any
+            thread count, see :data:`NATIVE_CONV_MAX_NUMEL`), depthwise and
+            grouped. Sharp thresholds on products and equalities of widths are
+            what an MLP on log-scaled columns learns worst.
     """
 
     def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1,
                  work_columns: list[int] | None = None, context: bool = False,
-                 align_columns: list[int] | str | None = None) -> None:
+                 align_columns: list[int] | str | None = None, dispatch: bool = False) -> None:
         super().__init__()
         if work_columns is None:
             from ..features import NODE_COLUMNS
@@ -108,10 +125,17 @@ class BlockGNN(nn.Module):
 
             align_columns = [NODE_COLUMNS.index(c) for c in ALIGN_COLUMNS]
         self.align_columns = [int(c) for c in (align_columns or [])]
+        self.dispatch = bool(dispatch)
+        if self.dispatch:
+            from ..features import NODE_COLUMNS
+
+            self._dcol = {c: NODE_COLUMNS.index(c) for c in DISPATCH_COLUMNS}
         self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
                        "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
+        if self.dispatch:  # only when on, so that files written before the option load unchanged
+            self.config["dispatch"] = True
         self.scaler = FeatureScaler(n_node, n_total)
-        self.encoder = _mlp(n_node + 2 * len(self.align_columns), hidden, hidden)
+        self.encoder = _mlp(n_node + 2 * len(self.align_columns) + N_DISPATCH_FLAGS * self.dispatch, hidden, hidden)
         self.convs = nn.ModuleList(GINEConv(_mlp(hidden, hidden, hidden), edge_dim=1) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.total_encoder = _mlp(n_total, hidden, hidden)
@@ -140,11 +164,27 @@ class BlockGNN(nn.Module):
         w = x[:, self.align_columns].round()
         return torch.cat([(w > 0) & (torch.remainder(w, 8) == 0), (w > 0) & (torch.remainder(w, 16) == 0)], dim=1).float()
 
+    def _dispatch_flags(self, x: torch.Tensor) -> torch.Tensor:
+        """Per node: [1x1 own kernel, small-input own kernel, depthwise, grouped] (all 0 for non-convolutions)."""
+        c = {k: x[:, i].round() for k, i in self._dcol.items()}
+        conv = c["op_conv2d"] > 0.5
+        n, groups = c["in_d0"], c["groups"].clamp_min(1)
+        pointwise = (conv & (c["kernel_h"] == 1) & (c["kernel_w"] == 1) & (c["stride_h"] <= 1) & (c["stride_w"] <= 1)
+                     & (c["dilation_h"] <= 1) & (c["dilation_w"] <= 1) & (n < 16))
+        numel = n * c["in_d1"] * c["in_d2"] * c["in_d3"]
+        small = (conv & (groups == 1) & ~((c["kernel_h"] > 3) & (c["kernel_w"] > 3)) & (n <= 1)
+                 & (numel <= NATIVE_CONV_MAX_NUMEL))
+        depthwise = conv & (groups > 1) & (groups == c["in_channels"])
+        grouped = conv & (groups > 1) & ~depthwise
+        return torch.stack([pointwise, small, depthwise, grouped], dim=1).float()
+
     def embed(self, x, edge_index, edge_attr, batch):
         """Node embeddings after message passing."""
         z = self.scaler.nodes(x)
         if self.align_columns:
             z = torch.cat([z, self._alignment(x)], dim=1)
+        if self.dispatch:
+            z = torch.cat([z, self._dispatch_flags(x)], dim=1)
         h = self.encoder(z)
         e = torch.log1p(edge_attr.clamp_min(0)) / 10.0
         for conv, norm in zip(self.convs, self.norms):

@@ -34,6 +34,7 @@ class TrainConfig:
     layers: int = 3
     context: bool = False
     align: bool = False
+    dispatch: bool = True  # the encoder sees which CPU convolution kernel PyTorch picks (BlockGNN(dispatch=True))
     members: int = 1  # > 1: an ensemble of this many GNNs (seeds seed, seed+1, ...), geometric mean
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -139,7 +140,7 @@ def fit_gnn(
     batcher = ItemBatcher(graphs, items)
     first = batcher.data[0]
     model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1], context=cfg.context,
-                     align_columns="default" if cfg.align else None)
+                     align_columns="default" if cfg.align else None, dispatch=cfg.dispatch)
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
     model.scaler.fit(torch.cat([model._without_input_work(batcher.data[g].x) for g in used]),
                      torch.cat([batcher.data[g].totals for g in used]))
