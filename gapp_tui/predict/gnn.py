@@ -113,22 +113,18 @@ class BlockGNN(nn.Module):
                  work_columns: list[int] | None = None, context: bool = False,
                  align_columns: list[int] | str | None = None, dispatch: bool = False) -> None:
         super().__init__()
-        if work_columns is None:
-            from ..features import NODE_COLUMNS
+        from ..features import NODE_COLUMNS
 
+        if work_columns is None:
             work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
         self.work_columns = [int(c) for c in work_columns]
         self.n_out = n_out
         self.context = bool(context)
         if align_columns == "default":
-            from ..features import NODE_COLUMNS
-
             align_columns = [NODE_COLUMNS.index(c) for c in ALIGN_COLUMNS]
         self.align_columns = [int(c) for c in (align_columns or [])]
         self.dispatch = bool(dispatch)
         if self.dispatch:
-            from ..features import NODE_COLUMNS
-
             self._dcol = {c: NODE_COLUMNS.index(c) for c in DISPATCH_COLUMNS}
         self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
                        "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
