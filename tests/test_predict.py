@@ -84,6 +84,27 @@ def test_training_is_reproducible_with_a_fixed_seed(tiny_data):
     assert torch.equal(item_times(a, bt, [0, 1, 2]), item_times(b, bt, [0, 1, 2]))
 
 
+def test_leave_one_family_out_in_worker_processes_gives_the_same_numbers(tiny_data):
+    from gapp_tui.predict.dataset import BlockDataset
+    from gapp_tui.predict.evaluate import lofo_protocol
+    from gapp_tui.zoo import family_of
+
+    graphs, items, y = tiny_data
+    models = [g.model for g in graphs]
+    fams = [family_of(m) for m in models]
+    n = len(graphs)
+    ds = BlockDataset(graphs, items, y, models, fams, [1] * n, [32] * n, [g.block_name for g in graphs])
+    cfg = TrainConfig(**{**TINY.to_dict(), "steps": 20})
+    one = lofo_protocol(ds, cfg)
+    progress: list[str] = []
+    two = lofo_protocol(ds, cfg, jobs=2, progress=progress.append)
+    assert list(two["families"]) == list(one["families"]) == ["mnasnet", "squeezenet"]
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN == NaN here)
+    assert same(two["families"], one["families"]) and same(two["overall"], one["overall"])
+    assert one["families"]["mnasnet"]["GNN"]["n"] == sum(f == "mnasnet" for f in fams)
+    assert len(progress) == 2 and all("done" in m for m in progress)
+
+
 def test_saved_predictor_round_trips_with_weights_only(tiny_data, tiny_predictor, tmp_path):
     graphs, _, _ = tiny_data
     pred, _ = tiny_predictor

@@ -250,6 +250,8 @@ def evaluate(
     members: int = typer.Option(1, "--members", help="torchvision: GNN ensemble size (the README's table: 3, with --steps 2500)."),
     synthetic: Optional[bool] = opt_synthetic,
     dispatch: bool = opt_dispatch,
+    jobs: int = typer.Option(1, "--jobs", "-j", help="torchvision: hold out this many families at once, one process each "
+                             "(same numbers; use up to your core count)."),
     nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -263,6 +265,8 @@ def evaluate(
         raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
+    if jobs < 1:
+        raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
     cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch)
     doc: dict[str, Any]
     if protocol == "predictor":
@@ -271,7 +275,7 @@ def evaluate(
         from ..predict.evaluate import lofo_protocol
 
         ds = _dataset(corpus, db, device, None, synthetic)
-        doc = {"protocol": "leave-one-family-out", **lofo_protocol(ds, cfg, family, progress=_progress)}
+        doc = {"protocol": "leave-one-family-out", **lofo_protocol(ds, cfg, family, progress=_progress, jobs=jobs)}
     elif protocol == "nb201":
         from ..predict.evaluate import nb201_protocol
 
