@@ -158,8 +158,6 @@ def main() -> None:
 
 def merge(out: Path, others: list[Path]) -> None:
     """Add further passes to the corpus: ``time_ms`` = min over all passes' minima; pass 1 vs pass 2 agreement to the meta file."""
-    import numpy as np
-
     a, bs = _load(out), [_load(o) for o in others]
     keys = [k for k in a if all(k in b for b in bs)]
     fields = list(next(iter(a.values())).keys())
@@ -178,9 +176,7 @@ def merge(out: Path, others: list[Path]) -> None:
         w.writerows(rows)
 
     def agree(f1: str, f2: str) -> float:
-        x = np.array([float(r[f1]) for r in rows])
-        y = np.array([float(r[f2]) for r in rows])
-        return round(float(100 * np.mean(np.abs(x / y - 1) <= 0.10)), 1)
+        return _agree([float(r[f1]) for r in rows], [float(r[f2]) for r in rows])
 
     meta_path = out.with_name("corpus_meta.json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -200,22 +196,25 @@ def merge(out: Path, others: list[Path]) -> None:
           f"{meta['retest_within10_percent']}")
 
 
+def _agree(xs: list[float], ys: list[float]) -> float:
+    """Share (%) of pairs whose two values agree within +-10% (x / y)."""
+    import numpy as np
+
+    x, y = np.array(xs), np.array(ys)
+    return round(float(100 * np.mean(np.abs(x / y - 1) <= 0.10)), 1)
+
+
 def _load(p: Path) -> dict:
     with gzip.open(p, "rt", newline="") as fh:
         return {(r["model"], r["batch_size"], r["input_size"], r["block"]): r for r in csv.DictReader(fh)}
 
 
 def retest(out: Path, other: Path) -> None:
-    """An independent pass against the corpus: is its label (min of two passes) closer to it than one pass is?"""
-    import numpy as np
-
+    """An independent pass against the corpus: is its label (min over the passes) closer to it than one pass is?"""
     a, c = _load(out), _load(other)
     keys = [k for k in c if k in a]
 
-    def agree(xs: list[float], ys: list[float]) -> float:
-        x, y = np.array(xs), np.array(ys)
-        return round(float(100 * np.mean(np.abs(x / y - 1) <= 0.10)), 1)
-
+    agree = _agree
     new_min = [float(c[k]["min_ms"]) for k in keys]
     new_med = [float(c[k]["median_ms"]) for k in keys]
     res = {
