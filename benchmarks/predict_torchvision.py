@@ -1,6 +1,6 @@
 """Leave-one-family-out on torchvision blocks measured on this CPU: the GNN against every baseline.
 
-    .venv/bin/python benchmarks/predict_torchvision.py [--steps 2500] [--members 3] [--families resnet vgg ...] [--no-synthetic] [--jobs 2]
+    .venv/bin/python benchmarks/predict_torchvision.py [--steps 2500] [--members 3] [--families resnet vgg ...] [--no-synthetic] [--jobs 2] [--seed 3]
 
 For each family, the GNN and the baselines are trained on the blocks of every
 other family plus the synthetic blocks (10% of them held out for the GNN's
@@ -33,12 +33,16 @@ def main() -> None:
     ap.add_argument("--families", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--jobs", type=int, default=1, help="hold out this many families at once, one process each (same numbers)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the first ensemble member (the others: seed+1, ...) and of the validation split;"
+                         " a seed other than 0 writes predict_torchvision_seedN.*")
     ap.add_argument("--corpus", default=None)
     ap.add_argument("--no-synthetic", action="store_true", help="train on the torchvision families only")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.out is None:
-        args.out = str(ROOT / "benchmarks" / "results" / ("predict_torchvision" + ("_nosynthetic" if args.no_synthetic else "")))
+        args.out = str(ROOT / "benchmarks" / "results" / ("predict_torchvision" + ("_nosynthetic" if args.no_synthetic else "")
+                                                                   + (f"_seed{args.seed}" if args.seed else "")))
 
     import torch
 
@@ -54,7 +58,7 @@ def main() -> None:
     n_syn = sum(f == FAMILY for f in ds.family)
     held = [f for f in ds.families() if f != FAMILY]
     n_tv = len(ds) - n_syn
-    res = lofo_protocol(ds, TrainConfig(steps=args.steps, members=args.members), args.families, progress=log,
+    res = lofo_protocol(ds, TrainConfig(steps=args.steps, members=args.members, seed=args.seed), args.families, progress=log,
                         jobs=args.jobs, keep_blocks=True)
     res["seconds"] = round(time.time() - t0, 1)
     res["data"] = ds.describe()

@@ -103,6 +103,8 @@ def test_leave_one_family_out_in_worker_processes_gives_the_same_numbers(tiny_da
     assert same(two["families"], one["families"]) and same(two["overall"], one["overall"])
     assert one["families"]["mnasnet"]["GNN"]["n"] == sum(f == "mnasnet" for f in fams)
     assert len(progress) == 2 and all("done" in m for m in progress)
+    other = lofo_protocol(ds, TrainConfig(**{**cfg.to_dict(), "seed": 1}))  # what `--seed` changes: the GNN's numbers
+    assert other["config"]["seed"] == 1 and other["overall"]["GNN"]["mape"] != one["overall"]["GNN"]["mape"]
 
 
 def test_saved_predictor_round_trips_with_weights_only(tiny_data, tiny_predictor, tmp_path):
@@ -276,6 +278,11 @@ def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor
 def test_cli_evaluate_unknown_protocol_is_bad_input():
     res = CliRunner().invoke(app, ["evaluate", "nb2O1"])
     assert res.exit_code == 2 and "nb201" in res.output
+
+
+def test_cli_evaluate_negative_seed_is_bad_input():
+    res = CliRunner().invoke(app, ["evaluate", "torchvision", "--seed", "-1"])
+    assert res.exit_code == 2 and "--seed -1" in res.output and "0 or more" in res.output
 
 
 @pytest.mark.parametrize("n,c,hw,k,stride,groups", [

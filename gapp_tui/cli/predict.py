@@ -252,6 +252,8 @@ def evaluate(
     dispatch: bool = opt_dispatch,
     jobs: int = typer.Option(1, "--jobs", "-j", help="torchvision: hold out this many families at once, one process each "
                              "(same numbers; use up to your core count)."),
+    seed: int = typer.Option(0, "--seed", help="torchvision: seed of the first GNN (ensemble members use seed, seed+1, ...) "
+                             "and of the validation split; how much the tables move with it is their noise."),
     nb201_csv: Optional[Path] = typer.Option(None, "--nb201-csv", help="The NAS-Bench-201 latency CSV (default: ../shared/data)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -267,7 +269,9 @@ def evaluate(
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
     if jobs < 1:
         raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
-    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch)
+    if seed < 0:
+        raise BadInput(f"--seed {seed} is not valid; give a seed of 0 or more")
+    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch, seed=seed)
     doc: dict[str, Any]
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)
