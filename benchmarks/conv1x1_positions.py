@@ -1,6 +1,6 @@
 """Why squeezenet's classifier is predicted 2.5x too fast: a 1x1 convolution's time against its output positions.
 
-    .venv/bin/python benchmarks/conv1x1_positions.py [--threads 1] [--repeats 200]
+    .venv/bin/python benchmarks/conv1x1_positions.py [--threads 1]
 
 At batch below 16 PyTorch runs a 1x1 convolution on its own im2col kernel
 (one GEMM of the weights with the ``H*W`` output positions per sample, see
@@ -15,36 +15,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POSITIONS = (1, 2, 4, 6, 8, 9, 12, 16, 20, 25, 32, 36, 49, 64, 128)
 
 
-def _ms(fn, x, repeats: int) -> float:
-    """Fastest of ``repeats`` calls after a warm-up (the label convention of the corpus: the minimum)."""
-    import torch
-
-    with torch.no_grad():
-        for _ in range(5):
-            fn(x)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(x)
-            best = min(best, time.perf_counter() - t0)
-    return best * 1e3
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "conv1x1_positions.md"))
     args = ap.parse_args()
     import torch
 
+    sys.path.insert(0, str(ROOT))
+    from gapp_tui.measure.timer import Precision, time_callable
+
+    # the synthetic corpus's precision and label (its minimum): the numbers compare with its rows
+    precision = Precision(warmup_runs=3, warmup_s=0.05, min_runs=10, max_runs=60, target_ci=0.02, max_time_s=0.8)
+    ms = lambda fn, x: time_callable(fn, (x,), "cpu", precision).min_ms  # noqa: E731
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(512, 1000, 1).eval()
@@ -52,12 +41,12 @@ def main() -> None:
     mb = 512 * 1000 * 4 / 1e6
     rows = []
     for n in POSITIONS:
-        c = _ms(conv, torch.randn(1, 512, 1, n), args.repeats)
-        lt = _ms(lin, torch.randn(n, 512), args.repeats)
+        c = ms(conv, torch.randn(1, 512, 1, n))
+        lt = ms(lin, torch.randn(n, 512))
         rows.append((n, c, 2 * 512 * 1000 * n / 1e6 / c, lt))
         print(f"{n:4d} positions: conv {c:.3f} ms, linear {lt:.3f} ms", file=sys.stderr, flush=True)
     lines = [
-        f"# A 1x1 convolution's time against its output positions ({args.threads} thread(s), fastest of {args.repeats})",
+        f"# A 1x1 convolution's time against its output positions ({args.threads} thread(s), the fastest call)",
         "",
         f"`Conv2d(512, 1000, 1)` (squeezenet's classifier, {mb:.1f} MB of weights) at batch 1 on a 1 x N map,"
         " and `Linear(512, 1000)` on N rows (the same GEMM).",
