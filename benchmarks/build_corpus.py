@@ -214,17 +214,16 @@ def retest(out: Path, other: Path) -> None:
     a, c = _load(out), _load(other)
     keys = [k for k in c if k in a]
 
-    agree = _agree
     new_min = [float(c[k]["min_ms"]) for k in keys]
     new_med = [float(c[k]["median_ms"]) for k in keys]
     res = {
         "blocks": len(keys),
-        "pass1_median_vs_retest_median": agree([float(a[k]["median_ms"]) for k in keys], new_med),
-        "pass1_min_vs_retest_min": agree([float(a[k]["min_ms"]) for k in keys], new_min),
+        "pass1_median_vs_retest_median": _agree([float(a[k]["median_ms"]) for k in keys], new_med),
+        "pass1_min_vs_retest_min": _agree([float(a[k]["min_ms"]) for k in keys], new_min),
     }
     if "time_ms" in next(iter(a.values())):
-        res["pass2_min_vs_retest_min"] = agree([float(a[k]["min_ms_pass2"]) for k in keys], new_min)
-        res["label_vs_retest_min"] = agree([float(a[k]["time_ms"]) for k in keys], new_min)
+        res["pass2_min_vs_retest_min"] = _agree([float(a[k]["min_ms_pass2"]) for k in keys], new_min)
+        res["label_vs_retest_min"] = _agree([float(a[k]["time_ms"]) for k in keys], new_min)
     om = other.with_name("corpus_meta.json")
     if om.is_file():
         m = json.loads(om.read_text())

@@ -13,6 +13,7 @@ benchmarks/results/conv1x1_positions.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -31,8 +32,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from gapp_tui.measure.timer import Precision, time_callable
 
-    # the synthetic corpus's precision and label (its minimum): the numbers compare with its rows
-    precision = Precision(warmup_runs=3, warmup_s=0.05, min_runs=10, max_runs=60, target_ci=0.02, max_time_s=0.8)
+    # the synthetic corpus's precision (as its meta file records it) and label (the minimum): the numbers compare with its rows
+    precision = Precision.from_dict(json.loads((ROOT / "gapp_tui" / "data" / "synthetic_meta.json").read_text())["precision"])
     ms = lambda fn, x: time_callable(fn, (x,), "cpu", precision).min_ms  # noqa: E731
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
