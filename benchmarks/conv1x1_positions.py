@@ -12,31 +12,18 @@ benchmarks/results/conv1x1_positions.md.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _kernel_timing import corpus_timer, parse_args, write_table
+
 POSITIONS = (1, 2, 4, 6, 8, 9, 12, 16, 20, 25, 32, 36, 49, 64, 128)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "conv1x1_positions.md"))
-    args = ap.parse_args()
+    args = parse_args(__doc__, "conv1x1_positions.md")
     import torch
 
-    sys.path.insert(0, str(ROOT))
-    from gapp_tui.measure.timer import Precision, time_callable
-
-    # the synthetic corpus's precision (as its meta file records it) and label (the minimum): the numbers compare with its rows
-    precision = Precision.from_dict(json.loads((ROOT / "gapp_tui" / "data" / "synthetic_meta.json").read_text())["precision"])
-    ms = lambda fn, x: time_callable(fn, (x,), "cpu", precision).min_ms  # noqa: E731
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    ms = corpus_timer(args.threads)
     conv = torch.nn.Conv2d(512, 1000, 1).eval()
     lin = torch.nn.Linear(512, 1000).eval()
     mb = 512 * 1000 * 4 / 1e6
@@ -56,12 +43,7 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     lines += [f"| {n} | {c:.3f} | {g:.1f} | {lt:.3f} |" for n, c, g, lt in rows]
-    lines += ["", f"Command: `.venv/bin/python benchmarks/conv1x1_positions.py {' '.join(sys.argv[1:])}`"
-              f" (load average {os.getloadavg()[0]:.1f} at the end)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_table(lines, args.out, "conv1x1_positions.py")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,49 @@ def test_cli_evaluate_negative_seed_is_bad_input():
     assert res.exit_code == 2 and "--seed -1" in res.output and "0 or more" in res.output
 
 
+@pytest.mark.parametrize("cmd", [["evaluate", "torchvision"], ["train"]])
+@pytest.mark.parametrize("value", ["0", "-4"])
+def test_cli_cache_mb_must_be_positive(cmd, value, tmp_path):
+    res = CliRunner().invoke(app, [*cmd, "--cache-mb", value, *(["--out", str(tmp_path / "p.pt")] if cmd == ["train"] else [])])
+    assert res.exit_code == 2 and f"--cache-mb {value}" in res.output and "positive size in MB" in res.output
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_cache_flag_marks_the_layers_of_blocks_whose_weights_exceed_the_knee_and_round_trips(tiny_data, tmp_path):
+    """A layer with weights is flagged when its block's weights exceed ``cache_mb``; a weightless op never is."""
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.features import extract
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.synthetic import MODEL_NAME
+    from gapp_tui.zoo import ModelSpec
+
+    mlp = nn.Sequential(nn.Linear(512, 2048), nn.GELU(), nn.Linear(2048, 512)).eval()  # 8.4 MB of weights
+    chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(1, 5, 512)), 1, device="meta", model=mlp)
+    g = extract(chain)[0]
+    x, totals = g.data.x.float(), g.data.totals.float()
+    batch = torch.zeros(x.shape[0], dtype=torch.long)
+    has_weights = x[:, list(g.node_columns).index("params")] > 0
+    assert int(has_weights.sum()) == 2
+    for knee, flagged in ((4.0, True), (16.0, False)):
+        model = BlockGNN(x.shape[1], totals.shape[1], hidden=8, layers=1, dispatch=True, cache_mb=knee)
+        flag = model._cache_flag(x, totals, batch)[:, 0].bool()
+        assert flag.tolist() == (has_weights & flagged).tolist()
+    # trained with the flag, a predictor keeps it through a save and load, and predicts as before
+    graphs, items, y = tiny_data
+    model, _ = fit_gnn(graphs, items, y, list(range(len(items))), None,
+                       TrainConfig(**{**TINY.to_dict(), "steps": 10, "cache_mb": 0.5}))
+    assert model.config["cache_mb"] == 0.5
+    pred = Predictor(model, "synthetic")
+    again = Predictor.load(pred.save(tmp_path / "p.pt"))
+    assert again.model.config == model.config
+    assert np.allclose(again.block_times(graphs), pred.block_times(graphs))
+    # the flag changes what the encoder sees: the same weights with the knee elsewhere predict differently
+    other = BlockGNN(**{**model.config, "cache_mb": 1e6})
+    other.load_state_dict(model.state_dict())
+    b = ItemBatcher(graphs, items)
+    assert not torch.allclose(item_times(model, b, list(range(len(items)))), item_times(other, b, list(range(len(items)))))
+
+
 @pytest.mark.parametrize("n,c,hw,k,stride,groups", [
     (1, 384, 3, 3, 1, 1),    # small input, 3x3: PyTorch's own kernel
     (4, 384, 3, 3, 1, 1),    # the same at batch 4: oneDNN

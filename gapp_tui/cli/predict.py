@@ -88,6 +88,19 @@ opt_dispatch = typer.Option(True, "--dispatch/--no-dispatch",
                                  "off for another runtime. nb201/fewshot never use it.")
 
 
+opt_cache_mb = typer.Option(None, "--cache-mb", metavar="MB",
+                            help="Tell the GNN, per layer with weights, whether its block's weights exceed this many MB "
+                                 "(the target's cache knee: benchmarks/weight_cache_knee.py measures it; 16 on the "
+                                 "corpus machine). Default: off.")
+
+
+def _check_cache_mb(cache_mb: Optional[float]) -> None:
+    from ..errors import BadInput
+
+    if cache_mb is not None and not cache_mb > 0:
+        raise BadInput(f"--cache-mb {cache_mb:g} is not valid; give a positive size in MB (16: the corpus machine's knee)")
+
+
 @handle_errors
 def train(
     out_path: Path = typer.Option(Path("predictor.pt"), "--out", "-o", help="Where to write the trained predictor."),
@@ -106,6 +119,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, batches)."),
     synthetic: Optional[bool] = opt_synthetic,
     dispatch: bool = opt_dispatch,
+    cache_mb: Optional[float] = opt_cache_mb,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
@@ -123,6 +137,7 @@ def train(
         raise BadInput(f"--steps {steps} is not valid; give a positive number")
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
+    _check_cache_mb(cache_mb)
     t0 = time.perf_counter()
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
     desc = ds.description
@@ -156,7 +171,8 @@ def train(
     tr, va, _ = random_split(len(ds), val=val, test=0.0, seed=seed)
     if len(tr) < 2:
         raise BadInput(f"only {len(ds)} measured block(s); train needs at least 3 (or use --few-shot with --base)")
-    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch)
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch,
+                      cache_mb=cache_mb)
     model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
     b = ItemBatcher(ds.graphs, ds.items)
     m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
@@ -250,6 +266,7 @@ def evaluate(
     members: int = typer.Option(1, "--members", help="torchvision: GNN ensemble size (the README's table: 3, with --steps 2500)."),
     synthetic: Optional[bool] = opt_synthetic,
     dispatch: bool = opt_dispatch,
+    cache_mb: Optional[float] = opt_cache_mb,
     jobs: int = typer.Option(1, "--jobs", "-j", help="torchvision: hold out this many families at once, one process each "
                              "(same numbers; use up to your core count)."),
     seed: int = typer.Option(0, "--seed", help="torchvision: seed of the first GNN (ensemble members use seed, seed+1, ...) "
@@ -271,7 +288,8 @@ def evaluate(
         raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
     if seed < 0:
         raise BadInput(f"--seed {seed} is not valid; give a seed of 0 or more")
-    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch, seed=seed)
+    _check_cache_mb(cache_mb)
+    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch, seed=seed, cache_mb=cache_mb)
     doc: dict[str, Any]
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)

@@ -115,7 +115,7 @@ def nb201_protocol(
     for s in seeds:
         p = perms[s]
         tr, va, te = p[:n_train], p[n_train:n_train + n_val], p[n_train + n_val:limit]
-        cfg = TrainConfig(**{**(config or TrainConfig()).to_dict(), "seed": s, "dispatch": False})
+        cfg = TrainConfig(**{**(config or TrainConfig()).to_dict(), "seed": s, "dispatch": False, "cache_mb": None})
         preds = run_methods(feats.graphs, items, y, tr, va, te, cfg, progress=progress, batcher=batcher,
                             extra={"linear regression, one-hot edges": lin_onehot,
                                    "GBT, one-hot edges": gbt_onehot})

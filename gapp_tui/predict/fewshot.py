@@ -112,7 +112,8 @@ def nb201_fewshot_protocol(
 ) -> dict[str, Any]:
     """Train one GNN on every device that is not a target (HELP's meta-training devices), adapt to each target.
 
-    Without the dispatch flags (``TrainConfig.dispatch``): HELP's devices did not run PyTorch's CPU kernels.
+    Without the dispatch flags or the cache flag (``TrainConfig.dispatch``, ``cache_mb``): HELP's devices did not
+    run PyTorch's CPU kernels on this machine.
     """
     from .nb201 import NB201Latency, cached_features
     from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
@@ -127,7 +128,7 @@ def nb201_fewshot_protocol(
     needed_set = set(needed)
     items = [feats.blocks(a) if k in needed_set else [] for k, a in enumerate(data.archs)]
     y_src = np.stack([data.ms(d) for d in sources], axis=1)
-    cfg = dataclasses.replace(config or TrainConfig(), dispatch=False)
+    cfg = dataclasses.replace(config or TrainConfig(), dispatch=False, cache_mb=None)
     model, hist = fit_gnn(feats.graphs, items, y_src, src_train, src_val, cfg, progress=progress)
     p_pool = item_times(model, ItemBatcher(feats.graphs, items), pool.tolist()).double().numpy()
     results: dict[str, Any] = {}

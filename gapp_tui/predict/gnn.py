@@ -47,6 +47,9 @@ N_DISPATCH_FLAGS = 4
 #: batch 1, one group, not both kernel sides above 3, and at most this many input elements
 NATIVE_CONV_MAX_NUMEL = 20480
 
+#: the node column (its own weights) and the block total (the block's weight bytes) of the cache flag (``BlockGNN(cache_mb=...)``)
+CACHE_COLUMNS = ("params", "param_bytes")
+
 #: widths whose alignment the encoder sees (see ``BlockGNN(align_columns=...)``)
 ALIGN_COLUMNS = ("in_channels", "out_channels", "in_features", "out_features", "in_d1", "out_d1", "in_d3", "out_d3")
 
@@ -107,13 +110,22 @@ class BlockGNN(nn.Module):
             thread count, see :data:`NATIVE_CONV_MAX_NUMEL`), depthwise and
             grouped. Sharp thresholds on products and equalities of widths are
             what an MLP on log-scaled columns learns worst.
+        cache_mb: when set, the encoder also sees, per node with weights,
+            whether its block's weights exceed this many MB: a layer on a few
+            rows reads each weight once per call, so its time is set by where
+            the weights live, and the bandwidth falls by half past the cache
+            (``benchmarks/weight_cache_knee.py``: between 13 and 19 MB on the
+            corpus machine). A flag, not the size itself: a size on every node
+            lets blocks unlike any in training (densenet's 48-input layers)
+            extrapolate.
     """
 
     def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1,
                  work_columns: list[int] | None = None, context: bool = False,
-                 align_columns: list[int] | str | None = None, dispatch: bool = False) -> None:
+                 align_columns: list[int] | str | None = None, dispatch: bool = False,
+                 cache_mb: float | None = None) -> None:
         super().__init__()
-        from ..features import NODE_COLUMNS
+        from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
         if work_columns is None:
             work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
@@ -130,8 +142,13 @@ class BlockGNN(nn.Module):
                        "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
         if self.dispatch:  # only when on, so that files written before the option load unchanged
             self.config["dispatch"] = True
+        self.cache_mb = float(cache_mb) if cache_mb else None
+        if self.cache_mb:
+            self.config["cache_mb"] = self.cache_mb
+            self._ccol = (NODE_COLUMNS.index(CACHE_COLUMNS[0]), TOTAL_COLUMNS.index(CACHE_COLUMNS[1]))
         self.scaler = FeatureScaler(n_node, n_total)
-        self.encoder = _mlp(n_node + 2 * len(self.align_columns) + N_DISPATCH_FLAGS * self.dispatch, hidden, hidden)
+        self.encoder = _mlp(n_node + 2 * len(self.align_columns) + N_DISPATCH_FLAGS * self.dispatch + bool(self.cache_mb),
+                            hidden, hidden)
         self.convs = nn.ModuleList(GINEConv(_mlp(hidden, hidden, hidden), edge_dim=1) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.total_encoder = _mlp(n_total, hidden, hidden)
@@ -174,13 +191,20 @@ class BlockGNN(nn.Module):
         grouped = conv & (groups > 1) & ~depthwise
         return torch.stack([pointwise, small, depthwise, grouped], dim=1).float()
 
-    def embed(self, x, edge_index, edge_attr, batch):
-        """Node embeddings after message passing."""
+    def _cache_flag(self, x: torch.Tensor, totals: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """Per node: 1 where the node has weights and its block's weights exceed ``cache_mb``."""
+        pcol, tcol = self._ccol
+        return ((x[:, pcol] > 0) & (totals[batch, tcol] > self.cache_mb * 1e6)).float()[:, None]
+
+    def embed(self, x, edge_index, edge_attr, batch, totals=None):
+        """Node embeddings after message passing (``totals``: the blocks' raw totals, needed with ``cache_mb``)."""
         z = self.scaler.nodes(x)
         if self.align_columns:
             z = torch.cat([z, self._alignment(x)], dim=1)
         if self.dispatch:
             z = torch.cat([z, self._dispatch_flags(x)], dim=1)
+        if self.cache_mb:
+            z = torch.cat([z, self._cache_flag(x, totals, batch)], dim=1)
         h = self.encoder(z)
         e = torch.log1p(edge_attr.clamp_min(0)) / 10.0
         for conv, norm in zip(self.convs, self.norms):
@@ -192,7 +216,7 @@ class BlockGNN(nn.Module):
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
             data.x.shape[0], dtype=torch.long, device=data.x.device)
         x = self._without_input_work(data.x)
-        h = self.embed(x, data.edge_index, data.edge_attr, batch)
+        h = self.embed(x, data.edge_index, data.edge_attr, batch, data.totals)
         fc, rc, wc = self.work_columns
         mflop = (x[:, fc] / 1e6).clamp_min(0)[:, None]
         mbyte = ((x[:, rc] + x[:, wc]) / 1e6).clamp_min(0)[:, None]

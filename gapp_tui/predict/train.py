@@ -35,6 +35,8 @@ class TrainConfig:
     context: bool = False
     align: bool = False
     dispatch: bool = True  # the encoder sees which CPU convolution kernel PyTorch picks (BlockGNN(dispatch=True))
+    #: the encoder sees whether a block's weights exceed this many MB (BlockGNN(cache_mb=...)); None: off
+    cache_mb: float | None = None
     members: int = 1  # > 1: an ensemble of this many GNNs (seeds seed, seed+1, ...), geometric mean
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -140,7 +142,8 @@ def fit_gnn(
     batcher = ItemBatcher(graphs, items)
     first = batcher.data[0]
     model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1], context=cfg.context,
-                     align_columns="default" if cfg.align else None, dispatch=cfg.dispatch)
+                     align_columns="default" if cfg.align else None, dispatch=cfg.dispatch,
+                     cache_mb=cfg.cache_mb)
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
     model.scaler.fit(torch.cat([model._without_input_work(batcher.data[g].x) for g in used]),
                      torch.cat([batcher.data[g].totals for g in used]))
