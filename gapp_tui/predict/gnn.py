@@ -114,8 +114,8 @@ class BlockGNN(nn.Module):
             whether its block's weights exceed this many MB: a layer on a few
             rows reads each weight once per call, so its time is set by where
             the weights live, and the bandwidth falls by half past the cache
-            (``benchmarks/weight_cache_knee.py``: between 13 and 19 MB on the
-            corpus machine). A flag, not the size itself: a size on every node
+            (``benchmarks/weight_cache_knee.py``: somewhere between 8 and 19 MB
+            on the corpus machine, by the run). A flag, not the size itself: a size on every node
             lets blocks unlike any in training (densenet's 48-input layers)
             extrapolate.
     """
