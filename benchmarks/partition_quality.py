@@ -107,7 +107,8 @@ def train_without(corpus: str, held: set[str], steps: int, seed: int = 0, synthe
                              progress=lambda s: print(s, file=sys.stderr))
     families = sorted({ds.family[i] for i in train})
     info = {"held_out": sorted(held), "families": families, "train_blocks": len(train), "val_blocks": len(val),
-            "synthetic": synthetic, "dispatch": cfg.dispatch,
+            "synthetic": synthetic, "dispatch": cfg.dispatch, "positions": cfg.dispatch and cfg.positions,
+            "cache_mb": cfg.cache_mb,
             "seed": seed, "steps": history.get("steps"), "best_val_loss": history.get("best_val_loss"),
             "seconds": history.get("seconds")}
     return Predictor(model, device="corpus-cpu", training=info), info
@@ -262,7 +263,9 @@ def main() -> int:
         md += ["", f"Predictor: a BlockGNN trained here on the corpus without the families {', '.join(sorted(held))} "
                f"({training.get('train_blocks')} training blocks from {', '.join(training.get('families', []))}; "
                f"{'with' if training.get('synthetic') else 'without'} the synthetic blocks; "
-               f"dispatch flags {'on' if training.get('dispatch') else 'off'}; "
+               f"dispatch flags {'on' if training.get('dispatch') else 'off'}"
+               f"{' with the positions flag' if training.get('positions') else ''}; "
+               f"cache flag {'at %g MB' % training['cache_mb'] if training.get('cache_mb') else 'off'}; "
                f"seed {training.get('seed')}, {training.get('steps')} steps, best validation loss {training.get('best_val_loss'):.4f}, "
                f"{training.get('seconds')} s): every evaluated model is unseen by it."]
     if problems:

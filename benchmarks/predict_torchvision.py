@@ -1,6 +1,6 @@
 """Leave-one-family-out on torchvision blocks measured on this CPU: the GNN against every baseline.
 
-    .venv/bin/python benchmarks/predict_torchvision.py [--steps 2500] [--members 3] [--families resnet vgg ...] [--no-synthetic] [--jobs 2] [--seed 3] [--cache-mb 16]
+    .venv/bin/python benchmarks/predict_torchvision.py [--steps 2500] [--members 3] [--families resnet vgg ...] [--no-synthetic] [--jobs 2] [--seed 3] [--cache-mb 0]
 
 For each family, the GNN and the baselines are trained on the blocks of every
 other family plus the synthetic blocks (10% of them held out for the GNN's
@@ -8,7 +8,7 @@ early stopping) and tested on all blocks of the held-out family (both batch
 sizes, both input sizes). ``--no-synthetic`` trains on the torchvision
 families alone. Writes benchmarks/results/predict_torchvision.md and .json, and every held-out
 block's measured and predicted times to predict_torchvision_blocks.csv.gz
-(``predict_torchvision_nosynthetic.*`` with ``--no-synthetic``).
+(``predict_torchvision_nosynthetic.*`` with ``--no-synthetic``; ``_nocache`` with ``--cache-mb 0``).
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the first ensemble member (the others: seed+1, ...) and of the validation split;"
                          " a seed other than 0 writes predict_torchvision_seedN.*")
-    ap.add_argument("--cache-mb", type=float, default=None,
+    ap.add_argument("--cache-mb", type=float, default=16.0,
                     help="the GNN sees whether a block's weights exceed this many MB (BlockGNN(cache_mb=...));"
-                         " writes predict_torchvision_cacheN[_seedS].*")
+                         " 0: off (writes predict_torchvision_nocache[_seedS].*), another size: _cacheN[_seedS].*")
     ap.add_argument("--corpus", default=None)
     ap.add_argument("--no-synthetic", action="store_true", help="train on the torchvision families only")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.out is None:
         args.out = str(ROOT / "benchmarks" / "results" / ("predict_torchvision" + ("_nosynthetic" if args.no_synthetic else "")
-                                                                   + (f"_cache{args.cache_mb:g}" if args.cache_mb else "")
+                                                                   + ("" if args.cache_mb == 16 else f"_cache{args.cache_mb:g}" if args.cache_mb else "_nocache")
                                                                    + (f"_seed{args.seed}" if args.seed else "")))
 
     import torch
@@ -62,7 +62,8 @@ def main() -> None:
     n_syn = sum(f == FAMILY for f in ds.family)
     held = [f for f in ds.families() if f != FAMILY]
     n_tv = len(ds) - n_syn
-    res = lofo_protocol(ds, TrainConfig(steps=args.steps, members=args.members, seed=args.seed, cache_mb=args.cache_mb), args.families, progress=log,
+    cfg = TrainConfig(steps=args.steps, members=args.members, seed=args.seed, cache_mb=args.cache_mb or None)
+    res = lofo_protocol(ds, cfg, args.families, progress=log,
                         jobs=args.jobs, keep_blocks=True)
     res["seconds"] = round(time.time() - t0, 1)
     res["data"] = ds.describe()
@@ -87,9 +88,9 @@ def main() -> None:
     lines += ["", "Spearman over all held-out blocks: " + ", ".join(
         f"{m} {res['overall'][m]['spearman']:.3f}" for m in methods) + "."]
     lines += ["", f"Command: `.venv/bin/python benchmarks/predict_torchvision.py {' '.join(sys.argv[1:])}`"
-              f" ({res['seconds']:.0f} s on the 2-core machine; GNN: {args.members}-member ensemble, {args.steps} steps"
-              + (f", cache flag at {args.cache_mb:g} MB" if args.cache_mb else "") +
-              f" each; load average {os.getloadavg()[0]:.1f} at the end; timing does not affect these numbers)."]
+              f" ({res['seconds']:.0f} s on the 2-core machine; GNN: {args.members}-member ensemble, {args.steps} steps each"
+              + (f", cache flag at {args.cache_mb:g} MB" if args.cache_mb else ", no cache flag") +
+              f"; load average {os.getloadavg()[0]:.1f} at the end; timing does not affect these numbers)."]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -268,11 +268,12 @@ def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor
     assert cli.exit_code == 0, cli.output
     doc = json.loads(cli.stdout)
     assert doc["blocks"] == len(res.all_rows()) and Predictor.load(scratch).device == dev
-    assert Predictor.load(scratch).model.config["dispatch"]  # on by default: PyTorch measured these
+    config = Predictor.load(scratch).model.config
+    assert config["dispatch"] and config["positions"] and config["cache_mb"] == 16  # on by default: PyTorch measured these
     cli = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", dev, "--steps", "5", "--hidden", "16",
-                                   "--no-dispatch", "--out", str(scratch), "--json"])
+                                   "--no-dispatch", "--cache-mb", "0", "--out", str(scratch), "--json"])
     assert cli.exit_code == 0, cli.output
-    assert "dispatch" not in Predictor.load(scratch).model.config
+    assert not {"dispatch", "positions", "cache_mb"} & set(Predictor.load(scratch).model.config)
 
 
 def test_cli_evaluate_unknown_protocol_is_bad_input():
@@ -286,10 +287,10 @@ def test_cli_evaluate_negative_seed_is_bad_input():
 
 
 @pytest.mark.parametrize("cmd", [["evaluate", "torchvision"], ["train"]])
-@pytest.mark.parametrize("value", ["0", "-4"])
-def test_cli_cache_mb_must_be_positive(cmd, value, tmp_path):
+@pytest.mark.parametrize("value", ["-0.5", "-4"])
+def test_cli_cache_mb_must_not_be_negative(cmd, value, tmp_path):
     res = CliRunner().invoke(app, [*cmd, "--cache-mb", value, *(["--out", str(tmp_path / "p.pt")] if cmd == ["train"] else [])])
-    assert res.exit_code == 2 and f"--cache-mb {value}" in res.output and "positive size in MB" in res.output
+    assert res.exit_code == 2 and f"--cache-mb {value}" in res.output and "0: off" in res.output
     assert not (tmp_path / "p.pt").exists()
 
 
@@ -369,3 +370,27 @@ def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, group
     assert own_kernel == (pointwise or small)
     assert depthwise == (groups == c and groups > 1)
     assert grouped == (1 < groups < c)
+
+
+@pytest.mark.parametrize("n,hw,k,flagged", [
+    (1, 3, 1, True),     # squeezenet's class-score layer at 64 px: own kernel, 9 positions
+    (1, 4, 1, False),    # the same on a 4x4 map: 16 positions
+    (1, 5, 3, True),     # small input, 3x3: own kernel, 25 positions
+    (4, 3, 3, False),    # 3x3 at batch 4: oneDNN, whatever the map
+])
+def test_positions_flag_marks_own_kernel_convolutions_on_maps_that_are_not_a_multiple_of_16(n, hw, k, flagged):
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.features import extract
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.synthetic import MODEL_NAME
+    from gapp_tui.zoo import ModelSpec
+
+    conv = nn.Sequential(nn.Conv2d(64, 96, k, padding=k // 2)).eval()
+    chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(n, 64, hw, hw)), 1, device="meta", model=conv)
+    x = extract(chain)[0].data.x.float()
+    is_conv = x[:, 0] < 0.5
+    assert BlockGNN(x.shape[1], 4, hidden=8, layers=1, dispatch=True)._dispatch_flags(x).shape[1] == 4  # off unless asked
+    model = BlockGNN(x.shape[1], 4, hidden=8, layers=1, dispatch=True, positions=True)
+    flags = model._dispatch_flags(x)
+    assert flags.shape[1] == 5 and bool(flags[is_conv, 4].amax()) == flagged and not flags[~is_conv].any()
+    assert model.config["positions"] and "positions" not in BlockGNN(x.shape[1], 4, positions=True).config  # needs dispatch

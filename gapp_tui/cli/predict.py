@@ -84,21 +84,23 @@ opt_synthetic = typer.Option(
 
 opt_dispatch = typer.Option(True, "--dispatch/--no-dispatch",
                             help="Tell the GNN which CPU convolution kernel PyTorch picks for each convolution (from its "
-                                 "shapes). Leave on for times measured with PyTorch (gapp measure, here or on a Pi); "
+                                 "shapes), and whether its own kernel runs on a map size it is slow on. Leave on for times measured with PyTorch (gapp measure, here or on a Pi); "
                                  "off for another runtime. nb201/fewshot never use it.")
 
 
-opt_cache_mb = typer.Option(None, "--cache-mb", metavar="MB",
+opt_cache_mb = typer.Option(16.0, "--cache-mb", metavar="MB",
                             help="Tell the GNN, per layer with weights, whether its block's weights exceed this many MB "
                                  "(the target's cache knee: benchmarks/weight_cache_knee.py measures it; 16 on the "
-                                 "corpus machine). Default: off.")
+                                 "corpus machine). 0: off. nb201/fewshot never use it.")
 
 
-def _check_cache_mb(cache_mb: Optional[float]) -> None:
+def _check_cache_mb(cache_mb: float) -> Optional[float]:
+    """The cache flag's knee for TrainConfig: None when 0 (off); a negative size is bad input."""
     from ..errors import BadInput
 
-    if cache_mb is not None and not cache_mb > 0:
-        raise BadInput(f"--cache-mb {cache_mb:g} is not valid; give a positive size in MB (16: the corpus machine's knee)")
+    if not cache_mb >= 0:
+        raise BadInput(f"--cache-mb {cache_mb:g} is not valid; give a size in MB (16: the corpus machine's knee; 0: off)")
+    return cache_mb or None
 
 
 @handle_errors
@@ -119,7 +121,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, batches)."),
     synthetic: Optional[bool] = opt_synthetic,
     dispatch: bool = opt_dispatch,
-    cache_mb: Optional[float] = opt_cache_mb,
+    cache_mb: float = opt_cache_mb,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
@@ -137,7 +139,7 @@ def train(
         raise BadInput(f"--steps {steps} is not valid; give a positive number")
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
-    _check_cache_mb(cache_mb)
+    cache_mb_or_off = _check_cache_mb(cache_mb)
     t0 = time.perf_counter()
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
     desc = ds.description
@@ -172,7 +174,7 @@ def train(
     if len(tr) < 2:
         raise BadInput(f"only {len(ds)} measured block(s); train needs at least 3 (or use --few-shot with --base)")
     cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch,
-                      cache_mb=cache_mb)
+                      cache_mb=cache_mb_or_off)
     model, hist = fit_gnn(ds.graphs, ds.items, ds.y, tr, va or None, cfg, progress=_progress)
     b = ItemBatcher(ds.graphs, ds.items)
     m_train = metrics(item_times(model, b, tr)[:, 0].numpy(), ds.y[tr])
@@ -266,7 +268,7 @@ def evaluate(
     members: int = typer.Option(1, "--members", help="torchvision: GNN ensemble size (the README's table: 3, with --steps 2500)."),
     synthetic: Optional[bool] = opt_synthetic,
     dispatch: bool = opt_dispatch,
-    cache_mb: Optional[float] = opt_cache_mb,
+    cache_mb: float = opt_cache_mb,
     jobs: int = typer.Option(1, "--jobs", "-j", help="torchvision: hold out this many families at once, one process each "
                              "(same numbers; use up to your core count)."),
     seed: int = typer.Option(0, "--seed", help="torchvision: seed of the first GNN (ensemble members use seed, seed+1, ...) "
@@ -288,8 +290,8 @@ def evaluate(
         raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
     if seed < 0:
         raise BadInput(f"--seed {seed} is not valid; give a seed of 0 or more")
-    _check_cache_mb(cache_mb)
-    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch, seed=seed, cache_mb=cache_mb)
+    cache_mb_or_off = _check_cache_mb(cache_mb)
+    cfg = TrainConfig(steps=steps, members=members, dispatch=dispatch, seed=seed, cache_mb=cache_mb_or_off)
     doc: dict[str, Any]
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)

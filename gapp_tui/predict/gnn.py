@@ -43,6 +43,11 @@ DISPATCH_COLUMNS = ("op_conv2d", "in_d0", "in_d1", "in_d2", "in_d3", "kernel_h",
                     "dilation_h", "dilation_w", "groups", "in_channels")
 #: flags per node: 1x1 on PyTorch's own kernel, small input on its own kernel, depthwise, grouped
 N_DISPATCH_FLAGS = 4
+#: the output-map columns of the positions flag (``BlockGNN(positions=True)``)
+POSITION_COLUMNS = ("out_d2", "out_d3")
+#: PyTorch's im2col kernel is fast when a convolution's output positions are a multiple of this
+#: (``benchmarks/conv1x1_positions.py``: 2-9 and 25 positions are 3-7x slower per FLOP than 16)
+POSITION_MULTIPLE = 16
 #: PyTorch's CPU convolution leaves oneDNN for its own im2col kernel (``slow_conv2d``) on small inputs:
 #: batch 1, one group, not both kernel sides above 3, and at most this many input elements
 NATIVE_CONV_MAX_NUMEL = 20480
@@ -118,12 +123,18 @@ class BlockGNN(nn.Module):
             on the corpus machine, by the run). A flag, not the size itself: a size on every node
             lets blocks unlike any in training (densenet's 48-input layers)
             extrapolate.
+        positions: with ``dispatch``, a fifth flag: a convolution on PyTorch's
+            own im2col kernel (the first two dispatch flags) whose output
+            positions (height x width) are not a multiple of
+            :data:`POSITION_MULTIPLE`; that kernel's GEMM runs 3-7x slower per
+            FLOP on such maps (``benchmarks/conv1x1_positions.py``), which is
+            most of inception's and squeezenet's misses.
     """
 
     def __init__(self, n_node: int, n_total: int, hidden: int = 64, layers: int = 3, n_out: int = 1,
                  work_columns: list[int] | None = None, context: bool = False,
                  align_columns: list[int] | str | None = None, dispatch: bool = False,
-                 cache_mb: float | None = None) -> None:
+                 cache_mb: float | None = None, positions: bool = False) -> None:
         super().__init__()
         from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
@@ -136,18 +147,22 @@ class BlockGNN(nn.Module):
             align_columns = [NODE_COLUMNS.index(c) for c in ALIGN_COLUMNS]
         self.align_columns = [int(c) for c in (align_columns or [])]
         self.dispatch = bool(dispatch)
+        self.positions = self.dispatch and bool(positions)
         if self.dispatch:
-            self._dcol = {c: NODE_COLUMNS.index(c) for c in DISPATCH_COLUMNS}
+            self._dcol = {c: NODE_COLUMNS.index(c) for c in DISPATCH_COLUMNS + POSITION_COLUMNS * self.positions}
         self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
                        "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
         if self.dispatch:  # only when on, so that files written before the option load unchanged
             self.config["dispatch"] = True
+        if self.positions:
+            self.config["positions"] = True
         self.cache_mb = float(cache_mb) if cache_mb else None
         if self.cache_mb:
             self.config["cache_mb"] = self.cache_mb
             self._ccol = (NODE_COLUMNS.index(CACHE_COLUMNS[0]), TOTAL_COLUMNS.index(CACHE_COLUMNS[1]))
         self.scaler = FeatureScaler(n_node, n_total)
-        self.encoder = _mlp(n_node + 2 * len(self.align_columns) + N_DISPATCH_FLAGS * self.dispatch + bool(self.cache_mb),
+        self.encoder = _mlp(n_node + 2 * len(self.align_columns) + (N_DISPATCH_FLAGS + self.positions) * self.dispatch
+                            + bool(self.cache_mb),
                             hidden, hidden)
         self.convs = nn.ModuleList(GINEConv(_mlp(hidden, hidden, hidden), edge_dim=1) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
@@ -178,7 +193,8 @@ class BlockGNN(nn.Module):
         return torch.cat([(w > 0) & (torch.remainder(w, 8) == 0), (w > 0) & (torch.remainder(w, 16) == 0)], dim=1).float()
 
     def _dispatch_flags(self, x: torch.Tensor) -> torch.Tensor:
-        """Per node: [1x1 own kernel, small-input own kernel, depthwise, grouped] (all 0 for non-convolutions)."""
+        """Per node: [1x1 own kernel, small-input own kernel, depthwise, grouped] (all 0 for non-convolutions),
+        and with ``positions``: own kernel on a number of output positions that is not a multiple of 16."""
         c = {k: x[:, i].round() for k, i in self._dcol.items()}
         conv = c["op_conv2d"] > 0.5
         n, groups = c["in_d0"], c["groups"].clamp_min(1)
@@ -189,7 +205,11 @@ class BlockGNN(nn.Module):
                  & (numel <= NATIVE_CONV_MAX_NUMEL))
         depthwise = conv & (groups > 1) & (groups == c["in_channels"])
         grouped = conv & (groups > 1) & ~depthwise
-        return torch.stack([pointwise, small, depthwise, grouped], dim=1).float()
+        flags = [pointwise, small, depthwise, grouped]
+        if self.positions:
+            positions = c["out_d2"] * c["out_d3"]
+            flags.append((pointwise | small) & (torch.remainder(positions, POSITION_MULTIPLE) != 0))
+        return torch.stack(flags, dim=1).float()
 
     def _cache_flag(self, x: torch.Tensor, totals: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Per node: 1 where the node has weights and its block's weights exceed ``cache_mb``."""

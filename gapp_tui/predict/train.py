@@ -35,8 +35,11 @@ class TrainConfig:
     context: bool = False
     align: bool = False
     dispatch: bool = True  # the encoder sees which CPU convolution kernel PyTorch picks (BlockGNN(dispatch=True))
-    #: the encoder sees whether a block's weights exceed this many MB (BlockGNN(cache_mb=...)); None: off
-    cache_mb: float | None = None
+    #: with dispatch: and whether that kernel's output map is a size it runs slowly on (BlockGNN(positions=True))
+    positions: bool = True
+    #: the encoder sees whether a block's weights exceed this many MB (BlockGNN(cache_mb=...)): the knee
+    #: benchmarks/weight_cache_knee.py measures on the corpus machine; None or 0: off
+    cache_mb: float | None = 16.0
     members: int = 1  # > 1: an ensemble of this many GNNs (seeds seed, seed+1, ...), geometric mean
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -143,7 +146,7 @@ def fit_gnn(
     first = batcher.data[0]
     model = BlockGNN(first.x.shape[1], first.totals.shape[1], cfg.hidden, cfg.layers, n_out=y_t.shape[1], context=cfg.context,
                      align_columns="default" if cfg.align else None, dispatch=cfg.dispatch,
-                     cache_mb=cfg.cache_mb)
+                     cache_mb=cfg.cache_mb, positions=cfg.positions)
     used = sorted({g for i in train_idx for g, _ in batcher.items[i]})
     model.scaler.fit(torch.cat([model._without_input_work(batcher.data[g].x) for g in used]),
                      torch.cat([batcher.data[g].totals for g in used]))
