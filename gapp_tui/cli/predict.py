@@ -65,8 +65,11 @@ def _dataset(corpus: Optional[Path], db: Optional[Path], device: Optional[str], 
     if synthetic and from_store:
         raise BadInput("--synthetic: the synthetic blocks were timed on the corpus machine, not on the store's device;"
                        " drop --synthetic or train on the corpus")
+    from ..predict.dataset import corpus_features_cache
+
     rows, desc = _rows(corpus, db, device, threads)
-    ds = assemble(rows, desc, progress=_progress)
+    # the corpus models' features are extracted once and cached (minutes on 2 cores); a store's are not
+    ds = assemble(rows, desc, progress=_progress, cache=None if from_store else corpus_features_cache())
     if synthetic is False or from_store:
         return ds
     both = concat(ds, synthetic_dataset(progress=_progress))

@@ -200,11 +200,14 @@ def corpus_dataset(path: str | Path | None = None, progress: Callable[[str], Non
     desc = {"source": str(p)}
     if meta_path.is_file():
         desc["machine"] = json.loads(meta_path.read_text()).get("machine")
-    if cache == "default":
-        import platformdirs
+    return assemble(load_corpus(p), desc, progress, corpus_features_cache() if cache == "default" else cache)
 
-        cache = Path(platformdirs.user_cache_dir("gapp")) / "corpus_features.pt"
-    return assemble(load_corpus(p), desc, progress, cache)
+
+def corpus_features_cache() -> Path:
+    """Where the corpus models' BlockGraphs are cached (keyed by model, batch, input; dropped on a schema change)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("gapp")) / "corpus_features.pt"
 
 
 def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], None] | None = None,
