@@ -69,3 +69,21 @@ def test_synthetic_rows_join_their_seeds_features_and_stale_rows_are_skipped(tmp
 def test_missing_synthetic_file_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="build_synthetic.py"):
         synthetic_dataset(tmp_path / "nope.csv.gz", cache=None)
+
+
+def test_feature_cache_is_written_once_and_reused(tmp_path, monkeypatch):
+    """assemble() extracts a model's BlockGraphs once; a second call reads them back and leaves the file alone."""
+    from gapp_tui.predict import dataset as D
+
+    gs, sig = D.model_graphs("squeezenet1_1", 1, 32)
+    rows = [{"model": "squeezenet1_1", "family": "squeezenet", "batch_size": 1, "input_size": 32, "block": i,
+             "block_name": g.block_name, "median_ms": 0.1 * (i + 1), "chain_sig": sig} for i, g in enumerate(gs)]
+    cache = tmp_path / "features.pt"
+    first = D.assemble(rows, {}, cache=cache)
+    assert cache.is_file() and len(first) == len(gs)
+    written = cache.stat().st_mtime_ns
+    monkeypatch.setattr(D, "model_graphs", lambda *a, **k: pytest.fail("extracted again despite the cache"))
+    again = D.assemble(rows, {}, cache=cache)
+    assert cache.stat().st_mtime_ns == written
+    assert [g.block_name for g in again.graphs] == [g.block_name for g in first.graphs]
+    assert all(torch.equal(a.data.x, b.data.x) for a, b in zip(again.graphs, first.graphs))

@@ -87,7 +87,8 @@ opt_synthetic = typer.Option(
 
 opt_dispatch = typer.Option(True, "--dispatch/--no-dispatch",
                             help="Tell the GNN which CPU convolution kernel PyTorch picks for each convolution (from its "
-                                 "shapes), and whether its own kernel runs on a map size it is slow on. Leave on for times measured with PyTorch (gapp measure, here or on a Pi); "
+                                 "shapes), and whether its own kernel runs on a map size it is slow on. Leave on for "
+                                 "times measured with PyTorch (gapp measure, here or on a Pi); "
                                  "off for another runtime. nb201/fewshot never use it.")
 
 

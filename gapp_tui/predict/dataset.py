@@ -146,6 +146,7 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
         key = (r["model"], r["batch_size"], r["input_size"], tuple(r.get("input_shape") or ()), int(r.get("num_classes") or 1000))
         groups.setdefault(key, []).append(r)
     cached = _load_cache(cache)
+    n_cached = len(cached)
     graphs: list[Any] = []
     ds = BlockDataset([], [], np.zeros(0), [], [], [], [], [], dict(description or {}))
     ys: list[float] = []
@@ -180,7 +181,8 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
             ds.batch_size.append(b)
             ds.input_size.append(s)
             ds.block_name.append(r["block_name"])
-    _save_cache(cache, cached)
+    if len(cached) > n_cached:  # rewrite the cache file only when something was extracted
+        _save_cache(cache, cached)
     if skipped:
         warnings.warn(f"rows skipped: {', '.join(sorted(set(skipped)))}", stacklevel=2)
     ds.graphs = graphs
@@ -239,6 +241,7 @@ def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], 
 
         cache = Path(platformdirs.user_cache_dir("gapp")) / "synthetic_features.pt"
     cached = _load_cache(cache)
+    n_cached = len(cached)
     ds = BlockDataset([], [], np.zeros(0), [], [], [], [], [], {"source": str(p)})
     meta_path = p.with_name("synthetic_meta.json")
     if meta_path.is_file():
@@ -268,7 +271,8 @@ def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], 
         ds.batch_size.append(shape[0])
         ds.input_size.append(shape[-1])
         ds.block_name.append(f"seed {r['seed']}: {r['description']}")
-    _save_cache(cache, cached)
+    if len(cached) > n_cached:  # rewrite the cache file only when something was extracted
+        _save_cache(cache, cached)
     if stale:
         warnings.warn(f"{len(stale)} synthetic rows skipped: their seeds draw other blocks now (first: {stale[:5]}); "
                       "rebuild the file with benchmarks/build_synthetic.py", stacklevel=2)

@@ -149,7 +149,8 @@ class BlockGNN(nn.Module):
         self.dispatch = bool(dispatch)
         self.positions = self.dispatch and bool(positions)
         if self.dispatch:
-            self._dcol = {c: NODE_COLUMNS.index(c) for c in DISPATCH_COLUMNS + POSITION_COLUMNS * self.positions}
+            columns = DISPATCH_COLUMNS + (POSITION_COLUMNS if self.positions else ())
+            self._dcol = {c: NODE_COLUMNS.index(c) for c in columns}
         self.config = {"n_node": n_node, "n_total": n_total, "hidden": hidden, "layers": layers, "n_out": n_out,
                        "work_columns": self.work_columns, "context": self.context, "align_columns": self.align_columns}
         if self.dispatch:  # only when on, so that files written before the option load unchanged
