@@ -48,7 +48,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gapp_tui.errors import BadInput  # noqa: E402
 from gapp_tui.partition import CostTable, Link, estimate, solve  # noqa: E402
-from gapp_tui.partition.costs import flops_times, parse_flops_rate  # noqa: E402
+from gapp_tui.partition.costs import flops_times  # noqa: E402
+from gapp_tui.units import parse_flops_rate  # noqa: E402
 from gapp_tui.partition.times import measured_times, parse_assignments, predicted_times  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"

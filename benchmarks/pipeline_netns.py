@@ -315,7 +315,8 @@ def main() -> None:
 
     from gapp_tui.blocks import BlockChain
     from gapp_tui.partition.costs import CostTable
-    from gapp_tui.partition.link import Link, parse_bandwidth
+    from gapp_tui.partition.link import Link
+    from gapp_tui.units import parse_bandwidth
     from gapp_tui.partition.solver import solve
     from gapp_tui.pipeline import run_plan
     from gapp_tui.zoo import ModelSpec

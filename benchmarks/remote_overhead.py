@@ -46,7 +46,7 @@ def main() -> None:
     import torch
 
     from gapp_tui import link_probe
-    from gapp_tui.measure import remote as R
+    from gapp_tui import ssh as R
     from gapp_tui.measure.engine import MeasureConfig, measure
     from gapp_tui.measure.remote_engine import measure_remote
     from gapp_tui.measure.timer import Precision
@@ -183,7 +183,7 @@ def main() -> None:
         "| direction | bandwidth | fixed cost per transfer |",
         "|---|---:|---:|",
     ]
-    from gapp_tui.partition.link import format_bandwidth, format_time
+    from gapp_tui.units import format_bandwidth, format_time
 
     for d in link_probe.DIRECTIONS:
         lines.append(f"| {d.replace('_', ' ')} | {format_bandwidth(probe.bandwidth_Bps[d])} |"

@@ -60,8 +60,7 @@ async def cut_moves(model: str, moves: int) -> dict:
 
     spec = ModelSpec(model)
     chain = BlockChain.from_spec(spec, "op", device="meta")
-    app = ProbeApp(state=UiState(model=model), remember=False, workspace=Workspace(spec=spec, chain=chain),
-                   safety_net=False)
+    app = ProbeApp(state=UiState(model=model), remember=False, workspace=Workspace(spec=spec, chain=chain))
     app.handled = []
     times: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -95,7 +94,7 @@ async def cut_moves(model: str, moves: int) -> dict:
 async def keys_while_measuring(probes: int) -> dict:
     from textual.widgets import Input
 
-    app = ProbeApp(state=UiState(model="resnet18", input_size="64"), remember=False, safety_net=False)
+    app = ProbeApp(state=UiState(model="resnet18", input_size="64"), remember=False)
     app.handled = []
     lat: list[float] = []
     async with app.run_test(size=(100, 30)) as pilot:

@@ -21,6 +21,8 @@ Granularities:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -450,6 +452,14 @@ class BlockChain:
     @property
     def names(self) -> list[str]:
         return [b.name for b in self.blocks]
+
+    def signature(self) -> str:
+        """A short hash of the block partition (names, nodes, cut shapes): rows of another cutting never mix."""
+        doc = {
+            "blocks": [[b.name, list(b.nodes)] for b in self.blocks],
+            "cuts": [[list(t.shape) for t in c.tensors] for c in self.cuts],
+        }
+        return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
     def run(self, *inputs: Any, record: bool = False) -> Any:
         """Run the blocks in order; with ``record=True`` also return each block's inputs."""

@@ -16,26 +16,29 @@ one SSH channel, measures
 The numbers are those of the SSH channel (encrypted, one TCP connection), a
 lower bound for the raw TCP a pipeline's gloo processes use.
 
-A probe is stored with :func:`save` in the measurement store's SQLite file, in
-a table of its own (``link_probes``); :func:`latest_link` and :func:`stored`
-read it back (``Store.latest_link()`` / ``Store.links()`` call them). The
-partitioner (``gapp partition --link-from-probe``) reads the ``from_device``
-direction: activations travel from the device to the server.
+A probe is stored with :func:`save` in the store's ``link_probes`` table
+(``Store.links()`` / ``Store.latest_link()`` read it back). The partitioner
+(``gapp partition --link-from-probe``, the app's ``l`` key) takes a Link from
+:func:`gapp_tui.partition.link.stored_link`, the ``from_device`` direction by
+default: activations travel from the device to the server.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import datetime as _dt
 import os
-import sqlite3
+import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
+from .partition.link import Link
+from .ssh import ConnectionLost, RemoteError
+from .store import Store
+from .units import format_bandwidth, format_time
 
 #: tensor sizes tried, in bytes (float32 tensors of 1 Ki .. 4 Mi elements)
 DEFAULT_SIZES = (4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20)
@@ -70,22 +73,6 @@ while True:
         w.flush()
 """
 
-_TABLE = """
-CREATE TABLE IF NOT EXISTS link_probes (
-    probe_id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    host          TEXT NOT NULL,
-    local         TEXT NOT NULL,
-    direction     TEXT NOT NULL,      -- to_device | from_device
-    latency_s     REAL NOT NULL,
-    bandwidth_Bps REAL NOT NULL,
-    per_tensor_s  REAL NOT NULL DEFAULT 0,
-    method        TEXT NOT NULL,
-    measured_at   TEXT NOT NULL,
-    detail        TEXT                -- JSON: every transfer, the fit
-)
-"""
-
-
 @dataclasses.dataclass
 class Transfer:
     direction: str
@@ -110,14 +97,10 @@ class ProbeResult:
 
     def link(self, direction: str = "from_device") -> Any:
         """A :class:`gapp_tui.partition.link.Link` for one direction."""
-        from .partition.link import Link
-
         src, dst = (self.host, self.local) if direction == "from_device" else (self.local, self.host)
         return Link(self.bandwidth_Bps[direction], self.latency_s, 0.0, src, dst, "probe")
 
     def to_dict(self) -> dict[str, Any]:
-        from .partition.link import format_bandwidth, format_time
-
         d = dataclasses.asdict(self)
         d["links"] = {k: self.link(k).to_dict() for k in DIRECTIONS}
         d["summary"] = {
@@ -127,25 +110,9 @@ class ProbeResult:
         return d
 
 
-def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``y = a + b x``: (a, b). Needs two distinct x values."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        raise ValueError("need two distinct sizes")
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    return my - b * mx, b
-
-
 def _payload(nbytes: int) -> bytes:
-    """The raw bytes of a float32 tensor of ``nbytes`` (random: SSH compression cannot shrink it)."""
-    try:
-        import torch
-
-        return torch.randn(max(1, nbytes // 4)).numpy().tobytes()[:nbytes]
-    except Exception:  # numpy missing: the bytes of a tensor are bytes all the same
-        return os.urandom(nbytes)
+    """``nbytes`` random bytes, as many as a float32 tensor's (random: SSH compression cannot shrink them)."""
+    return os.urandom(nbytes)
 
 
 class _Channel:
@@ -159,10 +126,6 @@ class _Channel:
         self.chan.sendall(data)
 
     def recv_exact(self, n: int) -> None:
-        import socket
-
-        from .measure.remote import ConnectionLost, RemoteError
-
         self.chan.settimeout(self.timeout)  # a blocking read: the round trip is not padded by polling
         left = n
         while left:
@@ -189,9 +152,6 @@ def probe(
     progress: Callable[[str], None] | None = None,
 ) -> ProbeResult:
     """Measure the link to the device behind ``session`` (see the module docstring)."""
-    import datetime as _dt
-    import socket
-
     if pings < 1 or repeats < 1:
         raise BadInput(f"pings {pings} and repeats {repeats} must be >= 1")
     sizes = sorted({int(s) for s in sizes if int(s) > 0 and (max_bytes is None or int(s) <= max_bytes)})
@@ -246,7 +206,7 @@ def probe(
         pts = [t for t in transfers if t.direction == direction]
         if len({t.bytes for t in pts}) < 2:
             raise BadInput(f"the link is too slow to probe two sizes within {max_seconds:g} s each; raise --max-seconds")
-        a, b = fit_line([t.bytes for t in pts], [t.seconds for t in pts])
+        b, a = statistics.linear_regression([t.bytes for t in pts], [t.seconds for t in pts])
         if b <= 0:  # noise bigger than the transfer times: fall back to the largest transfer alone
             big = max(pts, key=lambda t: t.bytes)
             b = max(big.seconds - statistics.median(rtts), 1e-9) / big.bytes
@@ -268,69 +228,19 @@ def probe(
 # ----------------------------------------------------------------------------- storing
 
 
-def save(db_path: str | os.PathLike[str], result: ProbeResult) -> list[int]:
-    """Store both directions of a probe in ``db_path`` (a GAPP store, created when absent)."""
-    from .store import Store
-
-    with Store(db_path):  # creates the store or refuses a foreign file, as for measurements
-        pass
-    conn = sqlite3.connect(str(db_path), timeout=30)
-    try:
-        with conn:
-            conn.execute(_TABLE)
-            ids = []
-            for direction in DIRECTIONS:
-                lk = result.link(direction)
-                detail = {
-                    "intercept_s": result.intercept_s[direction],
-                    "rtt_s": result.rtt_s,
-                    "transfers": [dataclasses.asdict(t) for t in result.transfers if t.direction == direction],
-                }
-                cur = conn.execute(
-                    "INSERT INTO link_probes (host, local, direction, latency_s, bandwidth_Bps, per_tensor_s, method,"
-                    " measured_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (result.host, result.local, direction, lk.latency, lk.bandwidth, lk.per_tensor, result.method,
-                     result.measured_at, json.dumps(detail)),
-                )
-                ids.append(int(cur.lastrowid))
-        return ids
-    finally:
-        conn.close()
-
-
-def stored(db_path: str | os.PathLike[str], host: str | None = None, direction: str | None = None) -> list[dict[str, Any]]:
-    """Stored probes, newest first: dicts with ``host``, ``direction``, ``latency_s``, ``bandwidth_Bps``, ``per_tensor_s``..."""
-    p = Path(db_path)
-    if not p.exists():
-        return []
-    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='link_probes'").fetchone():
-            return []
-        sql, args = "SELECT * FROM link_probes", []
-        clauses = []
-        if host:
-            clauses.append("host = ?")
-            args.append(host)
-        if direction:
-            clauses.append("direction = ?")
-            args.append(direction)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        rows = conn.execute(sql + " ORDER BY probe_id DESC", args).fetchall()
-    finally:
-        conn.close()
-    out = []
-    for r in rows:
-        d = dict(r)
-        d["detail"] = json.loads(d["detail"]) if d.get("detail") else {}
-        d["source"] = "probe"
-        out.append(d)
-    return out
-
-
-def latest_link(db_path: str | os.PathLike[str], host: str | None = None, direction: str = "from_device") -> dict[str, Any] | None:
-    """The newest stored probe of one direction (device to server by default), or ``None``."""
-    found = stored(db_path, host, direction)
-    return found[0] if found else None
+def save(store: Store, result: ProbeResult) -> list[int]:
+    """Store both directions of a probe in the store's ``link_probes`` table; returns their ids."""
+    ids = []
+    for direction in DIRECTIONS:
+        lk = result.link(direction)
+        detail = {
+            "intercept_s": result.intercept_s[direction],
+            "rtt_s": result.rtt_s,
+            "transfers": [dataclasses.asdict(t) for t in result.transfers if t.direction == direction],
+        }
+        ids.append(store.add_link_probe({
+            "host": result.host, "local": result.local, "direction": direction, "latency_s": lk.latency,
+            "bandwidth_Bps": lk.bandwidth, "per_tensor_s": lk.per_tensor, "method": result.method,
+            "measured_at": result.measured_at, "detail": detail,
+        }))
+    return ids

@@ -69,8 +69,9 @@ from typing import Any
 
 from .errors import BadInput
 
-#: bump when the tables change; a file with a larger number is refused
-SCHEMA_VERSION = 1
+#: bump when the tables change; a file with a larger number is refused, a smaller one upgraded
+#: (1 -> 2: the link probes and the device predictors became tables of the store)
+SCHEMA_VERSION = 2
 #: the value of ``meta.app`` that marks a file as ours
 APP_ID = "gapp-measurements"
 ENV_VAR = "GAPP_DB"
@@ -161,6 +162,27 @@ CREATE TABLE IF NOT EXISTS measurements (
     PRIMARY KEY (device_key, model, setting, mode, block)
 );
 CREATE INDEX IF NOT EXISTS measurements_by_model ON measurements (model, device_key, setting, mode);
+CREATE TABLE IF NOT EXISTS link_probes (  -- `gapp link probe`: one row per direction
+    probe_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    host          TEXT NOT NULL,
+    local         TEXT NOT NULL,
+    direction     TEXT NOT NULL,      -- to_device | from_device
+    latency_s     REAL NOT NULL,
+    bandwidth_Bps REAL NOT NULL,
+    per_tensor_s  REAL NOT NULL DEFAULT 0,
+    method        TEXT NOT NULL,
+    measured_at   TEXT NOT NULL,
+    detail        TEXT                -- JSON: every transfer, the fit
+);
+CREATE TABLE IF NOT EXISTS device_predictors (  -- `gapp calibrate`: the predictor made for a device
+    name        TEXT NOT NULL,        -- a device key, or the name the user gave the device (pi)
+    runtime     TEXT NOT NULL,        -- eager | executorch | onnxruntime
+    path        TEXT NOT NULL,
+    device_key  TEXT,
+    made_for    TEXT,                 -- JSON: the machine, threads, samples, held-out accuracy
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (name, runtime)
+);
 """
 
 
@@ -240,6 +262,12 @@ class Store:
         self._check_file()
         self._conn = self._connect()
 
+    @classmethod
+    def if_exists(cls, path: str | os.PathLike[str] | None = None) -> Store | None:
+        """The store at ``path`` (default: :func:`default_path`) opened read-only, or None when there is none yet."""
+        p = Path(path).expanduser() if path is not None else default_path()
+        return cls(p, readonly=True) if p.is_file() else None
+
     # ------------------------------------------------------------------ opening
 
     def _check_file(self) -> None:
@@ -287,7 +315,7 @@ class Store:
             version = int(meta.get("schema_version", "0"))
         except ValueError:
             version = -1
-        if version > SCHEMA_VERSION or version < 1:
+        if version > SCHEMA_VERSION or version < 1:  # older versions are upgraded in _connect
             raise BadInput(
                 f"database {str(p)!r} has schema version {meta.get('schema_version')!r} but this GAPP reads"
                 f" version {SCHEMA_VERSION}; upgrade GAPP or give another --db path"
@@ -307,9 +335,11 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 with conn:
+                    # every table is CREATE ... IF NOT EXISTS: a new file gets them all, and an older
+                    # schema gets the tables it lacks (1 -> 2 adds link_probes, device_predictors)
                     conn.executescript(_SCHEMA)
                     conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP_ID,))
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                     conn.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (now_iso(),))
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -595,19 +625,72 @@ class Store:
         return out
 
     # ------------------------------------------------------------------ link probes
-    # (`gapp link probe` keeps them in a table of its own in this file: gapp_tui.link_probe)
+
+    def add_link_probe(self, probe: Mapping[str, Any]) -> int:
+        """Store one direction of a link probe (the keys of the ``link_probes`` table); returns its id."""
+        cols = ("host", "local", "direction", "latency_s", "bandwidth_Bps", "per_tensor_s", "method", "measured_at",
+                "detail")
+        values = [json.dumps(probe.get("detail") or {}, default=str) if c == "detail" else probe.get(c) for c in cols]
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                f"INSERT INTO link_probes ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
+            return int(cur.lastrowid)
 
     def links(self, host: str | None = None, direction: str | None = None) -> list[dict[str, Any]]:
-        """Stored link probes, newest first (see :func:`gapp_tui.link_probe.stored`)."""
-        from .link_probe import stored
-
-        return stored(self.path, host, direction)
+        """Stored link probes, newest first: ``host``, ``direction``, ``latency_s``, ``bandwidth_Bps``, ..."""
+        if not self._has_table("link_probes"):  # a version-1 file opened read-only
+            return []
+        clauses = [(c, v) for c, v in (("host", host), ("direction", direction)) if v]
+        where = (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in clauses)) if clauses else ""
+        with self._lock:
+            got = self._conn.execute(f"SELECT * FROM link_probes{where} ORDER BY probe_id DESC",
+                                     [v for _, v in clauses]).fetchall()
+        out = []
+        for r in got:
+            d = dict(r)
+            d["detail"] = json.loads(d["detail"]) if d.get("detail") else {}
+            d["source"] = "probe"
+            out.append(d)
+        return out
 
     def latest_link(self, host: str | None = None, direction: str = "from_device") -> dict[str, Any] | None:
-        """The newest probe of one direction (device to server by default): ``bandwidth_Bps``, ``latency_s``..."""
-        from .link_probe import latest_link
+        """The newest probe of one direction (device to server by default), or None."""
+        found = self.links(host, direction)
+        return found[0] if found else None
 
-        return latest_link(self.path, host, direction)
+    # ------------------------------------------------------------------ device predictors
+
+    def set_device_predictor(self, name: str, path: str | os.PathLike[str], runtime: str = "eager",
+                             device_key: str | None = None, made_for: Mapping[str, Any] | None = None) -> None:
+        """Record ``path`` as the predictor of device ``name`` under ``runtime`` (replacing an older one)."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO device_predictors (name, runtime, path, device_key, made_for, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, runtime, str(Path(path).expanduser().resolve()), device_key,
+                 json.dumps(dict(made_for or {}), default=str), now_iso()),
+            )
+
+    def device_predictors(self, name: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
+        """Recorded device predictors (newest first): ``name``, ``runtime``, ``path``, ``device_key``, ``made_for``."""
+        if not self._has_table("device_predictors"):
+            return []
+        clauses = [(c, v) for c, v in (("name", name), ("runtime", runtime)) if v]
+        where = (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in clauses)) if clauses else ""
+        with self._lock:
+            got = self._conn.execute(f"SELECT * FROM device_predictors{where} ORDER BY created_at DESC, name",
+                                     [v for _, v in clauses]).fetchall()
+        return [{**dict(r), "made_for": json.loads(r["made_for"]) if r["made_for"] else {}} for r in got]
+
+    def device_predictor(self, name: str, runtime: str = "eager") -> dict[str, Any] | None:
+        """The predictor recorded for device ``name`` (a device key or the name given at calibration), or None."""
+        found = self.device_predictors(name, runtime)
+        return found[0] if found else None
+
+    def _has_table(self, table: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                      (table,)).fetchone() is not None
 
     # ------------------------------------------------------------------ export
 

@@ -11,7 +11,8 @@ from torch import nn
 
 from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
-from gapp_tui.measure.engine import MeasureConfig, RowContext, compare, make_row, measure, parse_modes
+from gapp_tui.measure.engine import MeasureConfig, measure, parse_modes
+from gapp_tui.measure.record import RowContext, compare, make_row
 from gapp_tui.measure.timer import Precision, Stats
 from gapp_tui.store import ROW_FIELDS, Store
 from gapp_tui.zoo import ModelSpec

@@ -16,10 +16,9 @@ from gapp_tui.partition import (
     Plan,
     baselines,
     estimate,
-    parse_bandwidth,
-    parse_time,
     solve,
 )
+from gapp_tui.units import parse_bandwidth, parse_time
 
 
 def small_table() -> CostTable:
@@ -253,33 +252,52 @@ def test_baselines_are_estimated_with_the_same_links():
 # ----------------------------------------------------------------------------- time sources
 
 
-def test_time_sources_per_device_and_their_errors():
-    from gapp_tui.partition.times import parse_assignments, parse_sources
+def test_device_specs_parse_format_and_refuse_bad_items_in_one_line():
+    from gapp_tui.partition.devices import DeviceSpec, format_devices, parse_devices
 
-    assert parse_sources(["flops"], ["pi", "server"]) == {"pi": "flops", "server": "flops"}
-    assert parse_sources(["pi=predicted", "server=measured"], ["pi", "server"]) == {"pi": "predicted", "server": "measured"}
-    assert parse_sources(None, ["pi"]) == {"pi": "measured"}
-    with pytest.raises(BadInput, match="did you mean measured"):
-        parse_sources(["mesured"], ["pi"])
+    devs = parse_devices("pi=2GFLOP/s, server=measured:vm-1/1x3x64x64/float32/t1/natural/c1000/cpu, edge=predicted:p.pt, gpu")
+    assert [(d.name, d.source) for d in devs] == [("pi", "flops"), ("server", "measured"), ("edge", "predicted"),
+                                                   ("gpu", "measured")]
+    assert devs[0].rate == pytest.approx(2e9) and devs[2].ref == "p.pt" and devs[3].ref is None
+    assert devs[1].store_key == "vm-1" and devs[1].store_setting == "1x3x64x64/float32/t1/natural/c1000/cpu"
+    assert parse_devices(format_devices(devs)) == devs
+    assert parse_devices("pi=flops:500M")[0] == DeviceSpec("pi", "flops", rate=5e8)
+    for text, words in [("pi=mesured", "did you mean measured"), ("pi=1x, server", "not known"),
+                        ("pi=measured, pi=predicted", "appears twice"), ("p i=measured", "not valid"), ("", "no devices")]:
+        with pytest.raises(BadInput, match=words) as exc:
+            parse_devices(text)
+        assert "\n" not in str(exc.value)
+
+
+def test_the_clis_older_options_write_the_same_device_specs():
+    from gapp_tui.partition.devices import DeviceSpec, parse_devices, with_options
+
+    bare = parse_devices("pi, server")
+    got = with_options(bare, times=["pi=flops", "server=predicted"], rates=["pi=2GFLOPs"], predictors=["p.pt"])
+    assert got == [DeviceSpec("pi", "flops", rate=2e9), DeviceSpec("server", "predicted", "p.pt")]
+    assert with_options(bare, device_times=["pi=KEY/SET"]) == [DeviceSpec("pi", "measured", "KEY/SET"),
+                                                               DeviceSpec("server", "measured")]
+    assert with_options(bare, times=["flops"], rates=["pi=1G", "server=2G"]) == parse_devices("pi=1G, server=2G")
     with pytest.raises(BadInput, match="not in --devices"):
-        parse_sources(["gpu=flops"], ["pi"])
+        with_options(bare, times=["gpu=flops"])
     with pytest.raises(BadInput, match="not DEVICE=VALUE"):
-        parse_assignments(["2GFLOPs"], "--rate")
+        with_options(bare, rates=["2GFLOPs"])
+    with pytest.raises(BadInput, match="--rate pi="):
+        with_options(bare, times=["flops"])
+    with pytest.raises(BadInput, match="already has its source"):
+        with_options(parse_devices("pi=1G, server"), times=["pi=measured"], explicit={"pi": True})
 
 
-def test_flops_times_need_a_rate_and_use_it():
+def test_flops_times_divide_each_blocks_flops_by_the_rate():
     from gapp_tui.blocks import BlockChain
-    from gapp_tui.partition.costs import parse_flops_rate
+    from gapp_tui.partition.devices import parse_devices
     from gapp_tui.partition.times import cost_table
     from gapp_tui.zoo import ModelSpec
 
     chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16)), device="meta")
-    with pytest.raises(BadInput, match="--rate pi="):
-        cost_table(chain, {"pi": "flops"})
-    t = cost_table(chain, {"pi": "flops"}, rates={"pi": parse_flops_rate("2GFLOPs")})
-    assert t.times["pi"] == pytest.approx([b.flops / 2e9 for b in chain.blocks]) and t.source_of("pi") == "flops"
-    with pytest.raises(BadInput, match="FLOP rate"):
-        parse_flops_rate("fast")
+    t, columns = cost_table(chain, parse_devices("pi=2GFLOP/s"))
+    assert t.times["pi"] == pytest.approx([max(1, b.flops) / 2e9 for b in chain.blocks]) and t.source_of("pi") == "flops"
+    assert columns[0].note == "FLOPs at 2GFLOP/s"
 
 
 def test_sender_cpu_time_counts_in_the_stage_with_overlapped_communication():

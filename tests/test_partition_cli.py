@@ -93,7 +93,12 @@ def test_a_device_not_in_the_store_is_one_line_bad_input(measured_db):
     r = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "measured", "--db", str(path),
              "--bandwidth", "1Gbps")
     assert r.exit_code == 2
-    assert "device 'pi' has no measurements" in r.stderr and r.stderr.count("\n") == 1
+    # two stored devices measured the model and neither is called pi: which one is not guessed
+    assert "device 'pi': 2 stored devices measured" in r.stderr and r.stderr.count("\n") == 1
+    r = gapp("partition", *MODEL, "--devices", "pi=measured:nosuchkey,server", "--db", str(path),
+             "--bandwidth", "1Gbps")
+    assert r.exit_code == 2
+    assert "device key 'nosuchkey' of 'pi' has no measurements" in r.stderr and r.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ def test_boundaries_beyond_the_chain_are_bad_input_before_any_process_starts():
 
 def test_a_stage_on_a_remote_host_over_ssh(sshd, tmp_path):  # noqa: F811 (sshd: the fixture of tests.sshd)
     """Stage 1 runs on "another host": a real sshd on 127.0.0.1, reached with the SSH runner."""
-    from gapp_tui.pipeline.remote import SSHOptions
+    from gapp_tui.ssh import SSHOptions
 
     n = len(BlockChain.from_spec(TWO_BRANCH, device="meta"))
     doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], hosts={"server": f"{sshd.target}:{sshd.port}"})
@@ -157,7 +157,7 @@ def test_a_stage_on_a_remote_host_over_ssh(sshd, tmp_path):  # noqa: F811 (sshd:
 
 
 def test_a_dropped_ssh_connection_ends_the_run_and_the_remote_stage(sshd, tmp_path):  # noqa: F811
-    from gapp_tui.pipeline.remote import SSHOptions
+    from gapp_tui.ssh import SSHOptions
 
     n = len(BlockChain.from_spec(TWO_BRANCH, device="meta"))
     doc = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 2, n], hosts={"server": f"{sshd.target}:{sshd.port}"})

@@ -32,9 +32,13 @@ def tui_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+#: devices whose times need nothing measured (the tests that measure first use the default, server=measured)
+FLOPS_DEVICES = "pi=2GFLOP/s, server=20GFLOP/s"
+
+
 def small_app(**state) -> GappApp:
     fields = {"model": "resnet18", "input_size": "32", "granularity": "2", **state}
-    return GappApp(state=UiState(**fields), remember=False, safety_net=False)
+    return GappApp(state=UiState(**fields), remember=False)
 
 
 async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
@@ -64,6 +68,13 @@ async def measure_quick(app: GappApp, pilot, target: str = "cpu") -> None:
     await pilot.press("m")
 
 
+async def open_partition(app: GappApp, pilot) -> None:
+    """Press 4 and wait until the devices' block times (a worker of the section) are in."""
+    await pilot.press("4")
+    await wait_for(pilot, lambda: getattr(app.screen, "plan", None) is not None, 30)
+    await pilot.pause()
+
+
 def sync(fn):
     """Run an async Pilot test with asyncio (no async pytest plugin needed)."""
     import functools
@@ -82,7 +93,6 @@ def notifications(app: GappApp) -> list[str]:
 @sync
 async def test_pick_trace_measure_results_partition_optimal(tui_env):
     """The issue's main flow, end to end, with the numbers checked against the plain modules."""
-    from gapp_tui.measure.engine import chain_signature
     from gapp_tui.partition.costs import CostTable
     from gapp_tui.partition.estimate import estimate
     from gapp_tui.partition.link import Link
@@ -109,7 +119,7 @@ async def test_pick_trace_measure_results_partition_optimal(tui_env):
         await pilot.pause(0.2)
         with Store() as store:
             rows = [r for r in store.rows(model="resnet18", mode="in-context") if r["block"] >= 0]
-        assert [r["chain_sig"] for r in rows] == [chain_signature(chain)] * 2
+        assert [r["chain_sig"] for r in rows] == [chain.signature()] * 2
         table = app.screen.query_one("#results-table", DataTable)
         assert table.row_count == 2
         assert [table.get_row_at(i)[2] for i in range(2)] == [round(r["median_ms"], 4) for r in rows]
@@ -123,8 +133,7 @@ async def test_pick_trace_measure_results_partition_optimal(tui_env):
         assert len(exported[0].read_text().strip().splitlines()) == 3  # header + 2 blocks
 
         # Partition: move the cut, the throughput is exactly the estimator's
-        await pilot.press("4")
-        await pilot.pause(0.2)
+        await open_partition(app, pilot)
         section = app.screen
         strip = section.query_one(CutStrip)
         assert strip.has_focus
@@ -219,9 +228,10 @@ async def test_help_lists_every_sections_keys(tui_env):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
+        from gapp_tui.tui.app import SECTION_CLASSES
         from gapp_tui.tui.sections.help import key_rows
 
-        text = "\n".join(" ".join(row) for row in key_rows(app))
+        text = "\n".join(" ".join(row) for row in key_rows(app, SECTION_CLASSES))
         for what in ("Trace the model", "Jump to the solver's optimal plan", "Stop now", "Sort the table",
                      "Models", "Partition"):
             assert what in text
@@ -253,7 +263,8 @@ async def test_command_palette_switches_section_and_picks_models(tui_env):
 
 @sync
 async def test_state_is_remembered_between_runs(tui_env):
-    app = GappApp(state=UiState(model="resnet18", input_size="32", granularity="2"), remember=True, safety_net=False)
+    app = GappApp(state=UiState(model="resnet18", input_size="32", granularity="2", devices=FLOPS_DEVICES),
+                  remember=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await trace(app, pilot)
         await pilot.press("4")
@@ -272,11 +283,10 @@ async def test_state_is_remembered_between_runs(tui_env):
 
 @sync
 async def test_partition_edits_devices_and_link_and_refuses_bad_units(tui_env):
-    app = small_app()
+    app = small_app(devices=FLOPS_DEVICES)
     async with app.run_test(size=(100, 30)) as pilot:
         await trace(app, pilot)
-        await pilot.press("4")
-        await pilot.pause()
+        await open_partition(app, pilot)
         section = app.screen
         before = section.estimate.throughput
         bw = section.query_one("#bandwidth", Input)
@@ -296,11 +306,9 @@ async def test_partition_edits_devices_and_link_and_refuses_bad_units(tui_env):
         await pilot.pause()
         assert section.plan.boundaries == [0, 0, 2]
         await pilot.press("a")  # a third stage on a copy of the selected stage's device
-        await pilot.pause()
-        assert section.plan.devices == ["pi", "server", "server2"]
+        await wait_for(pilot, lambda: section.plan.devices == ["pi", "server", "server2"], 30)
         await pilot.press("d")
-        await pilot.pause()
-        assert len(section.plan.devices) == 2
+        await wait_for(pilot, lambda: len(section.plan.devices) == 2, 30)
 
 
 @pytest.mark.ssh
@@ -378,14 +386,14 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
         assert len(section.query_one(Scatter).points) == 2
         assert section.query_one("#predictor", Select).value == str(folder / "tiny.pt")
-        # Partition can use the predictor's times for a device
-        await pilot.press("4")
-        await pilot.pause(0.2)
+        # Partition can use the predictor's times for a device (named as in `gapp partition --devices`)
+        await open_partition(app, pilot)
         devices = app.screen.query_one("#devices", Input)
-        devices.value = "pi=predicted, server=measured"
+        devices.value = "pi=predicted:tiny, server=measured"
         devices.focus()
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "pi" in app.screen.table.sources and
+                       app.screen.table.sources["pi"] == ["predicted", "predicted"], 30)
         assert app.screen.table.times["pi"] == pytest.approx(want)
         assert app.screen.table.sources["pi"] == ["predicted", "predicted"]
 
@@ -393,30 +401,15 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
 @pytest.mark.slow
 @sync
 async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_env):
-    app = small_app()
+    app = small_app(devices=FLOPS_DEVICES)
     async with app.run_test(size=(100, 30)) as pilot:
         await trace(app, pilot)
-        await pilot.press("4")
-        await pilot.pause(0.2)
+        await open_partition(app, pilot)
         section = app.screen
         await pilot.press("r")
-        await wait_for(pilot, lambda: "pipeline run" in section._pipeline_text and "running" not in section._pipeline_text,
+        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
                        180)
-        assert "measured" in section._pipeline_text and "output [green]matches" in section._pipeline_text
-
-
-def test_device_list_parses_sources_and_refuses_bad_ones_in_one_line():
-    from gapp_tui.errors import BadInput
-    from gapp_tui.tui.devices import format_devices, parse_devices
-
-    devices = parse_devices("pi=2GFLOP/s, server=measured, pi2=predicted, jetson=measured:jetson-cpu-1234")
-    assert [(d.name, d.kind) for d in devices] == [("pi", "flops"), ("server", "measured"), ("pi2", "predicted"),
-                                                   ("jetson", "measured")]
-    assert devices[0].rate == 2e9 and devices[3].ref == "jetson-cpu-1234"
-    assert parse_devices(format_devices(devices)) == devices
-    for bad, says in (("", "no devices"), ("pi=fast", "'fast'"), ("pi, pi", "twice"), ("p i=measured", "not valid")):
-        with pytest.raises(BadInput, match=says):
-            parse_devices(bad)
+        assert "measured" in section.pipeline_text and "output [green]matches" in section.pipeline_text
 
 
 def test_gapp_serve_serves_the_app_page(tmp_path):
@@ -453,22 +446,21 @@ async def test_link_comes_from_the_newest_stored_probe(tui_env):
     from gapp_tui import link_probe
     from gapp_tui.store import Store
 
-    app = small_app()
+    app = small_app(devices=FLOPS_DEVICES)
     async with app.run_test(size=(100, 30)) as pilot:
         await trace(app, pilot)
-        await pilot.press("4")
-        await pilot.pause()
+        await open_partition(app, pilot)
         await pilot.press("l")  # nothing stored yet: a warning, the link stays
         await pilot.pause()
         assert any("No stored link probe" in m for m in notifications(app))
         assert app.screen.link.bandwidth == 100e6 / 8
-        with Store() as store:
-            path = store.path
         # the numbers a probe of a 20 Mbit/s, 3 ms link stores (the probe itself is tested in test_remote.py)
-        link_probe.save(path, link_probe.ProbeResult(
-            host="pi@10.0.0.2", local="here", latency_s=0.003, rtt_s=[0.006],
-            bandwidth_Bps={"from_device": 2.5e6, "to_device": 2.4e6}, intercept_s={"from_device": 0.0, "to_device": 0.0},
-            transfers=[], measured_at="2026-01-01T00:00:00+00:00"))
+        with Store() as store:
+            link_probe.save(store, link_probe.ProbeResult(
+                host="pi@10.0.0.2", local="here", latency_s=0.003, rtt_s=[0.006],
+                bandwidth_Bps={"from_device": 2.5e6, "to_device": 2.4e6},
+                intercept_s={"from_device": 0.0, "to_device": 0.0},
+                transfers=[], measured_at="2026-01-01T00:00:00+00:00"))
         await pilot.press("l")
         await pilot.pause()
         assert app.screen.link.bandwidth == pytest.approx(2.5e6) and app.screen.link.latency == pytest.approx(0.003)

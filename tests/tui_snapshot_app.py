@@ -19,7 +19,7 @@ DEVICE = "snapshot-cpu-00000000"
 
 
 def fixed_rows(chain) -> list[dict]:
-    from gapp_tui.measure.engine import RowContext, chain_signature, make_row
+    from gapp_tui.measure.record import RowContext, make_row
     from gapp_tui.store import setting_key
 
     spec = chain.spec
@@ -27,7 +27,7 @@ def fixed_rows(chain) -> list[dict]:
     ctx = RowContext(device_key=DEVICE, model=spec.name, model_label=spec.label(), setting=setting,
                      granularity=chain.granularity, batch_size=spec.shape[0],
                      input_shape="x".join(map(str, spec.shape)), num_classes=spec.num_classes, dtype="float32",
-                     threads=1, device_type="cpu", chain_sig=chain_signature(chain))
+                     threads=1, device_type="cpu", chain_sig=chain.signature())
     rows = []
     total = 0.0
     for b in chain.blocks:
@@ -59,4 +59,4 @@ def make_app(tmp_path: Path, monkeypatch, with_rows: bool = True) -> GappApp:
             store.add_rows(fixed_rows(chain))
     ws = Workspace(spec=spec, chain=chain, trace_seconds=0.25, device=DEVICE if with_rows else None)
     state = UiState(model="resnet18", input_size="32", host="", identity="")
-    return GappApp(state=state, remember=False, workspace=ws, safety_net=False)
+    return GappApp(state=state, remember=False, workspace=ws)

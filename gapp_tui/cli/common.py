@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from ..errors import BadInput
-from ..formatting import human_bytes, human_count  # noqa: F401  (re-exported for the commands)
+from ..errors import BadInput, Failure, one_line
+from ..units import format_bytes, format_count  # noqa: F401  (re-exported for the commands)
 
 #: everything a person reads goes to stderr, so stdout stays clean for --json
 err = Console(stderr=True)
@@ -40,7 +40,8 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn BadInput into exit 2 and anything else into exit 1, one line each (traceback with --debug)."""
+    """BadInput -> exit 2, a Failure (device, network, stage) -> exit 1 as it is, anything else -> exit 1 with
+    its type; one line each (the traceback with --debug)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,14 +53,17 @@ def handle_errors(fn: F) -> F:
             if _debug["on"]:
                 raise
             fail(str(exc), 2)
+        except Failure as exc:
+            if _debug["on"]:
+                raise
+            fail(str(exc), 1)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
         except Exception as exc:  # the last line of defence: one line, no traceback
             if _debug["on"]:
                 raise
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            fail(f"{type(exc).__name__}: {text} (run with --debug for the traceback)", 1)
+            fail(f"{one_line(exc)} (run with --debug for the traceback)", 1)
 
     return wrapper  # type: ignore[return-value]
 

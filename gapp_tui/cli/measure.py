@@ -132,6 +132,8 @@ def measure(
         clock=clock,
     )
     config.check()
+    ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
+                              accept_new_host_key, connect_timeout) if host else None
     if output_dir is not None:
         _check_output_dir(output_dir)
     store = Store(db)
@@ -140,9 +142,7 @@ def measure(
     command = "gapp measure " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         with bar:
-            if host:  # on a device over SSH (cli/remote.py): same rows, same output
-                ssh = _remote.SSHOptions(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
-                                         accept_new_host_key, connect_timeout)
+            if ssh is not None:  # on a device over SSH (cli/remote.py): same rows, same output
                 result = _remote.measure_on_host(ssh, spec, config, store, granularity, leaf or (), bar.update, command)
             else:
                 result = run_measure(spec, config, store=store, granularity=granularity, leaves=leaf or (),

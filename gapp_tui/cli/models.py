@@ -12,8 +12,8 @@ from rich.table import Table
 from .common import (
     err,
     handle_errors,
-    human_bytes,
-    human_count,
+    format_bytes,
+    format_count,
     make_spec,
     opt_batch_size,
     opt_granularity,
@@ -98,8 +98,8 @@ def blocks(
         shapes = " ".join("x".join(map(str, s)) or "scalar" for s in r["out_shapes"][:3])
         if len(r["out_shapes"]) > 3:
             shapes += f" +{len(r['out_shapes']) - 3}"
-        table.add_row(str(r["index"]), r["name"], str(r["ops"]), human_count(r["params"]), human_count(r["flops"]),
-                      shapes, human_bytes(r["out_bytes"]), str(r["out_tensors"]))
+        table.add_row(str(r["index"]), r["name"], str(r["ops"]), format_count(r["params"]), format_count(r["flops"]),
+                      shapes, format_bytes(r["out_bytes"]), str(r["out_tensors"]))
     out.print(table)
     if diff is not None:
         ok = "[green]ok[/]" if diff <= 1e-4 else "[red]MISMATCH[/]"

@@ -1,17 +1,32 @@
-"""`gapp partition MODEL --devices pi,server ...`: the optimal plan, its estimate, the baselines."""
+"""`gapp partition MODEL --devices "pi=2GFLOP/s, server=measured" ...`: the optimal plan, its estimate, the baselines.
+
+Block times come from :mod:`gapp_tui.partition.times`, the service the
+terminal app's Partition section uses too: the same store, model and devices
+give the same numbers in both.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from ..errors import BadInput
+from ..partition import OBJECTIVES, Link, baselines, chain_links, estimate, solve
+from ..partition.devices import EXAMPLE, SYNTAX, parse_device, with_options
+from ..partition.link import stored_link
+from ..partition.plan import COMMUNICATION
+from ..partition.times import MODES, cost_table
+from ..store import Store
+from ..units import parse_bytes
 from .common import (
     err,
     handle_errors,
-    human_bytes,
+    format_bytes,
     make_spec,
     opt_batch_size,
     opt_granularity,
@@ -35,11 +50,16 @@ def _ms(seconds: float | None) -> str:
 @handle_errors
 def partition(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
-    devices: str = typer.Option(..., "--devices", "-d", help="Devices in pipeline order, comma-separated (e.g. pi,server)."),
+    devices: str = typer.Option(
+        ..., "--devices", "-d",
+        help=f"Devices in pipeline order with the source of their block times, as in the app: {escape(SYNTAX)}"
+        f" (e.g. \"{EXAMPLE}\"). A bare NAME is NAME=measured; --times, --rate, --device-times and --predictor"
+        " may set the sources of bare names instead.",
+    ),
     times: Optional[list[str]] = typer.Option(
         None, "--times", "-t",
-        help="Where block times come from: measured (the store), predicted (the predictor) or flops; "
-        "one for all devices or DEVICE=SOURCE (repeatable). Default: measured.",
+        help="For devices named bare in --devices: measured (the store), predicted (the predictor) or flops; "
+        "one for all of them or DEVICE=SOURCE (repeatable).",
     ),
     device_times: Optional[list[str]] = typer.Option(
         None, "--device-times",
@@ -49,11 +69,13 @@ def partition(
     rate: Optional[list[str]] = typer.Option(
         None, "--rate", help="DEVICE=RATE for --times flops, e.g. pi=2GFLOPs server=50GFLOPs (repeatable)."
     ),
-    mode: str = typer.Option("in-context", "--mode", help="Stored block times to use: in-context or standalone."),
+    mode: str = typer.Option(
+        "auto", "--mode", help="Stored block times to use: auto (in-context, else standalone), in-context or standalone."
+    ),
     predictor: Optional[list[str]] = typer.Option(
         None, "--predictor",
-        help="Predictor file (`gapp train`) for --times predicted: PATH for every predicted device, or DEVICE=PATH "
-        "(repeatable). Default: the predictor GAPP ships.",
+        help="Predictor file or name for --times predicted: PATH for every predicted device, or DEVICE=PATH "
+        "(repeatable). Default: the device's own (`gapp calibrate`), else the predictor GAPP ships.",
     ),
     bandwidth: Optional[str] = typer.Option(
         None, "--bandwidth", help="Link bandwidth, e.g. 100Mbit/s, 12.5MB/s, 1Gbps; one for every link or one per link, comma-separated."
@@ -85,42 +107,36 @@ def partition(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Cut MODEL across DEVICES: the exact optimum, its estimate, and the baselines' estimates."""
-    from ..blocks import BlockChain
-    from ..errors import BadInput
-    from ..partition import OBJECTIVES, baselines, estimate, solve
-    from ..partition.plan import COMMUNICATION
-    from ..partition.times import STORE_MODES, cost_table, parse_assignments, parse_sources
+    from ..blocks import BlockChain  # slow (torch)
 
-    names = [d.strip() for d in devices.split(",") if d.strip()]
-    if not names:
-        raise BadInput(f"--devices {devices!r} names no device; give e.g. pi,server")
     if objective not in OBJECTIVES:
         raise BadInput(f"--objective {objective!r} is not known; give one of {', '.join(OBJECTIVES)}")
     if communication not in COMMUNICATION:
         raise BadInput(f"--communication {communication!r} is not known; give one of {', '.join(COMMUNICATION)}")
-    if mode not in STORE_MODES:
-        raise BadInput(f"--mode {mode!r} is not known; give one of {', '.join(STORE_MODES)}")
+    if mode not in MODES:
+        raise BadInput(f"--mode {mode!r} is not known; give one of {', '.join(MODES)}")
     if items < 1:
         raise BadInput(f"--items {items} is not valid; give a positive integer")
-    sources = parse_sources(times, names)
-    keys = parse_assignments(device_times, "--device-times", names)
-    rates = {d: _rate(v) for d, v in parse_assignments(rate, "--rate", names).items()}
-    limits = {d: _bytes(v) for d, v in parse_assignments(memory, "--memory", names).items()}
-    hosts: dict[str, str | None] = dict(parse_assignments(host, "--host", names))
+    items_given = [p.strip() for p in devices.split(",") if p.strip()]
+    if not items_given:
+        raise BadInput(f"--devices {devices!r} names no device; give e.g. {EXAMPLE}")
+    given = [parse_device(p) for p in items_given]
+    if len({d.name for d in given}) != len(given):
+        raise BadInput(f"--devices {devices!r} names a device twice; a pipeline uses each device once")
+    specs = with_options(given, times=times, rates=rate, device_times=device_times, predictors=predictor,
+                         explicit={d.name: "=" in p for d, p in zip(given, items_given)})
+    names = [d.name for d in specs]
+    limits = {d: parse_bytes(v, "--memory") for d, v in _pairs(memory, "--memory", names).items()}
+    hosts: dict[str, str | None] = dict(_pairs(host, "--host", names))
     spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
 
-    store = None
-    if "measured" in sources.values() or link_from_probe:
-        from ..store import Store
-
-        store = Store(db, readonly=True)
+    needs_store = link_from_probe or any(d.source == "measured" for d in specs)
+    store = Store(db, readonly=True) if needs_store else Store.if_exists(db)
     links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output, probe_host, send_cpu)
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
-    shared, per_device = _predictors(predictor, names)
-    table = cost_table(chain, sources, store=store, device_keys=keys, rates=rates, mode=mode, predictor=shared,
-                       predictors=per_device)
+    table, columns = cost_table(chain, specs, store=store, mode=mode)
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
     est = estimate(table, plan, items=items, memory=limits or None)
@@ -135,8 +151,10 @@ def partition(
         "input_shape": list(spec.shape),
         "granularity": chain.granularity,
         "blocks": table.n,
+        "block_names": table.blocks,
         "devices": names,
-        "times": {d: {"source": table.source_of(d), "total_s": table.total(d)} for d in names},
+        "device_specs": [d.text() for d in specs],
+        "times": {c.device.name: c.to_dict() for c in columns},
         "links": [lk.to_dict() for lk in plan.links],
         "objective": objective,
         "plan": plan.to_dict(),
@@ -152,6 +170,8 @@ def partition(
         print_json(doc)
         return
     _print_plan(spec, table, plan, est, base)
+    for c in columns:
+        out.print(f"{c.device.name}: {c.total * 1e3:.3f} ms, {c.note}", highlight=False)
 
 
 def _ratio(b: dict[str, Any] | None, best: dict[str, Any] | None) -> float | None:
@@ -161,55 +181,29 @@ def _ratio(b: dict[str, Any] | None, best: dict[str, Any] | None) -> float | Non
     return best["period_s"] / b["period_s"]
 
 
-def _predictors(values: list[str] | None, names: list[str]) -> tuple[str | None, dict[str, str]]:
-    """``--predictor PATH`` (every device) and ``--predictor DEVICE=PATH``."""
-    shared: str | None = None
-    per_device: dict[str, str] = {}
+def _pairs(values: list[str] | None, option: str, names: list[str]) -> dict[str, str]:
+    """``["pi=X", "server=Y"]`` (or comma-joined) -> a dict; BadInput on a missing ``=`` or an unknown device."""
+    out: dict[str, str] = {}
     for v in values or []:
-        dev, sep, path = v.partition("=")
-        if sep and dev in names:
-            per_device[dev] = path
-        else:
-            shared = v
-    return shared, per_device
-
-
-def _rate(text: str) -> float:
-    from ..partition.costs import parse_flops_rate
-
-    return parse_flops_rate(text)
-
-
-def _bytes(text: str) -> float:
-    """``512MB``, ``1GiB``, ``2e9`` -> bytes (BadInput otherwise)."""
-    import re
-
-    from ..errors import BadInput
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*", text)
-    if not m:
-        raise BadInput(f"--memory value {text!r} does not parse; give bytes such as 512MB, 1GiB or 2e9")
-    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-    value = float(m.group(1)) * mult[(m.group(2) or "").lower()]
-    if value <= 0:
-        raise BadInput(f"--memory value {text!r} must be positive")
-    return value
+        for part in [p.strip() for p in v.split(",") if p.strip()]:
+            dev, sep, val = part.partition("=")
+            if not sep:
+                raise BadInput(f"{option} {part!r} is not DEVICE=VALUE (e.g. {option} {names[0]}=...)")
+            if dev.strip() not in names:
+                raise BadInput(f"{option} names device {dev.strip()!r}, which is not in --devices {','.join(names)}")
+            out[dev.strip()] = val.strip()
+    return out
 
 
 def _links(names: list[str], bandwidth: str | None, latency: str, per_tensor: str, from_probe: bool,
            store: Any, return_output: bool, probe_host: str | None = None, send_cpu: str = "0") -> list[Any]:
     """One Link per hop (and the return), from the options or from the stored link probe."""
-    from ..errors import BadInput
-    from ..partition import Link, chain_links
-
     hops = max(len(names) - 1, 0) + (1 if return_output and len(names) > 1 else 0)
     if from_probe:
         if bandwidth is not None:
             raise BadInput("give either --bandwidth or --link-from-probe, not both")
         probed = _probe_links(names, store, probe_host, return_output)
         if send_cpu.strip() not in ("", "0"):
-            import dataclasses
-
             probed = [dataclasses.replace(lk, cpu_per_byte=send_cpu) for lk in probed]
         return probed
     if bandwidth is None:
@@ -237,25 +231,18 @@ def _probe_links(names: list[str], store: Any, host: str | None, return_output: 
     Activations travel device -> server: every forward link takes the probe's
     ``from_device`` direction, the output's return trip its ``to_device`` one.
     """
-    from ..errors import BadInput
-    from ..partition import Link, chain_links
 
-    getter = getattr(store, "latest_link", None)
-    if getter is None:
-        raise BadInput("this store has no link probes; run `gapp link probe --host ...` or give --bandwidth and --latency")
-
-    def one(direction: str) -> Any:
-        found = getter(host, direction)
-        if not found:
+    def one(direction: str) -> Link:
+        found = stored_link(store, host, direction)
+        if found is None:
             raise BadInput(
                 f"no {direction} link probe{f' of host {host!r}' if host else ''} stored in {str(store.path)!r};"
                 " run `gapp link probe --host ...` first, or give --bandwidth and --latency"
             )
-        lk = Link(found["bandwidth_Bps"], found.get("latency_s") or 0.0, found.get("per_tensor_s") or 0.0,
-                  source="probe")
-        err.print(f"link from the probe of {found.get('host', '?')} ({direction}, {found.get('measured_at', '?')}): "
-                  f"{lk.describe()}", highlight=False)
-        return lk
+        link, row = found
+        err.print(f"link from the probe of {row.get('host', '?')} ({direction}, {row.get('measured_at', '?')}): "
+                  f"{link.describe()}", highlight=False)
+        return link
 
     forward = one("from_device")
     links = [forward] * max(len(names) - 1, 0)
@@ -276,9 +263,9 @@ def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any]
         tr = est.transfers[st.stage] if st.stage < len(est.transfers) else None
         sends = "-"
         if tr:
-            sends = f"{_ms(tr.seconds)} ms, {human_bytes(tr.bytes)}" + (f" in {tr.tensors}" if tr.tensors > 1 else "")
+            sends = f"{_ms(tr.seconds)} ms, {format_bytes(tr.bytes)}" + (f" in {tr.tensors}" if tr.tensors > 1 else "")
         t.add_row(str(st.stage), st.device, f"{st.start}-{st.end} {span}", _ms(st.compute_s), sends,
-                  human_bytes(st.param_bytes))
+                  format_bytes(st.param_bytes))
     out.print(t)
     out.print(
         f"period {_ms(est.period_s)} ms, {est.throughput:.2f} items/s ({est.samples_per_s:.2f} samples/s), "

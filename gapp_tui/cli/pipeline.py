@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import BadInput
 from . import remote as _remote
-from .common import err, fail, handle_errors, human_bytes, out, print_json
+from .common import err, fail, handle_errors, format_bytes, out, print_json
 
 pipeline_app = typer.Typer(
     name="pipeline",
@@ -60,18 +60,13 @@ def run(
     Stages of devices with a host in the plan are started there over SSH (the host needs torch and GAPP);
     give --master-addr an address every host can reach.
     """
-    from ..pipeline import PipelineError, run_plan
-    from ..pipeline.remote import SSHOptions
+    from ..pipeline import run_plan  # slow (torch)
 
     if nice is not None and not -20 <= nice <= 19:
         raise BadInput(f"--nice {nice} is out of range; give -20..19")
-    if connect_timeout <= 0:
-        raise BadInput(f"--connect-timeout {connect_timeout} must be positive (seconds)")
-    ssh = SSHOptions(
-        identity=str(identity) if identity else None, known_hosts=str(known_hosts) if known_hosts else None,
-        ssh_config=str(ssh_config) if ssh_config else None, accept_new_host_key=accept_new_host_key,
-        connect_timeout=connect_timeout, remote_python=remote_python,
-    )
+    ssh = _remote.ssh_options("", identity=identity, remote_python=remote_python, known_hosts=known_hosts,
+                              ssh_config=ssh_config, accept_new_host_key=accept_new_host_key,
+                              connect_timeout=connect_timeout)
 
     status = err.status("starting the stages")
     status.start()
@@ -92,10 +87,6 @@ def run(
             master_port=master_port or None, timeout=timeout, deadline=deadline, threads=threads, seed=seed,
             ssh=ssh, on_event=on_event, pin=pin, nice=nice,
         )
-    except PipelineError as exc:
-        status.stop()
-        fail(str(exc), 1)
-        return
     finally:
         status.stop()
     doc = result.to_dict()
@@ -130,7 +121,7 @@ def show(doc: dict[str, Any]) -> None:
         table.add_row(
             str(s), st["device"], f"{lo}-{hi}", _ms(st["compute_s"]["mean"]), _ms(e.get("compute_s")),
             _ms(st["send_s"]["mean"]) if len(doc["stages"]) > 1 else "-", _ms(link.get("seconds")),
-            f"{human_bytes(st['out_bytes'])}/{st['out_tensors']}",
+            f"{format_bytes(st['out_bytes'])}/{st['out_tensors']}",
         )
     out.print(table)
     ratio = doc.get("throughput_ratio")

@@ -1,4 +1,4 @@
-"""SSH options shared by every command that reaches a device, `gapp measure --host`, `gapp link probe`, `gapp remote check`.
+"""SSH options shared by every command that reaches a device, `gapp link probe`, `gapp remote check`.
 
 ``gapp measure`` (cli/measure.py) takes the options below and, when ``--host``
 is given, calls :func:`measure_on_host` instead of the local engine: the rows,
@@ -7,16 +7,22 @@ the progress bar, the table and the ``--json`` document are the same.
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
-from .common import err, fail, handle_errors, out, print_json
+from ..errors import BadInput
+from ..store import Store
+from ..units import format_bandwidth, format_time
+from .common import err, handle_errors, out, print_json
+
+if TYPE_CHECKING:
+    from ..ssh import RemoteSession, SSHOptions
 
 link_app = typer.Typer(name="link", help="Measure and show the link between this machine and a device.", no_args_is_help=True)
 remote_app = typer.Typer(name="remote", help="Check a device reached over SSH.", no_args_is_help=True)
@@ -73,67 +79,36 @@ def opt_connect_timeout() -> Any:
     return typer.Option(10.0, "--connect-timeout", help="Seconds to wait for the TCP connection, the SSH handshake and authentication.")
 
 
-@dataclasses.dataclass
-class SSHOptions:
-    """The SSH options of one command line."""
+def ssh_options(host: str, port: int | None = None, identity: Path | None = None, remote_python: str = "python3",
+                remote_tmp: str | None = None, known_hosts: Path | None = None, ssh_config: Path | None = None,
+                accept_new_host_key: bool = False, connect_timeout: float | None = 10.0) -> SSHOptions:
+    """The SSH options of one command line (checked: BadInput on a bad port, timeout or target)."""
+    from ..ssh import SSHOptions  # slow (paramiko): only commands that reach a device pay for it
 
-    host: str
-    port: Optional[int] = None
-    identity: Optional[Path] = None
-    remote_python: str = "python3"
-    remote_tmp: Optional[str] = None
-    known_hosts: Optional[Path] = None
-    ssh_config: Optional[Path] = None
-    accept_new_host_key: bool = False
-    connect_timeout: float = 10.0
+    return SSHOptions(
+        host=host or "", port=port, identity=str(identity) if identity else None,
+        known_hosts=str(known_hosts) if known_hosts else None, ssh_config=str(ssh_config) if ssh_config else None,
+        accept_new_host_key=accept_new_host_key, connect_timeout=connect_timeout, remote_python=remote_python,
+        remote_tmp=remote_tmp, password_prompt=_password_prompt(),
+    ).check()
 
-    def connect(self) -> Any:
-        """An authenticated session (BadInput / RemoteError with one line on failure)."""
-        from ..errors import BadInput
-        from ..measure.remote import connect
 
-        if self.port is not None and not 0 < self.port < 65536:
-            raise BadInput(f"--port {self.port} is out of range; give 1-65535")
-        if self.connect_timeout <= 0:
-            raise BadInput(f"--connect-timeout {self.connect_timeout} must be positive (seconds)")
-        session = connect(
-            self.host, port=self.port, identity=self.identity, known_hosts=self.known_hosts,
-            ssh_config=self.ssh_config, accept_new_host_key=self.accept_new_host_key,
-            password_prompt=_password_prompt(), connect_timeout=self.connect_timeout,
+def connect(ssh: SSHOptions) -> RemoteSession:
+    """An authenticated session; says so on stderr when a new host key was recorded."""
+    session = ssh.connect()
+    if session.recorded_host_key:
+        err.print(
+            f"recorded the host key of {session.target.host_key_name} ({session.recorded_host_key})"
+            f" in {session.target.known_hosts}", highlight=False,
         )
-        if session.recorded_host_key:
-            err.print(
-                f"recorded the host key of {session.target.host_key_name} ({session.recorded_host_key})"
-                f" in {session.target.known_hosts}", highlight=False,
-            )
-        return session
+    return session
 
 
-def _password_prompt() -> Any:
+def _password_prompt() -> Callable[[str], str] | None:
     """A password is asked only of a person at a terminal, and never kept."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return None
-    return lambda prompt: getpass.getpass(prompt)
-
-
-def remote_failures(fn: Any) -> Any:
-    """RemoteError (network, device) -> one line, exit 1; the rest is ``handle_errors``'s."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..measure.remote import RemoteError
-
-        try:
-            return fn(*args, **kwargs)
-        except RemoteError as exc:
-            from .common import _debug
-
-            if _debug["on"]:
-                raise
-            fail(str(exc), 1)
-
-    return wrapper
+    return getpass.getpass
 
 
 # ----------------------------------------------------------------------------- gapp measure --host
@@ -146,22 +121,14 @@ def measure_on_host(ssh: SSHOptions, spec: Any, config: Any, store: Any, granula
     A RemoteError (connection lost, timeout, the device's disk) ends the command
     with one line and exit code 1; every row that arrived is already stored.
     """
-    from ..measure.remote import RemoteError
-    from ..measure.remote_engine import measure_remote
+    from ..measure.remote_engine import measure_remote  # slow (torch)
 
-    try:
-        with ssh.connect() as session:
-            return measure_remote(
-                session, spec, config, store=store, remote_python=ssh.remote_python, remote_tmp=ssh.remote_tmp,
-                granularity=granularity, leaves=leaves, progress=progress, command=command,
-                log=lambda m: err.print(m, highlight=False),
-            )
-    except RemoteError as exc:
-        from .common import _debug
-
-        if _debug["on"]:
-            raise
-        fail(str(exc), 1)
+    with connect(ssh) as session:
+        return measure_remote(
+            session, spec, config, store=store, remote_python=ssh.remote_python, remote_tmp=ssh.remote_tmp,
+            granularity=granularity, leaves=leaves, progress=progress, command=command,
+            log=lambda m: err.print(m, highlight=False),
+        )
 
 
 # ----------------------------------------------------------------------------- gapp link probe
@@ -169,7 +136,6 @@ def measure_on_host(ssh: SSHOptions, spec: Any, config: Any, store: Any, granula
 
 @link_app.command("probe")
 @handle_errors
-@remote_failures
 def link_probe(
     host: str = opt_host(required=True),
     port: Optional[int] = opt_port(),
@@ -188,29 +154,25 @@ def link_probe(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Measure latency and bandwidth to a device by sending tensors of several sizes over SSH; store the link."""
-    from .. import link_probe as lp
-    from ..errors import BadInput
-    from ..partition.link import format_bandwidth, format_time
-    from ..store import Store
+    from .. import link_probe as lp  # slow (paramiko)
 
     if max_bytes < 8192:
         raise BadInput(f"--max-bytes {max_bytes} is too small; give at least 8192 so that two sizes are sent")
     if max_seconds <= 0:
         raise BadInput(f"--max-seconds {max_seconds} must be positive")
-    path = None
-    if save:
-        with Store(db) as store:  # refuse a bad --db before any network work
-            path = store.path
-    ssh = SSHOptions(host, port, identity, remote_python, None, known_hosts, ssh_config, accept_new_host_key, connect_timeout)
-    with ssh.connect() as session:
+    store = Store(db) if save else None  # refuse a bad --db before any network work
+    ssh = ssh_options(host, port, identity, remote_python, None, known_hosts, ssh_config, accept_new_host_key,
+                      connect_timeout)
+    with connect(ssh) as session:
         session.check_python(remote_python, need_torch=False)
         with err.status(f"probing the link to {session.target.label}"):
             result = lp.probe(session, remote_python, max_bytes=max_bytes, pings=pings, repeats=repeats,
                               max_seconds=max_seconds, progress=lambda m: err.print(f"  {m}", highlight=False) if not err.is_terminal else None)
     doc = result.to_dict()
-    if save and path is not None:
-        lp.save(path, result)
-        doc["db"] = str(path)
+    if store is not None:
+        with store:
+            lp.save(store, result)
+        doc["db"] = str(store.path)
     if json_:
         print_json(doc)
         return
@@ -221,8 +183,9 @@ def link_probe(
         table.add_row(direction.replace("_", " "), format_bandwidth(result.bandwidth_Bps[direction]),
                       format_time(result.latency_s), format_time(max(result.intercept_s[direction], 0.0)))
     out.print(table)
-    if save:
-        err.print(f"stored in {path}; `gapp partition ... --link-from-probe` uses the from-device link", highlight=False)
+    if store is not None:
+        err.print(f"stored in {store.path}; `gapp partition ... --link-from-probe` uses the from-device link",
+                  highlight=False)
 
 
 @link_app.command("show")
@@ -233,9 +196,6 @@ def link_show(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """The stored link probes, newest first."""
-    from ..partition.link import format_bandwidth, format_time
-    from ..store import Store
-
     with Store(db, readonly=True) as store:
         found = store.links(host)
         path = str(store.path)
@@ -256,7 +216,6 @@ def link_show(
 
 @remote_app.command("check")
 @handle_errors
-@remote_failures
 def remote_check(
     host: str = opt_host(required=True),
     port: Optional[int] = opt_port(),
@@ -270,8 +229,9 @@ def remote_check(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Log in, check the device's Python and torch and that a private temporary directory can be made."""
-    ssh = SSHOptions(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config, accept_new_host_key, connect_timeout)
-    with ssh.connect() as session:
+    ssh = ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config, accept_new_host_key,
+                      connect_timeout)
+    with connect(ssh) as session:
         info = session.check_python(remote_python)
         with session.private_tempdir(remote_tmp) as tmp:
             info["tempdir"] = tmp

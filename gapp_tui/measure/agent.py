@@ -6,8 +6,8 @@ core and device description local measurement uses), every block as a
 TorchScript file, the recorded inputs of every block, and a ``job.json``; then
 it runs ``python -u agent.py run job.json`` and reads its stdout.
 
-Protocol: one JSON object per line on stdout, flushed as it happens
-(``python -u``), each with an ``event`` field:
+Protocol: GAPP's event lines on stdout (:mod:`gapp_tui.ssh.events`, copied
+next to the agent as ``events.py``), flushed as they happen (``python -u``):
 
 * ``start``: ``pid``, ``pgid`` (what the runner kills on cancel), ``python``,
   ``torch``, ``agent_version``, ``timer_version``.
@@ -29,59 +29,43 @@ Control: after the ``device`` event the agent reads one JSON line from stdin,
 ``{"skip": {mode: [blocks]}}`` (what the store already holds for this device
 key) or ``{"stop": true}``.
 
-Orphans: the agent runs in its own process group and watches its stdin: the
-runner never closes it, so end-of-file means the SSH channel is gone
-(cancelled, connection dropped, the server's session killed) and the agent
-removes its private directory and exits at once instead of measuring for nobody.
-
-``python -u agent.py echo`` copies stdin to stdout in chunks (the link probe
-may use it where ``cat`` is missing).
+Orphans: the agent runs in its own process group and watches its stdin
+(:func:`gapp_tui.ssh.events.watch_stdin`): the runner never closes it, so
+end-of-file means the SSH channel is gone (cancelled, connection dropped, the
+server's session killed) and the agent removes its private directory and exits
+at once instead of measuring for nobody.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import threading
 import time
 import traceback
 from typing import Any
 
-AGENT_VERSION = 1
-_lock = threading.Lock()
-_sent = {"results": 0}
+HERE = os.path.dirname(os.path.abspath(__file__))
+if __package__:  # imported as gapp_tui.measure.agent (tests, GAPP itself)
+    from ..ssh import events
+else:  # run as a script on the device, beside copies of events.py, timer.py and device.py
+    sys.path.insert(0, HERE)
+    import events
+
+#: 2: events are marked lines (gapp_tui.ssh.events) instead of bare JSON lines
+AGENT_VERSION = 2
+emit = events.emit
 
 
-def emit(event: str, **fields: Any) -> None:
-    """One JSON line on stdout, whole and flushed (threads share the lock)."""
-    line = json.dumps({"event": event, **fields}, default=str)
-    with _lock:
-        try:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        except (BrokenPipeError, OSError):
-            os._exit(74)  # nobody is listening any more
-
-
-def _watch_stdin() -> None:
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    except Exception:
-        pass
-    # end of file: the SSH channel closed; exit without unwinding (timing may be in C++).
-    # Nobody is left to remove our private directory, so we do (only one the runner made).
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        if os.path.basename(here).startswith("gapp-agent."):
-            import shutil
-
-            shutil.rmtree(here, ignore_errors=True)
-        sys.stderr.write("gapp agent: input closed, exiting\n")
-        sys.stderr.flush()
-    finally:
-        os._exit(75)
+def _input_closed() -> None:
+    """End of stdin: the SSH channel closed. Nobody is left to remove our private directory, so we do."""
+    if os.path.basename(HERE).startswith("gapp-agent."):  # only a directory the runner made
+        shutil.rmtree(HERE, ignore_errors=True)
+    events.say("gapp agent: input closed, exiting")
 
 
 def _heartbeat(period: float) -> None:
@@ -116,10 +100,6 @@ def pi_status(root: str = "/", use_vcgencmd: bool = True) -> dict[str, Any] | No
     ``/sys/devices/platform/soc/soc:firmware/get_throttled``, else runs
     ``vcgencmd get_throttled`` when it is installed. ``root`` is for tests.
     """
-    import re
-    import shutil
-    import subprocess
-
     def read(path: str) -> str | None:
         try:
             with open(os.path.join(root, path), "rb") as fh:
@@ -157,7 +137,7 @@ def pi_status(root: str = "/", use_vcgencmd: bool = True) -> dict[str, Any] | No
 
 
 def _sensors() -> dict[str, Any]:
-    import device
+    import device  # the device's copy (see run_job)
 
     s = dict(device.read_sensors())
     pi = pi_status()
@@ -175,10 +155,11 @@ def _read_control() -> dict[str, Any]:
 
 
 def run_job(job_path: str, watchdog: bool = True) -> int:
-    import torch
-
+    # torch and the timing core are imported only to measure (seconds on a Pi); as a script the
+    # agent finds the copies of device.py and timer.py that travel next to it
     import device
     import timer
+    import torch
 
     t_start = time.time()
     with open(job_path) as fh:
@@ -204,7 +185,7 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
     # the runner answers with what the store already holds for this device key
     control = _read_control() if job.get("control", True) else {}
     if watchdog:
-        threading.Thread(target=_watch_stdin, name="stdin-watchdog", daemon=True).start()
+        events.watch_stdin(_input_closed)
     if control.get("stop"):
         emit("done", results=0, seconds=round(time.time() - t_start, 3))
         return 0
@@ -308,25 +289,10 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
     return 0
 
 
-def echo() -> int:
-    src, dst = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        chunk = src.read1(1 << 16) if hasattr(src, "read1") else src.read(1 << 16)
-        if not chunk:
-            return 0
-        dst.write(chunk)
-        dst.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)  # timer.py and device.py travel next to this file
-    if argv[:1] == ["echo"]:
-        return echo()
     if len(argv) < 2 or argv[0] != "run":
-        sys.stderr.write("usage: agent.py run JOB.json [--no-watchdog] | agent.py echo\n")
+        events.say("usage: agent.py run JOB.json [--no-watchdog]")
         return 2
     try:
         os.setpgid(0, 0)  # our own process group: a cancel kills it whole

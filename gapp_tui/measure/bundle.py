@@ -4,8 +4,9 @@
 so that it needs only Python 3 and torch -- neither torchvision nor the user's
 model code:
 
-* ``agent.py``, ``timer.py``, ``device.py``: the device agent and the same
-  timing core and device description local measurement uses;
+* ``agent.py``, ``timer.py``, ``device.py``, ``events.py``: the device agent,
+  the same timing core and device description local measurement uses, and
+  GAPP's event protocol (:mod:`gapp_tui.ssh.events`);
 * ``model.pt``: one TorchScript archive holding every block's
   ``torch.fx.GraphModule`` (``blocks.0`` ...) and the unsplit model (``full``,
   for the sum-versus-full check). The blocks and the model share their
@@ -40,10 +41,13 @@ from typing import Any
 import torch
 
 from ..errors import BadInput
+from ..ssh import events
+from . import agent, device, timer
+from .engine import parse_dtype
 
-HERE = Path(__file__).resolve().parent
-#: the files copied next to the agent on the device (all torch + stdlib only)
-AGENT_FILES = ("agent.py", "timer.py", "device.py")
+#: the files copied next to the agent on the device (all torch + stdlib only), by their name there
+AGENT_FILES = {name: Path(module.__file__) for name, module in (
+    ("agent.py", agent), ("timer.py", timer), ("device.py", device), ("events.py", events))}
 
 
 class _Blocks(torch.nn.Module):
@@ -117,12 +121,10 @@ def write_bundle(
     heartbeat_s: float = 5.0,
 ) -> Bundle:
     """Serialise ``chain`` and write the agent's files into ``directory`` (see the module docstring)."""
-    from .engine import parse_dtype
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    for name in AGENT_FILES:
-        shutil.copyfile(HERE / name, out / name)
+    for name, source in AGENT_FILES.items():
+        shutil.copyfile(source, out / name)
     dt = parse_dtype(dtype)
     # the same reproducible input as local measurement (engine: spec.example_input(seed=...)), kept on CPU:
     # the agent maps everything onto its own device

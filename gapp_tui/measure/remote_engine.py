@@ -6,21 +6,21 @@
 2. writes the bundle (:mod:`.bundle`: TorchScript blocks, recorded inputs, the
    agent with ``timer.py`` and ``device.py``) and uploads it over SFTP into a
    private ``mktemp -d`` directory, removed afterwards;
-3. starts ``python -u agent.py run job.json`` and reads its JSON lines: on the
-   ``device`` event it answers with the blocks the store already holds for
+3. starts ``python -u agent.py run job.json`` and reads its events
+   (:mod:`gapp_tui.ssh.events`): on the ``device`` event it answers with the blocks the store already holds for
    that device key (resume: nothing is measured twice), then every ``result``
-   becomes a row (:func:`gapp_tui.measure.engine.make_row`) written to the
+   becomes a row (:func:`gapp_tui.measure.record.make_row`) written to the
    store the moment it arrives, tagged with the remote device's description;
-4. returns the same :class:`~gapp_tui.measure.engine.MeasureResult` as local
-   measurement.
+4. returns the same :class:`~gapp_tui.measure.record.MeasureResult` as local
+   measurement: both keep their rows in a :class:`~gapp_tui.measure.record.RunRecord`.
 
-A dropped connection raises :class:`~gapp_tui.measure.remote.ConnectionLost`
+A dropped connection raises :class:`~gapp_tui.ssh.ConnectionLost`
 after the run record is closed as ``interrupted``; every row that arrived is
 in the store, and the same call again resumes. Ctrl-C or ``cancel.set()``
 stops the remote agent (its process group is killed and its stdin closes)
 and returns the partial result with ``interrupted`` set, like the local engine
 (a cancel before the agent has started raises
-:class:`~gapp_tui.measure.remote.Cancelled`: nothing was measured).
+:class:`~gapp_tui.ssh.Cancelled`: nothing was measured).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..ssh import Cancelled as RemoteCancelled
+from ..ssh import ConnectionLost, RemoteError, RemoteSession, events
 from ..store import Store, setting_key
-from . import engine
 from .bundle import write_bundle
-from .engine import MeasureConfig, MeasureResult, Progress, RowContext, chain_signature, make_row
-from .remote import Cancelled as RemoteCancelled
-from .remote import ConnectionLost, RemoteError, RemoteSession
+from .engine import MeasureConfig, parse_dtype, prepare_chain
+from .record import MeasureResult, Progress, RowContext, RunRecord, make_row
 from .timer import Stats
 
 #: files uploaded before the agent starts; the agent is last so a partial upload never runs
@@ -73,7 +73,7 @@ def measure_remote(
     if hasattr(target, "blocks") and hasattr(target, "cuts"):
         chain = target
     else:
-        chain = engine.prepare_chain(target, granularity, "cpu", cfg.dtype, leaves)
+        chain = prepare_chain(target, granularity, "cpu", cfg.dtype, leaves)
     with tempfile.TemporaryDirectory(prefix="gapp-bundle-") as local_dir:
         say(f"serialising {len(chain.blocks)} blocks and the model (TorchScript)")
         bundle = write_bundle(
@@ -94,14 +94,15 @@ def measure_remote(
             run.execute([remote_python, "-u", f"{rdir}/agent.py", "run", f"{rdir}/job.json"], silence_timeout, say)
     if run.lost is not None:
         raise run.lost
-    return run.result()
+    return run.record.result()
 
 
-class _RemoteRun(engine._Run):
-    """The local engine's bookkeeping (rows, sums, run record), fed by the agent's events."""
+class _RemoteRun:
+    """The agent's events, kept in a RunRecord as the local engine keeps its timings."""
 
     def __init__(self, chain: Any, cfg: MeasureConfig, store: Store | None, report: Callable[[Progress], None],
                  cancel: threading.Event | None, session: RemoteSession, command: str | None) -> None:
+        self.chain, self.cfg, self.report = chain, cfg, report
         self.session = session
         self.cancel = cancel
         self.command = command
@@ -110,50 +111,45 @@ class _RemoteRun(engine._Run):
         ctx = RowContext(device_key="", model=chain.spec.name, model_label=chain.spec.label(), setting="",
                          granularity=chain.granularity, batch_size=chain.spec.shape[0],
                          input_shape="x".join(map(str, chain.spec.shape)), num_classes=chain.spec.num_classes,
-                         dtype=str(engine.parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0, device_type=cfg.device.split(":")[0],
-                         chain_sig=chain_signature(chain))
-        super().__init__(chain, cfg, ctx, store, report, None, {})
+                         dtype=str(parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0,
+                         device_type=cfg.device.split(":")[0], chain_sig=chain.signature())
+        self.record = RunRecord(chain.names, cfg, ctx, store)
         self.remote: dict[str, Any] = {"host": session.target.label}
         self.early: set[int] = set()
 
     # -------------------------------------------------------------- events
     def _on_device(self, desc: dict[str, Any]) -> dict[str, Any]:
         """Fix the row context from the device's description; the control answer (what to skip)."""
-        self.desc = desc
-        c = self.ctx
+        rec = self.record
+        rec.desc = desc
+        c = rec.ctx
         c.device_key = desc["key"]
         c.threads = int(desc.get("threads") or 1)
         c.setting = setting_key(self.chain.spec.shape, self.cfg.dtype, c.threads, self.chain.granularity,
                                 self.chain.spec.num_classes, c.device_type)
-        skip: dict[str, list[int]] = {}
-        for mode in list(self.cfg.modes) + (["full"] if self.cfg.full else []):
-            skip[mode] = sorted(self._done(mode))
-        n = len(self.names)
+        skip = {mode: sorted(rec.done(mode)) for mode in rec.all_modes}
+        n = len(rec.names)
         for mode in self.cfg.modes:  # as the engine counts: every stored block of either mode
-            self.skipped += len(set(skip[mode]) & set(range(n)))
+            rec.skipped += len(set(skip[mode]) & set(range(n)))
         if self.cfg.full and -1 in skip.get("full", []):
-            self.skipped += 1
-        if self.store is not None:
-            self.store.add_device(desc)
-            modes = list(self.cfg.modes) + (["full"] if self.cfg.full else [])
-            c.run_id = self.store.start_run(c.device_key, c.model, c.setting, modes, self.command)
+            rec.skipped += 1
+        rec.open(self.command)
         return {"skip": skip}
 
     def _on_result(self, ev: dict[str, Any]) -> None:
         mode, block = ev["mode"], int(ev["block"])
-        name = "(full model)" if block < 0 else self.names[block]
+        name = "(full model)" if block < 0 else self.record.names[block]
         extra = dict(ev.get("extra") or {})
         extra["remote"] = self.remote
-        row = make_row(self.ctx, mode, block, name, Stats.from_dict(ev["stats"]), extra)
-        first = not (mode == "in-context" and block in self.early)
-        self._keep(row)
-        if not first:
-            self.measured -= 1  # an in-context block sent early and again with its final statistics
+        row = make_row(self.record.ctx, mode, block, name, Stats.from_dict(ev["stats"]), extra)
+        # an in-context block is sent early and again with its final statistics: counted once
+        self.record.keep(row, counted=not (mode == "in-context" and block in self.early))
         if mode == "in-context":
             self.early.add(block)
 
     # -------------------------------------------------------------- the run
-    def execute(self, argv: list[str], silence_timeout: float, say: Callable[[str], None]) -> None:  # type: ignore[override]
+    def execute(self, argv: list[str], silence_timeout: float, say: Callable[[str], None]) -> None:
+        rec = self.record
         stream = self.session.stream(argv, silence_timeout=silence_timeout, cancel=self.cancel)
         errors: list[str] = []
         failure: str | None = None
@@ -163,9 +159,8 @@ class _RemoteRun(engine._Run):
                 if kind == "err":
                     errors.append(line)
                     continue
-                try:
-                    ev = json.loads(line)
-                except ValueError:
+                ev = events.decode(line)
+                if ev is None:
                     say(f"device: {line}")
                     continue
                 what = ev.get("event")
@@ -185,11 +180,11 @@ class _RemoteRun(engine._Run):
                               if k in ev and ev[k] is not None}
                     self.report(Progress(**fields))
                 elif what == "chain":
-                    self.chain_ms[ev["mode"]] = float(ev["stats"]["median_ms"])
+                    rec.chain_ms[ev["mode"]] = float(ev["stats"]["median_ms"])
                 elif what == "overhead":
-                    self.overhead[ev["mode"]] = ev["stats"]
+                    rec.overhead[ev["mode"]] = ev["stats"]
                 elif what == "device_after":
-                    self.desc_after = ev["description"]
+                    rec.desc_after = ev["description"]
                 elif what == "log":
                     say(f"device: {ev.get('message')}")
                 elif what == "error":
@@ -200,24 +195,22 @@ class _RemoteRun(engine._Run):
                 tail = next((e for e in reversed(errors) if e.strip()), "")
                 failure = f"the agent exited with status {stream.exit_status}" + (f": {tail.strip()}" if tail else "")
         except RemoteCancelled:
-            self.interrupted = "cancel"
+            rec.interrupted = "cancel"
         except KeyboardInterrupt:
             stream.stop()
-            self.interrupted = "keyboard"
+            rec.interrupted = "keyboard"
         except ConnectionLost as exc:
-            self.interrupted = "connection"
-            kept = self.measured
+            rec.interrupted = "connection"
+            kept = rec.measured
             self.lost = ConnectionLost(
                 f"{exc}; {kept} new row{'s' if kept != 1 else ''} are stored - run the same command again to resume"
             )
         finally:
             stream.stop()
-            if self.store is not None and self.ctx.run_id is not None:
-                status = "failed" if failure else ("interrupted" if self.interrupted else "done")
-                self.store.finish_run(self.ctx.run_id, status, self._summary())
+            rec.close("failed" if failure else ("interrupted" if rec.interrupted else "done"))
         if failure is not None:
             if "MemoryError" in failure or "No space left" in failure:
                 failure += " (the device ran out of memory or disk)"
             raise RemoteError(f"the agent on {self.session.target.label} failed: {failure}")
-        if not self.desc:
+        if not rec.desc:
             raise RemoteError(f"the agent on {self.session.target.label} stopped before describing the device")

@@ -14,7 +14,7 @@ every keystroke::
 from .baselines import BASELINES, baselines
 from .costs import SOURCES, CostTable
 from .estimate import Estimate, StageEstimate, TransferEstimate, estimate
-from .link import Link, format_bandwidth, format_time, parse_bandwidth, parse_time
+from .link import Link
 from .plan import PLAN_VERSION, Plan, chain_links
 from .solver import OBJECTIVES, optimal_boundaries, solve
 from .times import cost_table
@@ -34,10 +34,6 @@ __all__ = [
     "chain_links",
     "cost_table",
     "estimate",
-    "format_bandwidth",
-    "format_time",
     "optimal_boundaries",
-    "parse_bandwidth",
-    "parse_time",
     "solve",
 ]

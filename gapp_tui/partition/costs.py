@@ -19,7 +19,6 @@ computed once and cached.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -306,28 +305,6 @@ class CostTable:
 
     def __repr__(self) -> str:
         return f"CostTable({self.n} blocks, devices={self.devices})"
-
-
-RATE_EXAMPLES = "2GFLOPs, 50GFLOP/s, 500MFLOPS, 2e9"
-_RATE_PREFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-
-
-def parse_flops_rate(text: str | float) -> float:
-    """FLOPs per second from ``2GFLOPs``, ``50 GFLOP/s``, ``500MFLOPS`` or a plain number.
-
-    BadInput (one line) when it does not parse or is not positive.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        m = re.fullmatch(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKmMgGtT]?)(?:flop(?:s|/s)?)?\s*",
-                         str(text), flags=re.IGNORECASE)
-        if not m:
-            raise BadInput(f"FLOP rate {text!r} does not parse; give one such as {RATE_EXAMPLES}")
-        value = float(m.group(1)) * _RATE_PREFIX[m.group(2).lower()]
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"FLOP rate {text!r} must be positive, such as {RATE_EXAMPLES}")
-    return value
 
 
 def flops_times(flops: Sequence[float], rate: float) -> list[float]:

@@ -1,165 +1,178 @@
-"""Where a cost table's block times come from: the store, the predictor, or FLOPs.
+"""The one block-times service: per-block seconds of a chain on every device of a pipeline.
 
-:func:`cost_table` builds a CostTable for a BlockChain and named devices, each
-with its source:
+``gapp partition`` and the terminal app's Partition section both call
+:func:`cost_table` with the devices of :mod:`.devices`, so the same store,
+model and devices give the same numbers everywhere. One rule per source:
 
-- ``measured``: the store's rows (``gapp measure``) for the device's stored
-  key and setting — the setting is found from the chain (input shape,
-  granularity, classes) when only one stored setting matches;
-- ``predicted``: the predictor's times for the device's profile (``gapp_tui.predict``);
-- ``flops``: FLOPs / a sustained rate the user gives (``--rate pi=2GFLOPs``),
-  usable before anything is measured.
+``measured``
+    The store's rows of this model whose chain signature (block partition,
+    cut shapes) is this chain's. The device key is the one asked for
+    (``measured:KEY``); else the device's own name when that is a stored
+    key; else the only stored device that measured this chain (several: an
+    error listing them). Of its settings, the one asked for
+    (``measured:KEY/SETTING``), else the newest. In-context rows are
+    used, standalone ones when there are none (``mode`` overrides). A block
+    not measured yet is filled from its FLOPs at the rate the measured blocks
+    achieved, and marked ``flops`` (a plan can be shown while a measurement
+    runs). Nothing measured at all is an error naming what would work.
+``predicted``
+    The chain's features through the predictor the device names, else the
+    device's own predictor (``gapp calibrate``), else the one GAPP ships;
+    the note names the machine the predictor was made for, so another
+    machine's times are never presented as this device's.
+``flops``
+    Each block's FLOPs divided by the device's rate.
 
-Nothing is typed in: every number comes from one of these. Building a table
-needs the chain (torch); estimating and solving with it do not.
+Every column comes with a one-line note saying what it rests on. Building a
+table needs the chain (and torch, for a predicted device); estimating and
+solving with it do not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import BadInput, closest
-from .costs import SOURCES, CostTable, flops_times
+from ..units import format_flops_rate
+from .costs import CostTable, flops_times
+from .devices import DeviceSpec
 
-STORE_MODES = ("in-context", "standalone")
+#: which stored block times a measured device uses
+MODES = ("auto", "in-context", "standalone")
 
-
-def parse_sources(values: list[str] | None, devices: list[str], default: str = "measured") -> dict[str, str]:
-    """``["flops"]`` or ``["pi=measured", "server=predicted"]`` -> a source per device."""
-    out = {d: default for d in devices}
-    for v in values or []:
-        for part in [p for p in v.split(",") if p.strip()]:
-            if "=" in part:
-                dev, src = (x.strip() for x in part.split("=", 1))
-                if dev not in devices:
-                    raise BadInput(f"--times names device {dev!r}, which is not in --devices {','.join(devices)}")
-                targets = [dev]
-            else:
-                src, targets = part.strip(), devices
-            if src not in SOURCES:
-                raise BadInput(f"time source {src!r} is not known{closest(src, SOURCES)}; give one of {', '.join(SOURCES)}")
-            for d in targets:
-                out[d] = src
-    return out
+#: (chain, device) -> (seconds per block, what the predictor was made for); see :func:`default_predict`
+Predict = Callable[[Any, DeviceSpec], tuple[list[float], str]]
 
 
-def parse_assignments(values: list[str] | None, option: str, devices: list[str] | None = None) -> dict[str, str]:
-    """``["pi=KEY", "server=KEY2"]`` (or comma-joined) -> a dict; BadInput on a missing ``=``."""
-    out: dict[str, str] = {}
-    for v in values or []:
-        for part in [p for p in v.split(",") if p.strip()]:
-            if "=" not in part:
-                raise BadInput(f"{option} {part!r} is not DEVICE=VALUE (e.g. {option} pi=...)")
-            dev, val = (x.strip() for x in part.split("=", 1))
-            if devices is not None and dev not in devices:
-                raise BadInput(f"{option} names device {dev!r}, which is not in --devices {','.join(devices)}")
-            out[dev] = val
-    return out
+@dataclasses.dataclass(frozen=True)
+class DeviceTimes:
+    """One device's column: seconds per block, the source of each, and a note on what they rest on."""
+
+    device: DeviceSpec
+    times: list[float]
+    kinds: list[str]  # per block: measured | predicted | flops
+    note: str
+    store_key: str | None = None  # measured: the stored device key used
+    setting: str | None = None  # measured: the stored setting used
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.times)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.device.text(), "source": self.device.source, "note": self.note,
+                "store_key": self.store_key, "setting": self.setting, "total_s": self.total,
+                "blocks_s": list(self.times), "kinds": list(self.kinds)}
 
 
-def measured_times(
-    store: Any, chain: Any, device_key: str, setting: str | None = None, mode: str = "in-context"
-) -> list[float]:
-    """Seconds per block from the store, for this chain's model, input, granularity and classes.
+def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | None = None) -> list[dict[str, Any]]:
+    """The stored block rows of ``chain`` (same model, same block partition), in-context before standalone.
 
-    ``device_key`` may carry the setting after the first ``/``
-    (``KEY/1x3x224x224/float32/t4/natural/c1000/cpu``). BadInput (one line)
-    when nothing matches, the choice is ambiguous, a block is missing, or the
-    stored blocks are not this chain's.
+    ``mode="auto"`` gives the in-context rows when there are any, else the standalone ones.
     """
-    if mode not in STORE_MODES:
-        raise BadInput(f"store mode {mode!r} is not a block mode; give one of {', '.join(STORE_MODES)}")
-    if setting is None and "/" in device_key:
-        device_key, setting = device_key.split("/", 1)
-    spec = chain.spec
-    keys = [d["key"] for d in store.devices()]
-    if device_key not in keys:
+    if mode not in MODES:
+        raise BadInput(f"store mode {mode!r} is not known; give one of {', '.join(MODES)}")
+    sig = chain.signature()
+    for m in (("in-context", "standalone") if mode == "auto" else (mode,)):
+        rows = [r for r in store.rows(model=chain.spec.name, device=device_key, mode=m)
+                if r["block"] >= 0 and r.get("chain_sig") in (sig, None)
+                and r.get("input_shape") == "x".join(map(str, chain.spec.shape))]
+        if rows:
+            return rows
+    return []
+
+
+def measured_times(chain: Any, device: DeviceSpec, store: Any, mode: str = "auto") -> DeviceTimes:
+    """The ``measured`` rule (see the module docstring); BadInput when nothing is stored for this chain."""
+    if store is None:
+        raise BadInput(f"device {device.name!r} wants measured times but there is no store; measure first"
+                       f" (`gapp measure {chain.spec.name}`) or give --db PATH")
+    keys = {d["key"] for d in store.devices()}
+    key = device.store_key
+    if key is not None and key not in keys:
+        raise BadInput(f"device key {key!r} of {device.name!r} has no measurements in {str(store.path)!r}"
+                       f"{closest(key, keys)} (stored: {', '.join(sorted(keys)) or 'none'}); see `gapp results devices`")
+    if key is None and device.name in keys:
+        key = device.name
+    rows = chain_rows(store, chain, mode, key)
+    if device.store_setting is not None:
+        rows = [r for r in rows if r["setting"] == device.store_setting]
+    if not rows:
+        shape = "x".join(map(str, chain.spec.shape))
+        where = f" on {key}" + (f" with setting {device.store_setting}" if device.store_setting else "") if key else ""
         raise BadInput(
-            f"device {device_key!r} has no measurements in {str(store.path)!r}{closest(device_key, keys)}"
-            f" (stored devices: {', '.join(keys) or 'none'}); map a device to one with --device-times NAME=KEY,"
-            " measure it with `gapp measure`, or use --times flops"
+            f"device {device.name!r}: no measurements of {chain.spec.name} {shape} ({chain.granularity} blocks){where};"
+            f" measure it (`gapp measure {chain.spec.name}`, or m in the app), or write {device.name}=predicted"
+            f" or {device.name}=2GFLOP/s"
         )
-    if setting is None:
-        shape = "x".join(map(str, spec.shape))
-        found = [
-            s for s in store.settings(model=spec.name, device=device_key)
-            if s.get("input_shape") == shape and str(s.get("granularity")) == str(chain.granularity)
-            and int(s.get("num_classes") or 0) == spec.num_classes and mode in s.get("modes", {})
-        ]
-        if not found:
-            raise BadInput(
-                f"no {mode} measurements of {spec.name} {shape} ({chain.granularity} blocks) on {device_key};"
-                f" run `gapp measure {spec.name}` there first, or use --times flops"
-            )
-        if len(found) > 1:
-            raise BadInput(
-                f"{spec.name} on {device_key} has {len(found)} matching settings ("
-                + "; ".join(s["setting"] for s in found[:4])
-                + f"); pick one with --device-times DEVICE={device_key}/SETTING"
-            )
-        setting = found[0]["setting"]
-    rows = store.block_table(spec.name, device_key, setting, mode)
-    names = [r["block_name"] for r in rows]
-    if names != list(chain.names):
-        raise BadInput(
-            f"stored blocks of {spec.name} on {device_key} ({len(names)}) are not this chain's ({len(chain)} blocks);"
-            " measure again with the same granularity and leaves"
-        )
-    return [float(r["median_ms"]) / 1e3 for r in rows]
+    found_keys = sorted({r["device_key"] for r in rows})
+    if len(found_keys) > 1:
+        raise BadInput(f"device {device.name!r}: {len(found_keys)} stored devices measured {chain.spec.name}"
+                       f" ({', '.join(found_keys)}); pick one with {device.name}=measured:KEY")
+    newest: dict[tuple[str, str], str] = {}
+    for r in rows:
+        k = (r["device_key"], r["setting"])
+        newest[k] = max(newest.get(k, ""), r.get("measured_at") or "")
+    store_key, setting = max(newest, key=lambda k: (newest[k], k))
+    flops = [max(1, b.flops) for b in chain.blocks]
+    times = [math.nan] * len(chain.blocks)
+    for r in rows:
+        if (r["device_key"], r["setting"]) == (store_key, setting) and r["block"] < len(times):
+            times[r["block"]] = float(r["median_ms"]) / 1e3
+    have = [i for i, t in enumerate(times) if not math.isnan(t)]
+    rate = sum(flops[i] for i in have) / max(sum(times[i] for i in have), 1e-12)
+    estimated = flops_times(flops, rate)
+    kinds = ["measured" if not math.isnan(t) else "flops" for t in times]
+    filled = [t if not math.isnan(t) else estimated[i] for i, t in enumerate(times)]
+    missing = len(times) - len(have)
+    mode_used = rows[0]["mode"]
+    note = f"measured on {store_key} ({mode_used}, {setting})"
+    others = len(newest) - 1
+    if others:
+        note += f"; {others} other stored setting{'s' if others > 1 else ''}: pick one with measured:KEY/SETTING"
+    if missing:
+        note += f"; {missing} of {len(times)} blocks from FLOPs at {format_flops_rate(rate)}"
+    return DeviceTimes(device, filled, kinds, note, store_key, setting)
 
 
-def predicted_times(chain: Any, device: str, predictor: str | None = None) -> list[float]:
-    """Seconds per block predicted from the chain's BlockGraphs alone (no measurement of this model).
+def default_predict(chain: Any, device: DeviceSpec, store: Any = None) -> tuple[list[float], str]:
+    """The predictor's seconds per block for ``device`` and a note naming what it was made for."""
+    from ..predict import registry  # torch: only a predicted device pays for it
 
-    ``predictor`` is a predictor file (``gapp train``); default: the one the
-    predictor area ships (``gapp_tui.predict.predictor.default_predictor_path()``).
-    The file holds one device profile; ``device`` only names the column.
-    """
-    try:
-        from ..predict.predictor import Predictor, default_predictor_path
-    except ImportError as exc:
-        raise BadInput(
-            f"predicted times need the predictor (gapp_tui.predict), which cannot be imported here ({exc});"
-            " use --times measured or --times flops"
-        ) from None
-    from ..features import extract
-
-    loaded = predictor if isinstance(predictor, Predictor) else Predictor.load(predictor or default_predictor_path())
-    ms = loaded.block_times(extract(chain, warn=False))
-    return [float(t) / 1e3 for t in ms]
+    choice = registry.resolve(device.ref, device.name, store)
+    return registry.predict_chain(chain, choice.path), choice.describe(device.name)
 
 
-def cost_table(
-    chain: Any,
-    sources: Mapping[str, str],
-    *,
-    store: Any = None,
-    device_keys: Mapping[str, str] | None = None,
-    rates: Mapping[str, float] | None = None,
-    mode: str = "in-context",
-    predictor: Any = None,
-    predictors: Mapping[str, Any] | None = None,
-) -> CostTable:
-    """A CostTable for ``chain`` with one column per device, each from its source.
+def predicted_times(chain: Any, device: DeviceSpec, store: Any = None, predict: Predict | None = None) -> DeviceTimes:
+    """The ``predicted`` rule (see the module docstring)."""
+    if predict is None:
+        times, note = default_predict(chain, device, store)
+    else:
+        times, note = predict(chain, device)
+    if len(times) != len(chain.blocks):
+        raise BadInput(f"device {device.name!r}: the predictor gave {len(times)} times for {len(chain.blocks)} blocks")
+    return DeviceTimes(device, [float(t) for t in times], ["predicted"] * len(times), note)
 
-    ``device_keys[device]`` is the stored device key of a ``measured`` device
-    (default: the device's own name); ``rates[device]`` the FLOP rate of a
-    ``flops`` device; ``predictors[device]`` (or ``predictor`` for all) the
-    predictor file of a ``predicted`` device.
-    """
-    times: dict[str, list[float]] = {}
-    for device, source in sources.items():
-        if source == "measured":
-            if store is None:
-                raise BadInput("measured times need a store; give --db PATH or measure first")
-            times[device] = measured_times(store, chain, (device_keys or {}).get(device, device), mode=mode)
-        elif source == "predicted":
-            times[device] = predicted_times(chain, device, (predictors or {}).get(device, predictor))
-        elif source == "flops":
-            if not rates or device not in rates:
-                raise BadInput(f"flops times need a rate for device {device!r}; give --rate {device}=2GFLOPs")
-            times[device] = flops_times([b.flops for b in chain.blocks], rates[device])
-        else:
-            raise BadInput(f"time source {source!r} is not known; give one of {', '.join(SOURCES)}")
-    return CostTable.from_chain(chain, times, dict(sources))
+
+def device_times(chain: Any, device: DeviceSpec, *, store: Any = None, mode: str = "auto",
+                 predict: Predict | None = None) -> DeviceTimes:
+    """One device's column of block times by its source's rule (BadInput, one line, when it has none)."""
+    if device.source == "measured":
+        return measured_times(chain, device, store, mode)
+    if device.source == "predicted":
+        return predicted_times(chain, device, store, predict)
+    rate = float(device.rate or 0.0)
+    times = flops_times([max(1, b.flops) for b in chain.blocks], rate)
+    return DeviceTimes(device, times, ["flops"] * len(times), f"FLOPs at {format_flops_rate(rate)}")
+
+
+def cost_table(chain: Any, devices: Sequence[DeviceSpec], *, store: Any = None, mode: str = "auto",
+               predict: Predict | None = None) -> tuple[CostTable, list[DeviceTimes]]:
+    """The CostTable of ``chain`` with one column per device, and each column's :class:`DeviceTimes`."""
+    columns = [device_times(chain, d, store=store, mode=mode, predict=predict) for d in devices]
+    table = CostTable.from_chain(chain, {c.device.name: c.times for c in columns},
+                                 sources={c.device.name: c.kinds for c in columns})
+    return table, columns

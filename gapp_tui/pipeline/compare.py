@@ -20,25 +20,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..partition.costs import CostTable
+from ..partition.estimate import estimate
+from ..partition.plan import Plan
+from .config import PlanView
 
-def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float]) -> dict[str, Any] | None:
-    """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds.
 
-    None when the partition estimator is not available or the plan cannot be
-    rebuilt as a partition Plan (e.g. a hand-written plan without links).
-    """
-    try:
-        from ..partition.costs import CostTable
-        from ..partition.estimate import estimate
-        from ..partition.plan import Plan
-    except ImportError:
-        return None
+def stage_estimate(view: PlanView, chain: Any, compute_s: Sequence[float]) -> dict[str, Any]:
+    """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds."""
     plan = view.plan
-    try:
-        if not isinstance(plan, Plan):
-            plan = Plan.from_dict(dict(plan))
-    except Exception:
-        return None
     n = len(chain)
     devices = list(view.devices)
     times = {d: [0.0] * n for d in devices}
@@ -52,10 +42,7 @@ def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float]) -> dict[st
         granularity=table.granularity, hosts=dict(plan.hosts), communication=plan.communication,
         return_output=plan.return_output, objective=plan.objective, blocks=list(table.blocks),
     )
-    try:
-        return estimate(table, plan).to_dict()
-    except Exception:
-        return None
+    return estimate(table, plan).to_dict()
 
 
 def plan_stage_compute(est: Mapping[str, Any]) -> list[float] | None:

@@ -1,9 +1,9 @@
 """What a pipeline run is told: the plan it executes and what each stage process receives.
 
 :class:`PlanView` is the part of a partition Plan a run needs (model, granularity,
-devices, hosts, boundaries, links, estimate). It is read with the partition
-area's ``Plan.load`` when that is available and from the plan file's JSON
-otherwise, so both paths give the same view.
+devices, hosts, boundaries, links, estimate), read through the partition area's
+:class:`~gapp_tui.partition.plan.Plan` (its validation applies to files, dicts
+and objects alike) and checked further for what a run needs.
 
 :class:`StageConfig` is the whole of what one stage process is told (it travels
 as one JSON argument, locally or over SSH).
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..partition.plan import Plan
 from ..zoo import ModelSpec
 
 _SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape")
@@ -39,7 +40,7 @@ class PlanView:
     boundaries: tuple[int, ...]
     links: tuple[Any, ...] = ()
     estimate: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    plan: Any = None  # the partition Plan object when it could be loaded, else the raw dict
+    plan: Plan | None = None
     source: str = ""
 
     @property
@@ -73,48 +74,17 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def read_plan(source: str | Path | Mapping[str, Any] | Any) -> PlanView:
-    """A PlanView from a plan file, a plan dict or a partition ``Plan`` object.
-
-    Uses ``gapp_tui.partition.plan.Plan.load`` for files when the partition
-    area provides it (its validation then applies), else reads the JSON here.
-    """
-    label = str(source) if isinstance(source, (str, Path)) else "<plan>"
+def read_plan(source: str | Path | Mapping[str, Any] | Plan) -> PlanView:
+    """A PlanView from a plan file, a plan dict or a partition :class:`Plan` (BadInput, one line, when unusable)."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise BadInput(f"plan file {str(path)!r} does not exist; give a file written by `gapp partition`")
-        plan_cls = _partition_plan_class()
-        if plan_cls is not None and hasattr(plan_cls, "load"):
-            return _from_object(plan_cls.load(path), label)
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BadInput(f"plan file {str(path)!r} is not valid JSON ({exc}); give a file written by `gapp partition`") from None
-        return _from_dict(doc, label)
-    if isinstance(source, Mapping):
-        plan_cls = _partition_plan_class()
-        if plan_cls is not None and hasattr(plan_cls, "from_dict") and "version" in source:
-            return _from_object(plan_cls.from_dict(dict(source)), label)
-        return _from_dict(source, label)
-    return _from_object(source, label)
-
-
-def _partition_plan_class() -> Any:
-    try:
-        from ..partition.plan import Plan  # the partition area's Plan, once it exists
-    except ImportError:
-        return None
-    return Plan
-
-
-def _from_object(plan: Any, label: str) -> PlanView:
-    """A partition Plan object: take its dict form so both paths share one reader."""
-    if hasattr(plan, "to_dict"):
-        view = _from_dict(plan.to_dict(), label)
+        label = str(source)
+        if not Path(source).is_file():
+            raise BadInput(f"plan file {label!r} does not exist; give a file written by `gapp partition`")
+        plan = Plan.load(source)
     else:
-        view = _from_dict(dataclasses.asdict(plan), label)
-    return dataclasses.replace(view, plan=plan)
+        label = "<plan>"
+        plan = source if isinstance(source, Plan) else Plan.from_dict(dict(source))
+    return dataclasses.replace(_from_dict(plan.to_dict(), label), plan=plan)
 
 
 def _from_dict(doc: Mapping[str, Any], label: str) -> PlanView:
@@ -202,7 +172,6 @@ class StageConfig:
     in_flight: int = 5
     nice: int | None = None
     io: str = "async"  # async: one thread, irecv/isend; threads: receive, compute and send threads
-    watch_stdin: bool = False  # a remote stage: end of stdin (the SSH channel closed) ends the stage
 
     @property
     def total(self) -> int:

@@ -5,10 +5,11 @@
 1. checks the plan against the model's real chain (boundaries in range, only
    tensors crossing the cuts it sends) and builds the unsplit model with the
    same seed as the stages, for the reference output;
-2. starts one stage process per device (``python -m gapp_tui.pipeline.stage``),
-   each in its own process group, killed with the launcher if the launcher
-   dies (``PR_SET_PDEATHSIG``); a ``prefix`` per stage runs it under another
-   command (``ip netns exec NS`` in the network-namespace benchmark);
+2. starts one stage process per device (``python -m gapp_tui.pipeline.stage``,
+   :mod:`.process`), each in its own process group and watching its stdin, so
+   it ends with the launcher however the launcher ends; a ``prefix`` per stage
+   runs it under another command (``ip netns exec NS`` in the
+   network-namespace benchmark);
 3. watches them (every 50 ms): the first stage that exits with an error or a
    signal ends the run -- every other stage's process group is killed at once
    and a :class:`PipelineError` says, on one line, which stage died and how;
@@ -20,8 +21,8 @@
    unsplit model| over the returned outputs).
 
 A device with a host in the plan (``user@host:port``) runs its stage there,
-started over SSH with the measure area's runner (:mod:`.remote`); ``ssh``
-(:class:`~gapp_tui.pipeline.remote.SSHOptions`) says how to log in and which
+started over SSH (:class:`~gapp_tui.pipeline.process.RemoteStageProcess`);
+``ssh`` (:class:`~gapp_tui.ssh.SSHOptions`) says how to log in and which
 Python to run. The master address must then be one every host can reach.
 """
 
@@ -29,12 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +40,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
+import torch
+
+from ..errors import BadInput, Failure
+from ..ssh import SSHOptions
 from .compare import plan_stage_compute, stage_estimate
 from .config import PlanView, StageConfig, read_plan, spec_to_dict
-from .stage import EVENT, RESULT, build_stage_blocks, weights_digest
+from .process import RemoteStageProcess, StageProcess
+from .stage import build_stage_blocks, weights_digest
 
 #: how often the watchdog looks at the stage processes
 POLL_S = 0.05
@@ -53,7 +55,7 @@ POLL_S = 0.05
 GRACE_S = 0.3
 
 
-class PipelineError(RuntimeError):
+class PipelineError(Failure):
     """The run failed (a stage died, timed out or could not start); the message is one line."""
 
 
@@ -165,95 +167,6 @@ def free_port(addr: str = "127.0.0.1") -> int:
 # ----------------------------------------------------------------------------- stage processes
 
 
-def _pdeathsig() -> None:
-    """In the child before exec: die when the launcher dies (Linux)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-class StageProcess:
-    """One stage's OS process (in its own process group), its stdout and stderr files."""
-
-    def __init__(self, rank: int, device: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> None:
-        self.rank = rank
-        self.device = device
-        self.argv = argv
-        self.env = dict(env)
-        self.stdout_path = workdir / f"stage{rank}.out"
-        self.stderr_path = workdir / f"stage{rank}.err"
-        self.popen: subprocess.Popen | None = None
-        self.started = 0.0
-        self._read = 0
-        self.events: list[str] = []
-
-    def start(self) -> None:
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=self.env,
-                start_new_session=True,  # its own process group: killpg ends it and anything it started
-                preexec_fn=_pdeathsig,
-            )
-        self.started = time.monotonic()
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid if self.popen else -1
-
-    def poll(self) -> int | None:
-        return self.popen.poll() if self.popen else None
-
-    def new_lines(self) -> list[str]:
-        """Lines the stage printed on stdout since the last call."""
-        try:
-            with open(self.stdout_path, "rb") as f:
-                f.seek(self._read)
-                data = f.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self._read += end + 1
-        return data[: end + 1].decode(errors="replace").splitlines()
-
-    def kill(self) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=5)
-
-    def reason(self) -> str:
-        """How it ended, in words: its last error line, or the signal that killed it."""
-        rc = self.poll()
-        if rc is not None and rc < 0:
-            try:
-                name = signal.Signals(-rc).name
-            except ValueError:
-                name = f"signal {-rc}"
-            return f"was killed by {name}"
-        last = ""
-        with contextlib.suppress(OSError):
-            lines = [ln.strip() for ln in self.stderr_path.read_text(errors="replace").splitlines() if ln.strip()]
-            ours = [ln for ln in lines if ln.startswith(f"stage {self.rank}:")]
-            last = (ours or lines or [""])[-1]
-            if last.startswith(f"stage {self.rank}:"):
-                last = last[len(f"stage {self.rank}:"):].strip()
-        return f"exited with code {rc}" + (f": {last}" if last else "")
-
-
 #: glibc malloc settings for a stage: keep freed memory instead of handing it back to the OS. With the
 #: defaults, the activations of one item are returned (trimmed or unmapped) when it leaves and page-faulted
 #: back for the next: ~1,600 minor faults per item in a mobilenet_v2 stage, +70% compute time, which block
@@ -313,7 +226,7 @@ def run_plan(
     nice: int | None = None,
     pin: bool = False,
     io: str = "async",
-    ssh: Any = None,
+    ssh: SSHOptions | None = None,
     estimate: Mapping[str, Any] | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> PipelineResult:
@@ -331,13 +244,11 @@ def run_plan(
     ``streaming`` and ``done``.
 
     Stages of devices with a host in the plan start there over SSH (``ssh``:
-    :class:`~gapp_tui.pipeline.remote.SSHOptions`).
+    :class:`~gapp_tui.ssh.SSHOptions`; its ``env`` is added to a remote stage's environment).
 
     Raises :class:`BadInput` for a plan that cannot run and
     :class:`PipelineError` when a stage fails; no stage process outlives the call.
     """
-    import torch
-
     view = read_plan(plan)
     for name, value, low in (("items", items, 1), ("warm-up", warmup, 0), ("latency items", latency_items, 0)):
         if not isinstance(value, int) or value < low:
@@ -397,17 +308,12 @@ def run_plan(
                 deadline_s=float(deadline),
                 in_flight=window,
                 nice=nice,
-                watch_stdin=bool(host),
                 io=io,
             )
             ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
             if host:
-                from .remote import RemoteStageProcess, SSHOptions
-
-                opts = ssh or SSHOptions()
-                env = {**_remote_env(threads, ifname), **dict(opts.env)}
-                procs.append(RemoteStageProcess(s, view.devices[s], host, cfg.to_json(), env, workdir, opts,
-                                                silence_timeout=deadline + 30))
+                procs.append(RemoteStageProcess(s, view.devices[s], host, cfg.to_json(), _remote_env(threads, ifname),
+                                                workdir, ssh or SSHOptions(), silence_timeout=deadline + 30))
                 continue
             prefix = list(prefixes[s]) if prefixes is not None else []
             argv = prefix + [sys.executable, "-m", "gapp_tui.pipeline.stage", cfg.to_json()]
@@ -464,18 +370,16 @@ def _watch(procs: list[StageProcess], deadline: float, emit: Callable[[str, dict
     result: dict[str, Any] | None = None
     while True:
         for p in procs:
-            for line in p.new_lines():
-                if line.startswith(EVENT + " "):
-                    name = line[len(EVENT) + 1:].strip()
-                    if name.startswith("pid "):
-                        continue
+            for ev in p.new_events():
+                name = ev.pop("event")
+                if name == "result":
+                    result = ev
+                elif name != "pid":
                     ranks = seen.setdefault(name, set())
                     ranks.add(p.rank)
                     # an event counts once every stage that emits it has (streaming: stage 0 only)
                     if name == "streaming" or len(ranks) == len(procs):
                         emit(name, {"elapsed_s": time.monotonic() - t0, "pids": [q.pid for q in procs]})
-                elif line.startswith(RESULT + " "):
-                    result = json.loads(line[len(RESULT) + 1:])
         codes = [p.poll() for p in procs]
         failed = [p for p, rc in zip(procs, codes) if rc not in (None, 0)]
         if failed:
@@ -484,9 +388,9 @@ def _watch(procs: list[StageProcess], deadline: float, emit: Callable[[str, dict
         if all(rc == 0 for rc in codes):
             if result is None:
                 for p in procs:
-                    for line in p.new_lines():
-                        if line.startswith(RESULT + " "):
-                            result = json.loads(line[len(RESULT) + 1:])
+                    for ev in p.new_events():
+                        if ev.pop("event") == "result":
+                            result = ev
             if result is None:
                 raise PipelineError("every stage exited but stage 0 reported no result")
             emit("done", {"elapsed_s": time.monotonic() - t0})
@@ -518,16 +422,12 @@ def _fail(procs: list[StageProcess], first: StageProcess, t0: float) -> None:
     )
 
 
-def _tensor(doc: Mapping[str, Any]):
-    import torch
-
+def _tensor(doc: Mapping[str, Any]) -> torch.Tensor:
     dtype = getattr(torch, doc["dtype"].split(".", 1)[1])
     return torch.tensor(doc["data"], dtype=dtype).reshape(doc["shape"])
 
 
 def _max_abs_diff(a: Any, b: Any) -> float:
-    import torch
-
     if isinstance(a, torch.Tensor):
         return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
     if isinstance(a, (tuple, list)):

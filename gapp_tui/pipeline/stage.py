@@ -18,39 +18,39 @@ this, locally, inside a network namespace or over SSH). The process
    the round trip is timed at the source; the last ``latency_items`` are sent
    one at a time (the next leaves when the previous has returned): the
    unloaded latency.
-5. gathers every stage's timings on stage 0, which prints one
-   ``GAPP-RESULT {json}`` line on stdout.
+5. gathers every stage's timings on stage 0, which reports them as the
+   ``result`` event.
 
 Any failure -- a thread's exception, a peer that went away (gloo raises), a gloo
 timeout, the run's deadline -- prints ``stage R: reason`` on stderr and exits
 the process at once (``os._exit``), so no thread is left blocked.
-Progress is reported with ``GAPP-EVENT name`` lines on stdout.
+Progress is reported with events on stdout (:mod:`gapp_tui.ssh.events`: ``pid``,
+``built``, ``joined``, ``streaming``, ``result``). The stage watches its stdin
+and leaves when it closes: the launcher (locally) or the SSH channel is gone.
+
+torch (and the chain, which needs it) is imported only after the stage has
+pinned itself to its CPUs: the OpenMP runtime reads the affinity when it loads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import collections
+import contextlib
 import datetime
 import hashlib
+import math
 import os
 import queue
+import statistics
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-EVENT = "GAPP-EVENT"
-RESULT = "GAPP-RESULT"
-
-_print_lock = threading.Lock()
-
-
-def emit(line: str) -> None:
-    with _print_lock:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+from ..errors import one_line
+from ..ssh import events
+from .config import StageConfig, spec_from_dict
 
 
 def die(rank: int, message: str, code: int = 1) -> None:
@@ -59,19 +59,12 @@ def die(rank: int, message: str, code: int = 1) -> None:
     Writing may fail (the SSH channel that carried stderr is gone): the process exits anyway.
     """
     try:
-        with _print_lock:
-            sys.stderr.write(f"stage {rank}: {message}\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
+        events.say(f"stage {rank}: {message}")
+        sys.stdout.flush()
     except BaseException:
         pass
     finally:
         os._exit(code)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def weights_digest(modules: Sequence[Any]) -> str:
@@ -86,10 +79,9 @@ def weights_digest(modules: Sequence[Any]) -> str:
 
 def build_stage_blocks(model: dict[str, Any], granularity: str, lo: int, hi: int, seed: int):
     """Seed, build the chain and return (blocks[lo:hi], cuts, n); identical in every process."""
-    import torch
+    import torch  # after pinning (see the module docstring)
 
     from ..blocks import BlockChain
-    from .config import spec_from_dict
 
     spec = spec_from_dict(model)
     with torch.random.fork_rng(devices=[]):
@@ -115,23 +107,18 @@ def set_priority(nice: int) -> None:
 
 
 def _summary(values: Sequence[float]) -> dict[str, float]:
+    """Count, mean, median, 95th percentile (linear interpolation) and sum of one timing series."""
     if not values:
         return {"n": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "sum": 0.0}
-    s = sorted(values)
-    n = len(s)
-    return {
-        "n": n,
-        "mean": sum(s) / n,
-        "p50": s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2]),
-        "p95": s[min(n - 1, int(round(0.95 * (n - 1))))],
-        "sum": sum(s),
-    }
+    p95 = statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
+    return {"n": len(values), "mean": statistics.fmean(values), "p50": statistics.median(values), "p95": p95,
+            "sum": math.fsum(values)}
 
 
 class Stage:
     """The threads of one stage and their timings."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: StageConfig) -> None:
         self.cfg = cfg
         self.rank = cfg.rank
         self.world = cfg.world
@@ -144,7 +131,7 @@ class Stage:
             os.sched_setaffinity(0, set(cfg.cpus))
         if cfg.nice is not None:
             set_priority(cfg.nice)
-        import torch
+        import torch  # after pinning (see the module docstring)
 
         torch.set_num_threads(max(1, cfg.threads))
         self.torch = torch
@@ -195,7 +182,7 @@ class Stage:
             try:
                 fn()
             except BaseException as exc:  # any failure ends the stage at once
-                die(self.rank, f"{name} thread failed: {_one_line(exc)}")
+                die(self.rank, f"{name} thread failed: {one_line(exc)}")
 
         t = threading.Thread(target=body, name=f"stage{self.rank}-{name}", daemon=True)
         return t
@@ -212,7 +199,7 @@ class Stage:
             self.in_q.put((x,))
             self.t_in[i] = time.perf_counter()
             if i == cfg.warmup:
-                emit(f"{EVENT} streaming")
+                events.emit("streaming")
 
     def _recv(self) -> None:
         src = self.rank - 1
@@ -282,7 +269,7 @@ class Stage:
                     elif i >= cfg.in_flight:
                         self.returned[i - cfg.in_flight].wait()  # a window keeps the streamed latency meaningful
                     if i == cfg.warmup:
-                        emit(f"{EVENT} streaming")
+                        events.emit("streaming")
                     values = (self.inputs[i % cfg.distinct_inputs].clone(),)
                     self.t_in[i] = time.perf_counter()
                 else:
@@ -361,7 +348,7 @@ class Stage:
             try:
                 self._stream()
             except BaseException as exc:
-                die(self.rank, f"stream failed: {_one_line(exc)}")
+                die(self.rank, f"stream failed: {one_line(exc)}")
         for t in threads:
             t.join()
         self.wall_s = time.perf_counter() - t0
@@ -434,23 +421,7 @@ def _deadline(rank: int, seconds: float) -> None:
     t.start()
 
 
-def _watch_stdin(rank: int) -> None:
-    """End the stage when stdin closes: over SSH that is the launcher or the connection going away."""
-
-    def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(1 << 16):
-                pass
-        die(rank, "the launcher went away (its SSH channel closed)", code=4)
-
-    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    import json
-
-    from .config import StageConfig
-
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         sys.stderr.write("usage: python -m gapp_tui.pipeline.stage CONFIG_JSON\n")
@@ -459,24 +430,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     _deadline(cfg.rank, cfg.deadline_s)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # lead a process group (a local stage already leads its own session)
-    emit(f"{EVENT} pid {os.getpid()}")
-    if cfg.watch_stdin:
-        _watch_stdin(cfg.rank)
+    events.emit("pid", pid=os.getpid())
+    # the launcher (or the SSH channel to it) holds our stdin open: its end means nobody waits for us
+    events.watch_stdin(lambda: die(cfg.rank, "the launcher went away (its end of our stdin closed)", code=4))
     stage = Stage(cfg)
     try:
         stage.setup()
-        emit(f"{EVENT} built")
+        events.emit("built")
         stage.join()
-        emit(f"{EVENT} joined")
+        events.emit("joined")
         stage.run()
         gathered: list[Any] | None = [None] * cfg.world if cfg.rank == 0 else None
         stage.dist.gather_object(stage.stats(), gathered, dst=0)
         if cfg.rank == 0:
-            doc = stage.result(gathered or [])
-            emit(f"{RESULT} {json.dumps(doc, separators=(',', ':'))}")
+            events.emit("result", **stage.result(gathered or []))
         stage.dist.destroy_process_group()
     except BaseException as exc:  # one line, then out
-        die(cfg.rank, _one_line(exc))
+        die(cfg.rank, one_line(exc))
     sys.stdout.flush()
     os._exit(0)
 

@@ -122,7 +122,6 @@ def model_graphs(model: str, batch_size: int, input_size: int | None = None, inp
     """(BlockGraphs at natural granularity, chain signature) of one model and input, on meta tensors."""
     from ..blocks import BlockChain
     from ..features import extract
-    from ..measure.engine import chain_signature
     from ..zoo import ModelSpec, is_import_path
 
     if input_shape is not None and is_import_path(model):
@@ -133,7 +132,7 @@ def model_graphs(model: str, batch_size: int, input_size: int | None = None, inp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graphs = extract(chain, warn=False)
-    return graphs, chain_signature(chain)
+    return graphs, chain.signature()
 
 
 def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None = None,

@@ -1,9 +1,19 @@
 """The GAPP terminal app: Models, Measure, Results and Partition as Textual modes.
 
-Every long operation (tracing, measuring, a pipeline run) runs in a thread
-worker started here; threads reach the UI only through ``post_message``, and
-worker failures are handled in one ``Worker.StateChanged`` handler, which
-shows them in the app — an error never ends the app.
+The app holds what the sections share and nothing they do:
+
+* the current model and what was measured of it (:class:`~.workspace.Workspace`),
+  and what is remembered between runs (:class:`~.state.UiState`);
+* the measurement store, the predictor chosen for the Results section and the
+  predictions already made (a worker of its own computes new ones);
+* the one error path, :meth:`GappApp.report_error`: every worker is started
+  with ``exit_on_error=False`` and its failure reaches that method through
+  Textual's ``Worker.StateChanged`` message (:class:`~.sections.base.Section`
+  forwards its workers'), which shows one line and writes the traceback to a
+  log file — an error never ends the app.
+
+Each section starts and cancels its own workers (tracing, measuring, building
+cost tables, pipeline runs); threads reach the UI only through ``post_message``.
 """
 
 from __future__ import annotations
@@ -11,18 +21,21 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_data_dir, user_state_dir
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
-from ..errors import BadInput
+from ..errors import BadInput, one_line
+from ..store import Store
 from .commands import GappCommands
-from .messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted, PipelineDone, Predicted, Traced
+from .messages import Predicted
 from .sections.help import HelpScreen
 from .sections.measure import MeasureSection
 from .sections.models import ModelsSection
@@ -39,17 +52,7 @@ SECTION_CLASSES = {
 }
 
 
-def error_text(exc: BaseException) -> str:
-    """One line for a failure: a user-fixable error as it is, anything else with its type."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, BadInput):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def error_log_path() -> Path:
-    from platformdirs import user_state_dir
-
     return Path(user_state_dir("gapp", appauthor=False)) / "tui-errors.log"
 
 
@@ -73,24 +76,21 @@ class GappApp(App[None]):
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (state is remembered)"),
     ]
 
-    def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None,
-                 safety_net: bool = True) -> None:
+    def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None) -> None:
         super().__init__()
-        #: turn an unexpected exception in a handler into a notification instead of an exit (tests switch it off)
-        self.safety_net = safety_net
         self.ui_state = state if state is not None else UiState.load()
         self.remember = remember
         self.workspace = workspace or Workspace()
-        #: section name -> its screen once mounted (messages are forwarded to it)
-        self.sections: dict[str, Screen] = {}
-        self._store: Any = None
-        self._predict: Any = None
-        self._predictions: dict[tuple[int, str | None], list[float]] = {}
-        self._predicting: set[tuple[int, str | None]] = set()
-        self._predicted_models: dict[str, tuple[Any, list[float]]] = {}
+        #: section name -> its screen once mounted
+        self.sections: dict[str, Any] = {}
         self.last_plan_path: Path | None = None
-        self._measure_cancel: threading.Event | None = None
-        self._pending_measure: tuple[Any, Any, Any] | None = None
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        # predicted seconds per block, by chain (its id, with the chain kept alive) and predictor file
+        self._predictions: dict[int, tuple[Any, dict[str, list[float]]]] = {}
+        self._predicting: set[tuple[int, str]] = set()
+        #: model name -> (chain, predictor file, seconds per block) of every model predicted in this session
+        self.predicted_models: dict[str, tuple[Any, str, list[float]]] = {}
 
     def on_mount(self) -> None:
         if self.workspace.ready:
@@ -106,333 +106,159 @@ class GappApp(App[None]):
         """Esc in a field: focus the section's main widget, so single-key bindings work again."""
         screen = self.screen
         target = getattr(screen, "AUTO_FOCUS", None)
-        if target and isinstance(screen, Screen) and not isinstance(screen, HelpScreen):
-            try:
-                screen.query_one(target).focus()
-            except Exception:  # a screen without that widget: nothing to do
-                pass
+        if target and not isinstance(screen, HelpScreen):
+            for widget in screen.query(target):
+                widget.focus()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(SECTION_CLASSES))
 
     def get_system_commands(self, screen: Screen) -> Any:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help: keys", "Every key of every section", self.action_help)
 
-    def forward(self, section: str, message: Any) -> None:
-        """Hand a worker's message to a section (if it has been opened)."""
-        target = self.sections.get(section)
-        if target is not None:
-            message.bubble = False  # handled by the section; it must not come back up to the app
-            target.post_message(message)
+    def refresh_sections(self, *names: str) -> None:
+        """Bring the named sections (default: all) up to date, if they are the one shown."""
+        for name, section in self.sections.items():
+            if (not names or name in names) and section is self.screen:
+                section.sync()
 
-    # ------------------------------------------------------------------ tracing
+    # ------------------------------------------------------------------ the model and its measurement
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="trace", description="tracing")
-    def trace(self, spec: Any, granularity: str) -> None:
-        """Trace ``spec`` into a BlockChain (real tensors on the CPU, so it can be measured)."""
-        from ..blocks import BlockChain
-
-        t0 = time.perf_counter()
-        chain = BlockChain.from_spec(spec, granularity, device="cpu")
-        if not get_current_worker().is_cancelled:
-            self.post_message(Traced(chain, time.perf_counter() - t0))
-
-    def on_traced(self, message: Traced) -> None:
+    def set_chain(self, chain: Any, seconds: float) -> None:
+        """A model was traced (the Models section): it becomes the one every section shows."""
         ws = self.workspace
-        ws.spec, ws.chain, ws.trace_seconds = message.chain.spec, message.chain, message.seconds
+        ws.spec, ws.chain, ws.trace_seconds = chain.spec, chain, seconds
         ws.measurement, ws.cuts = None, ()
         s = self.ui_state
-        spec = message.chain.spec
+        spec = chain.spec
         s.model, s.batch_size, s.num_classes = spec.name, spec.batch_size, spec.num_classes
         s.input_size = str(spec.input_size or "")
-        s.granularity = message.chain.granularity
+        s.granularity = chain.granularity
         self.sub_title = spec.label()
-        self.forward("models", Traced(message.chain, message.seconds))
-        self.notify(f"{spec.label()}: {len(message.chain)} blocks", title="Traced", timeout=3)
+        kept = {id(c) for c, _, _ in self.predicted_models.values()} | {id(chain)}
+        self._predictions = {k: v for k, v in self._predictions.items() if k in kept}
+        self.notify(f"{spec.label()}: {len(chain)} blocks", title="Traced", timeout=3)
 
-    # ------------------------------------------------------------------ measuring
+    def set_measurement(self, result: Any) -> None:
+        """A measurement of the current model ended (the Measure section)."""
+        self.workspace.measurement = result
+        if result is not None:
+            self.workspace.device = result.device.get("key")
+        self.refresh_sections("results")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="measure", description="measurement")
-    def measure(self, chain: Any, config: Any, ssh: dict[str, Any] | None = None,
-                accept_new_host_key: bool = False) -> None:
-        """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
-        from ..measure.engine import measure as measure_local
+    # ------------------------------------------------------------------ shared services
 
-        cancel = threading.Event()
-        self._measure_cancel = cancel
-        store = self._store_or_none()
+    def store(self) -> Store | None:
+        """The measurement store (``$GAPP_DB`` or the default file), opened once; None (and a message) when unusable."""
+        try:
+            return self.worker_store()
+        except (BadInput, OSError) as exc:
+            self.notify(one_line(exc), title="Store", severity="error")
+            return None
 
-        last = {"key": None, "at": 0.0}
-
-        def progress(p: Any) -> None:
-            # in-context timing reports every end-to-end run (hundreds a second): pass on each
-            # change of phase or block count, and otherwise at most ten reports a second
-            now = time.monotonic()
-            key = (p.phase, p.index, p.skipped)
-            if key == last["key"] and now - last["at"] < 0.1:
-                return
-            last["key"], last["at"] = key, now
-            self.forward("measure", MeasureProgress(p))
-
-        if ssh is None:
-            self.forward("measure", MeasureStarted(len(chain), f"this machine ({config.device})"))
-            result = measure_local(chain, config, store=store, progress=progress, cancel=cancel, command="gapp (TUI)")
-        else:
-            from ..measure.remote import UnknownHostKey, connect
-            from ..measure.remote_engine import measure_remote
-
-            self.forward("measure", MeasureLog(f"connecting to {ssh['label']} …"))
-            try:
-                session = connect(ssh["host"], port=ssh["port"], user=ssh["user"], identity=ssh["identity"],
-                                  known_hosts=ssh["known_hosts"], accept_new_host_key=accept_new_host_key)
-            except UnknownHostKey as exc:
-                self._pending_measure = (chain, config, ssh)
-                self.post_message(HostKeyQuestion(exc.host_label, ssh["port"] or 22, exc.key_type, exc.fingerprint))
-                return
-            with session:
-                if session.recorded_host_key:
-                    self.forward("measure", MeasureLog(f"recorded host key {session.recorded_host_key}"))
-                self.forward("measure", MeasureStarted(len(chain), ssh["label"]))
-                result = measure_remote(session, chain, config, store=store, remote_python=ssh["remote_python"],
-                                        progress=progress, cancel=cancel, command="gapp (TUI)",
-                                        log=lambda line: self.forward("measure", MeasureLog(line)))
-        self.post_message(MeasureDone(result, cancelled=result.interrupted is not None))
-
-    def cancel_measure(self) -> None:
-        if self._measure_cancel is not None:
-            self._measure_cancel.set()
-
-    def on_host_key_question(self, message: HostKeyQuestion) -> None:
-        from .widgets.measure.hostkey import HostKeyScreen
-
-        section = self.sections.get("measure")
-        if section is not None:
-            section.set_running(False)  # type: ignore[attr-defined]
-
-        def answered(accept: bool | None) -> None:
-            pending, self._pending_measure = self._pending_measure, None
-            if accept and pending is not None:
-                chain, config, ssh = pending
-                if section is not None:
-                    section.log_line(f"accepted {message.key_type} {message.fingerprint}")  # type: ignore[attr-defined]
-                    section.set_running(True)  # type: ignore[attr-defined]
-                self.measure(chain, config, ssh, True)
-            else:
-                self.notify(f"{message.host}: host key refused; nothing was measured", title="SSH", severity="warning")
-
-        known = self.ui_state.known_hosts or "~/.ssh/known_hosts"
-        self.push_screen(HostKeyScreen(message.host, message.key_type, message.fingerprint, known), answered)
-
-    def on_measure_done(self, message: MeasureDone) -> None:
-        self.workspace.measurement = message.result
-        if message.result is not None:
-            self.workspace.device = message.result.device.get("key")
-        self.forward("measure", MeasureDone(message.result, message.cancelled))
-        results = self.sections.get("results")
-        if results is not None and self.screen is results:
-            results.sync()  # type: ignore[attr-defined]
-        n = 0 if message.result is None else message.result.measured
-        self.notify(f"{n} rows measured" + (" (cancelled)" if message.cancelled else ""), title="Measure", timeout=3)
-
-    # ------------------------------------------------------------------ pipeline runs
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="pipeline", description="pipeline run")
-    def run_pipeline(self, path: Path, items: int = 30) -> None:
-        """Run a saved plan for real (one gloo process per stage) and report measured against estimated."""
-        from ..pipeline.run import run_plan
-
-        result = run_plan(path, items=items, warmup=3, latency_items=3, timeout=30.0, deadline=300.0)
-        self.post_message(PipelineDone(result))
-
-    def on_pipeline_done(self, message: PipelineDone) -> None:
-        r = message.report
-        est = r.estimate.get("throughput_per_s")
-        rerun = r.estimate_with_run_compute.get("throughput_per_s")
-        text = f"[b]pipeline run[/b]: measured [b]{r.throughput_per_s:.3g}[/b] items/s"
-        if est:
-            text += f" vs estimated {est:.3g} ({r.throughput_per_s / est * 100:.0f}%)"
-        if rerun:
-            text += f" · with this run's stage times {rerun:.3g} ({r.throughput_per_s / rerun * 100:.0f}%)"
-        text += " · output " + ("[green]matches[/]" if r.output_ok else f"[red]differs by {r.output_max_abs_diff:.2g}[/]")
-        section = self.sections.get("partition")
-        if section is not None:
-            section.pipeline_done(text)  # type: ignore[attr-defined]
-        self.notify(f"{r.throughput_per_s:.3g} items/s measured", title="Pipeline run", timeout=4)
-
-    # ------------------------------------------------------------------ shared resources
-
-    def store(self) -> Any:
-        """The measurement store (``$GAPP_DB`` or the default file), opened once; None when unusable."""
-        if self._store is None:
-            from ..store import Store
-
-            try:
+    def worker_store(self) -> Store:
+        """The store from any thread (errors are raised, for the caller's worker to report)."""
+        with self._store_lock:
+            if self._store is None:
                 self._store = Store()
-            except (BadInput, OSError) as exc:
-                self.notify(error_text(exc), title="Store", severity="error")
-                return None
-        return self._store
-
-    def _store_or_none(self) -> Any:
-        """The store from a worker thread (errors surface in the worker, not as a notification here)."""
-        if self._store is None:
-            from ..store import Store
-
-            self._store = Store()
-        return self._store
-
-    def predict_fn(self) -> Any:
-        """A callable chain -> per-block seconds from the chosen predictor, or None."""
-        return self._predict
-
-    # ------------------------------------------------------------------ predictors
+            return self._store
 
     def predictors(self) -> list[tuple[str, Path]]:
-        """Predictor files to choose from: the shipped one, ``$GAPP_PREDICTORS`` and ``<user data dir>/gapp/predictors``."""
-        from platformdirs import user_data_dir
+        """Predictor files to choose from (name, path): see :func:`gapp_tui.predict.registry.available`."""
+        from ..predict import registry  # slow (torch): the first time a predictor list is shown
 
-        from ..predict.predictor import default_predictor_path
-
-        found: list[Path] = []
-        if default_predictor_path().is_file():
-            found.append(default_predictor_path())
-        folders = [Path(user_data_dir("gapp", appauthor=False)) / "predictors"]
-        if os.environ.get("GAPP_PREDICTORS"):
-            folders.insert(0, Path(os.environ["GAPP_PREDICTORS"]))
-        for folder in folders:
-            if folder.is_dir():
-                found += sorted(folder.glob("*.pt"))
-        return [(p.stem, p) for p in dict.fromkeys(found)]
+        return [(c.name, c.path) for c in registry.available(self._store)]
 
     def choose_predictor(self, path: str | None) -> None:
-        """Use the predictor saved at ``path`` (None: none); errors are shown, the previous choice kept."""
-        if not path:
-            self._predict, self.workspace.predictor = None, None
-        else:
-            from ..predict.predictor import Predictor
-
-            try:
-                predictor = Predictor.load(path)
-            except (BadInput, OSError, RuntimeError, ValueError) as exc:
-                self.notify(error_text(exc), title="Predictor", severity="error")
-                return
-
-            def predict(chain: Any) -> list[float]:
-                from ..features import extract
-
-                return [float(ms) / 1e3 for ms in predictor.block_times(extract(chain))]
-
-            self._predict = predict
-            self.workspace.predictor = path
-            self.notify(f"{Path(path).name}: trained for {predictor.device or 'an unnamed device'}",
-                        title="Predictor", timeout=3)
-        self._refresh_views()
-
-    def _refresh_views(self) -> None:
-        for name in ("results", "partition"):
-            section = self.sections.get(name)
-            if section is not None and section is self.screen:
-                section.sync()  # type: ignore[attr-defined]
+        """Show the predictor saved at ``path`` beside measured times (None: none)."""
+        if path and not Path(path).is_file():
+            self.notify(f"predictor file {path!r} not found", title="Predictor", severity="error")
+            return
+        self.workspace.predictor = path or None
+        self.refresh_sections("results", "partition")
 
     def predicted_times(self) -> list[float] | None:
-        """The chosen predictor's per-block seconds for the current chain, or None.
+        """The chosen predictor's seconds per block for the current chain, or None (not chosen, or being computed).
 
-        The first call for a chain starts a worker (features + GNN take a moment);
-        the views refresh when it is done.
+        The first call for a chain starts a worker; the sections refresh when it is done.
         """
         ws = self.workspace
-        if self._predict is None or not ws.ready:
+        if ws.predictor is None or not ws.ready:
             return None
+        done = self._cached(ws.chain)
+        if ws.predictor in done:
+            return done[ws.predictor]
         key = (id(ws.chain), ws.predictor)
-        if key in self._predictions:
-            return self._predictions[key]
         if key not in self._predicting:
             self._predicting.add(key)
-            self.predict_chain(ws.chain, key, self._predict)
+            self.predict_chain(ws.chain, ws.predictor)
         return None
 
+    def predict_for(self, chain: Any, device: Any) -> tuple[list[float], str]:
+        """The block-times service's ``predict`` (from a worker): the device's predictor, predictions cached."""
+        from ..predict import registry  # slow (torch): only a predicted device pays for it
+
+        choice = registry.resolve(device.ref, device.name, self.worker_store())
+        path = str(choice.path)
+        cached = self._cached(chain)
+        if path not in cached:
+            self._remember(chain, path, registry.predict_chain(chain, path))
+        return self._cached(chain)[path], choice.describe(device.name)
+
+    def _cached(self, chain: Any) -> dict[str, list[float]]:
+        entry = self._predictions.get(id(chain))
+        return entry[1] if entry is not None and entry[0] is chain else {}
+
+    def _remember(self, chain: Any, path: str, times: list[float]) -> None:
+        self._predictions[id(chain)] = (chain, {**self._cached(chain), path: times})
+
     @work(thread=True, exclusive=False, exit_on_error=False, group="predict", description="prediction")
-    def predict_chain(self, chain: Any, key: tuple[int, str | None], predict: Any) -> None:
-        times = predict(chain)
-        self.post_message(Predicted(chain, key, times))
+    def predict_chain(self, chain: Any, path: str) -> None:
+        from ..predict import registry  # slow (torch)
+
+        self.post_message(Predicted(chain, path, registry.predict_chain(chain, path)))
 
     def on_predicted(self, message: Predicted) -> None:
-        self._predictions[message.key] = message.times
-        self._predicted_models[message.chain.spec.name] = (message.chain, message.times)
-        self._refresh_views()
-
-    def other_points(self, exclude: str) -> list[Any]:
-        """Scatter points of the other models predicted in this session (measured on the same device)."""
-        from .devices import measured_column
-        from .widgets.results.plots import Point
-
-        store = self._store
-        if store is None or self.workspace.device is None:
-            return []
-        points = []
-        for name, (chain, predicted) in self._predicted_models.items():
-            if name == exclude:
-                continue
-            found = measured_column(store, chain, self.workspace.device)
-            if found is None:
-                continue
-            for t, p, block in zip(found[0], predicted, chain.blocks):
-                if t == t:  # not NaN
-                    points.append(Point(t * 1e3, p * 1e3, chain.spec.family, block.name))
-        return points
+        self._predicting.discard((id(message.chain), message.key))
+        self._remember(message.chain, message.key, message.times)
+        self.predicted_models[message.chain.spec.name] = (message.chain, message.key, message.times)
+        self.refresh_sections("results", "partition")
 
     def plan_path(self, plan: Any) -> Path:
         """Where a saved plan goes: ``$GAPP_PLANS`` or ``<user data dir>/gapp/plans``."""
         base = os.environ.get("GAPP_PLANS")
-        if base:
-            folder = Path(base)
-        else:
-            from platformdirs import user_data_dir
-
-            folder = Path(user_data_dir("gapp", appauthor=False)) / "plans"
+        folder = Path(base) if base else Path(user_data_dir("gapp", appauthor=False)) / "plans"
         name = str(plan.model.get("name", "model")).replace(":", "_").replace("/", "_")
         return folder / f"{name}-{'-'.join(plan.devices)}.json"
 
-    # ------------------------------------------------------------------ worker failures
+    # ------------------------------------------------------------------ the one error path
+
+    def report_error(self, error: BaseException, title: str) -> None:
+        """Show a failure on one line and append its traceback to :func:`error_log_path`; the app keeps running."""
+        path = error_log_path()
+        detail = ""
+        if not isinstance(error, BadInput):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a") as fh:
+                    fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {title}\n")
+                    fh.write("".join(traceback.format_exception(error)))
+                detail = f"\n(traceback in {path})"
+            except OSError:
+                pass
+        self.log.error(error)
+        self.notify(one_line(error) + detail, title=title, severity="error", timeout=10)
 
     @on(Worker.StateChanged)
-    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def _app_worker_changed(self, event: Worker.StateChanged) -> None:
+        """The app's own workers (predictions); each section handles its own the same way."""
         worker = event.worker
         if event.state == WorkerState.ERROR and worker.error is not None:
-            self.notify(error_text(worker.error), title=f"{worker.description or worker.group} failed",
-                        severity="error", timeout=10)
-            self.log.error(worker.error)
-        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED, WorkerState.SUCCESS):
-            for section in self.sections.values():
-                handler = getattr(section, "worker_finished", None)
-                if handler is not None:
-                    handler(worker, event.state)
-            if event.state != WorkerState.SUCCESS and worker.group == "trace":
-                models = self.sections.get("models")
-                if models is not None:
-                    models.trace_failed()  # type: ignore[attr-defined]
-
-    # ------------------------------------------------------------------ the safety net
-
-    def _handle_exception(self, error: Exception) -> None:
-        """An unexpected error in a handler: show it, write the traceback to a log file, keep running."""
-        if not self.safety_net or not self.is_running or not isinstance(error, Exception):
-            super()._handle_exception(error)
-            return
-        path = error_log_path()
-        try:
-            import traceback
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as fh:
-                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-                fh.write("".join(traceback.format_exception(error)))
-        except OSError:
-            pass
-        self.notify(f"{error_text(error)}\n(traceback in {path})", title="Unexpected error", severity="error",
-                    timeout=15)
+            self.report_error(worker.error, f"{worker.description or worker.group} failed")
+            if worker.group == "predict":
+                self._predicting.clear()
 
     # ------------------------------------------------------------------ exit
 

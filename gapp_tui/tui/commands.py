@@ -6,6 +6,8 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ..zoo import family_of, model_names
+
 #: (title, help, section to open first or None, action on that section or the app)
 ACTIONS: list[tuple[str, str, str | None, str]] = [
     ("Section: Models", "Pick a model and trace it into blocks", None, "section('models')"),
@@ -61,8 +63,6 @@ class GappCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(title), partial(self._run, section, action), help=help_text)
         if len(query) >= 2:
-            from ..zoo import family_of, model_names
-
             for name in model_names():
                 title = f"Model: {name}"
                 score = matcher.match(title)

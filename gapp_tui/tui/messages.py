@@ -1,7 +1,8 @@
-"""Every message the app's workers and widgets post, in one place.
+"""Every message the app's workers post, in one place.
 
 Worker threads reach the UI only through these (``post_message`` is
-thread-safe); the handlers run on the app's event loop.
+thread-safe); the handlers run on the app's event loop. A section's worker
+posts to that section; the app's own worker (predictions) to the app.
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ class HostKeyQuestion(Message):
         super().__init__()
 
 
+class TimesReady(Message):
+    """The block times of the Partition section's devices (or the one-line reason there are none)."""
+
+    def __init__(self, chain: Any, devices: list[Any], link: Any, table: Any, columns: list[Any],
+                 error: str | None = None, quiet: bool = False) -> None:
+        self.quiet = quiet  # the error is shown in place, without a notification (the section was only shown)
+        self.chain = chain
+        self.devices = devices
+        self.link = link
+        self.table = table
+        self.columns = columns
+        self.error = error
+        super().__init__()
+
+
 class PipelineDone(Message):
     """A real pipeline run finished: its report, to show beside the estimate."""
 
@@ -74,9 +90,9 @@ class PipelineDone(Message):
 
 
 class Predicted(Message):
-    """The chosen predictor's per-block seconds for a chain are ready."""
+    """The chosen predictor's per-block seconds for a chain are ready (``key``: the predictor file)."""
 
-    def __init__(self, chain: Any, key: Any, times: list[float]) -> None:
+    def __init__(self, chain: Any, key: str, times: list[float]) -> None:
         self.chain = chain
         self.key = key
         self.times = times

@@ -1,28 +1,32 @@
-"""Measure: time every block here or on an SSH host, live, with a log; rows land in the store as they come."""
+"""Measure: time every block here or on an SSH host, live, with a log; rows land in the store as they come.
+
+The measurement runs in this section's worker (local engine or SSH runner);
+an unknown host key stops it with a question, and accepting starts it again.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select, Static
+from textual.worker import Worker, WorkerState
 
-from ...errors import BadInput
-from ..messages import MeasureDone, MeasureLog, MeasureProgress, MeasureStarted
+from ...errors import BadInput, one_line
+from ...units import format_clock
+from ..messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted
+from ..widgets.measure.hostkey import HostKeyScreen
 from .base import Section
 
 TARGETS = [("this machine (CPU)", "cpu"), ("this machine (CUDA)", "cuda"), ("SSH host", "ssh")]
 MODES = [("in-context", "in-context"), ("standalone", "standalone"), ("both", "both")]
 PRECISIONS = [("quick (few runs)", "quick"), ("normal (1% CI)", "normal")]
 DTYPES = [("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16")]
-
-
-def clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class MeasureSection(Section):
@@ -40,6 +44,7 @@ class MeasureSection(Section):
         self.last: Any = None
         self.running = False
         self._logged_index = -1
+        self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -99,7 +104,7 @@ class MeasureSection(Section):
     # ------------------------------------------------------------------ start / cancel
 
     def config(self) -> Any:
-        from ...measure.engine import MeasureConfig, parse_modes
+        from ...measure.engine import MeasureConfig, parse_modes  # slow (torch)
         from ...measure.timer import Precision
 
         target = str(self.query_one("#target", Select).value)
@@ -114,22 +119,20 @@ class MeasureSection(Section):
             precision=precision,
         )
 
-    def ssh_options(self) -> dict[str, Any]:
-        from ...measure.remote import parse_target
+    def ssh_options(self, accept_new_host_key: bool = False) -> Any:
+        """The SSH options the fields describe (BadInput on a bad host)."""
+        from ...ssh import SSHOptions  # slow (paramiko): only an SSH measurement pays for it
 
         text = self.query_one("#host", Input).value.strip()
         if not text:
             raise BadInput("no SSH host given; write user@host or user@host:port")
-        user, host, port = parse_target(text)
-        return {
-            "host": host,
-            "user": user,
-            "port": port,
-            "identity": self.query_one("#identity", Input).value.strip() or None,
-            "known_hosts": self.query_one("#known-hosts", Input).value.strip() or None,
-            "remote_python": self.query_one("#remote-python", Input).value.strip() or "python3",
-            "label": text,
-        }
+        return SSHOptions(
+            host=text,
+            identity=self.query_one("#identity", Input).value.strip() or None,
+            known_hosts=self.query_one("#known-hosts", Input).value.strip() or None,
+            remote_python=self.query_one("#remote-python", Input).value.strip() or "python3",
+            accept_new_host_key=accept_new_host_key,
+        ).check()
 
     def action_start(self, accept_new_host_key: bool = False) -> None:
         ws = self.gapp.workspace
@@ -142,22 +145,75 @@ class MeasureSection(Section):
         try:
             config = self.config()
             config.check()
-            ssh = self.ssh_options() if self.query_one("#target", Select).value == "ssh" else None
+            ssh = self.ssh_options(accept_new_host_key) if self.query_one("#target", Select).value == "ssh" else None
         except (BadInput, ValueError) as exc:
             self.notify(str(exc), title="Measure", severity="error")
             return
         s = self.gapp.ui_state
         if ssh is not None:
-            s.host, s.identity = ssh["label"], ssh["identity"] or ""
-            s.known_hosts = ssh["known_hosts"] or ""
-        self.gapp.measure(ws.chain, config, ssh, accept_new_host_key)
+            s.host, s.identity, s.known_hosts = ssh.host, ssh.identity or "", ssh.known_hosts or ""
+        self._cancel = threading.Event()
+        self.measure(ws.chain, config, ssh, self._cancel)
         self.set_running(True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="measure", description="measurement")
+    def measure(self, chain: Any, config: Any, ssh: Any, cancel: threading.Event) -> None:
+        """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
+        from ...measure.engine import measure as measure_local  # slow (torch)
+        from ...measure.remote_engine import measure_remote
+        from ...ssh import UnknownHostKey
+
+        store = self.gapp.worker_store()
+        last = {"key": None, "at": 0.0}
+
+        def progress(p: Any) -> None:
+            # in-context timing reports every end-to-end run (hundreds a second): pass on each
+            # change of phase or block count, and otherwise at most ten reports a second
+            now = time.monotonic()
+            key = (p.phase, p.index, p.skipped)
+            if key == last["key"] and now - last["at"] < 0.1:
+                return
+            last["key"], last["at"] = key, now
+            self.post_message(MeasureProgress(p))
+
+        if ssh is None:
+            self.post_message(MeasureStarted(len(chain), f"this machine ({config.device})"))
+            result = measure_local(chain, config, store=store, progress=progress, cancel=cancel, command="gapp (TUI)")
+        else:
+            self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
+            try:
+                session = ssh.connect()
+            except UnknownHostKey as exc:
+                self.post_message(HostKeyQuestion(exc.host_label, ssh.port or 22, exc.key_type, exc.fingerprint))
+                return
+            with session:
+                if session.recorded_host_key:
+                    self.post_message(MeasureLog(f"recorded host key {session.recorded_host_key}"))
+                self.post_message(MeasureStarted(len(chain), ssh.label))
+                result = measure_remote(session, chain, config, store=store, remote_python=ssh.remote_python,
+                                        progress=progress, cancel=cancel, command="gapp (TUI)",
+                                        log=lambda line: self.post_message(MeasureLog(line)))
+        self.post_message(MeasureDone(result, cancelled=result.interrupted is not None))
+
+    def on_host_key_question(self, message: HostKeyQuestion) -> None:
+        self.set_running(False)
+
+        def answered(accept: bool | None) -> None:
+            if accept:
+                self.log_line(f"accepted {message.key_type} {message.fingerprint}")
+                self.action_start(accept_new_host_key=True)
+            else:
+                self.notify(f"{message.host}: host key refused; nothing was measured", title="SSH", severity="warning")
+
+        known = self.query_one("#known-hosts", Input).value.strip() or "~/.ssh/known_hosts"
+        self.app.push_screen(HostKeyScreen(message.host, message.key_type, message.fingerprint, known), answered)
 
     def action_cancel(self) -> None:
         if not self.running:
             self.notify("Nothing is being measured.", title="Measure", timeout=2)
             return
-        self.gapp.cancel_measure()
+        if self._cancel is not None:
+            self._cancel.set()
         self.log_line("[yellow]cancelling… (blocks already measured are kept)[/]")
 
     def set_running(self, running: bool) -> None:
@@ -202,7 +258,7 @@ class MeasureSection(Section):
         elapsed = now - (self.started_at or now)
         phase_elapsed = now - start
         remaining = phase_elapsed / p.index * (p.total - p.index) if p.index else None
-        tail = f" · elapsed {clock(elapsed)}" + (f" · remaining ~{clock(remaining)}" if remaining is not None else "")
+        tail = f" · elapsed {format_clock(elapsed)}" + (f" · remaining ~{format_clock(remaining)}" if remaining is not None else "")
         if p.phase == "in-context":
             # every run times the whole chain; blocks are kept as their intervals narrow
             chain = f" · chain median {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
@@ -224,6 +280,9 @@ class MeasureSection(Section):
         self.set_running(False)
         r = message.result
         self.last = r
+        self.gapp.set_measurement(r)
+        n = 0 if r is None else r.measured
+        self.notify(f"{n} rows measured" + (" (cancelled)" if message.cancelled else ""), title="Measure", timeout=3)
         status = self.query_one("#measure-status", Static)
         if r is None:
             status.update("stopped before anything was measured")
@@ -239,13 +298,9 @@ class MeasureSection(Section):
         if not message.cancelled:
             bar.update(total=1, progress=1)
 
-    def worker_finished(self, worker: Any, state: Any) -> None:
-        from textual.worker import WorkerState
-
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         if worker.group == "measure" and state != WorkerState.SUCCESS:
             self.set_running(False)
             if state == WorkerState.ERROR and worker.error is not None:
-                from ..app import error_text
-
-                self.log_line(f"[red]failed:[/] {error_text(worker.error)}")
-                self.query_one("#measure-status", Static).update(f"[red]failed:[/] {error_text(worker.error)}")
+                self.log_line(f"[red]failed:[/] {one_line(worker.error)}")
+                self.query_one("#measure-status", Static).update(f"[red]failed:[/] {one_line(worker.error)}")

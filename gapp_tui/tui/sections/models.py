@@ -1,12 +1,18 @@
-"""Models: pick a model and its input, trace it, see its blocks and cuts."""
+"""Models: pick a model and its input, trace it (a worker of this section), see its blocks and cuts."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from ...formatting import human_bytes, human_count
+from ...units import format_bytes, format_count
+from ...zoo import families, is_import_path
 from ..messages import Traced
 from ..widgets.models.form import ModelForm
 from .base import Section
@@ -18,6 +24,10 @@ class ModelsSection(Section):
     BINDINGS = [
         Binding("t", "trace", "Trace", id="models.trace", tooltip="Trace the model in the form into blocks"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: Any = None  # the chain the block table shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -55,7 +65,17 @@ class ModelsSection(Section):
         granularity = form.values()["granularity"]
         self.query_one("#model-status", Static).update(f"tracing {spec.label()} ({granularity}) …")
         self.query_one("#blocks", DataTable).loading = True
-        self.gapp.trace(spec, granularity)
+        self.trace(spec, granularity)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="trace", description="tracing")
+    def trace(self, spec: Any, granularity: str) -> None:
+        """Trace ``spec`` into a BlockChain (real tensors on the CPU, so it can be measured)."""
+        from ...blocks import BlockChain  # slow (torch): the app starts without it
+
+        t0 = time.perf_counter()
+        chain = BlockChain.from_spec(spec, granularity, device="cpu")
+        if not get_current_worker().is_cancelled:
+            self.post_message(Traced(chain, time.perf_counter() - t0))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_trace()
@@ -64,11 +84,14 @@ class ModelsSection(Section):
         if event.button.id == "trace":
             self.action_trace()
 
-    def trace_failed(self) -> None:
-        self.query_one("#blocks", DataTable).loading = False
-        self.query_one("#model-status", Static).update("tracing failed: see the message; fix the form and press Enter")
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "trace" and state != WorkerState.SUCCESS:
+            self.query_one("#blocks", DataTable).loading = False
+            self.query_one("#model-status", Static).update(
+                "tracing failed: see the message; fix the form and press Enter")
 
     def on_traced(self, message: Traced) -> None:
+        self.gapp.set_chain(message.chain, message.seconds)
         self.sync()
         self.query_one("#blocks", DataTable).focus()
 
@@ -77,7 +100,7 @@ class ModelsSection(Section):
         table = self.query_one("#blocks", DataTable)
         if not ws.ready:
             return
-        if getattr(table, "_gapp_chain", None) is ws.chain:
+        if self._shown is ws.chain:
             return
         table.loading = False
         table.clear()
@@ -86,12 +109,10 @@ class ModelsSection(Section):
             shapes = " ".join("x".join(map(str, s)) or "scalar" for s in r["out_shapes"][:2])
             if len(r["out_shapes"]) > 2:
                 shapes += f" +{len(r['out_shapes']) - 2}"
-            table.add_row(str(r["index"]), r["name"], str(r["ops"]), human_count(r["params"]),
-                          human_count(r["flops"]), shapes, human_bytes(r["out_bytes"]), str(r["out_tensors"]),
+            table.add_row(str(r["index"]), r["name"], str(r["ops"]), format_count(r["params"]),
+                          format_count(r["flops"]), shapes, format_bytes(r["out_bytes"]), str(r["out_tensors"]),
                           key=str(r["index"]))
-        table._gapp_chain = chain  # type: ignore[attr-defined]
-        from ...zoo import families, is_import_path
-
+        self._shown = chain
         family = chain.spec.family
         members = [] if is_import_path(chain.spec.name) else families().get(family, [])
         kin = f" · {family} family: {', '.join(members[:6])}{' …' if len(members) > 6 else ''}" if members else ""
@@ -99,7 +120,7 @@ class ModelsSection(Section):
         flops = sum(b.flops for b in chain.blocks)
         self.query_one("#model-status", Static).update(
             f"[b]{chain.spec.label()}[/b] · {len(chain)} blocks ({chain.granularity}) · "
-            f"{human_count(params)} params · {human_count(flops)}FLOPs · input {human_bytes(chain.cuts[0].bytes)} · "
+            f"{format_count(params)} params · {format_count(flops)}FLOPs · input {format_bytes(chain.cuts[0].bytes)} · "
             f"traced in {ws.trace_seconds:.1f} s{kin} · [dim]2: measure it[/]"
         )
 

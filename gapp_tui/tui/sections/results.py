@@ -13,6 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static, TabbedContent, TabPane
 
 from ...errors import BadInput
+from ...partition.times import chain_rows
 from ..widgets.results.plots import Bars, Point, Scatter
 from .base import Section
 
@@ -81,13 +82,11 @@ class ResultsSection(Section):
         self.load_rows()
 
     def _matching_rows(self, **filters: Any) -> list[dict[str, Any]]:
-        from ...measure.engine import chain_signature
-
         store = self.gapp.store()
         chain = self.gapp.workspace.chain
         if store is None:
             return []
-        sig = chain_signature(chain)
+        sig = chain.signature()
         shape = "x".join(map(str, chain.spec.shape))
         return [r for r in store.rows(model=chain.spec.name, **filters)
                 if r.get("chain_sig") in (sig, None) and r.get("input_shape") == shape]
@@ -192,10 +191,24 @@ class ResultsSection(Section):
             p = self._pred_ms(r["block"])
             if p is not None:
                 points.append(Point(r["median_ms"], p, family, r["block_name"]))
-        points += self.gapp.other_points(exclude=self.gapp.workspace.chain.spec.name)
+        points += self._other_points()
         empty = "no predicted times: choose a predictor (p)" if self.predicted is None else "nothing measured yet"
         self.query_one(Scatter).set_points(points, empty)
         self.query_one(Bars).set_rows([(r["block_name"], r["median_ms"], self._pred_ms(r["block"])) for r in self.rows])
+
+    def _other_points(self) -> list[Point]:
+        """Points of the other models predicted in this session by the same predictor, measured on this device."""
+        store, ws = self.gapp.store(), self.gapp.workspace
+        if store is None or ws.device is None:
+            return []
+        points = []
+        for name, (chain, predictor, predicted) in self.gapp.predicted_models.items():
+            if name == ws.chain.spec.name or predictor != ws.predictor:
+                continue
+            for r in chain_rows(store, chain, "auto", ws.device):
+                if r["block"] < len(predicted):
+                    points.append(Point(r["median_ms"], predicted[r["block"]] * 1e3, chain.spec.family, r["block_name"]))
+        return points
 
     # ------------------------------------------------------------------ actions
 

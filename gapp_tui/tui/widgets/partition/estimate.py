@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from ....formatting import human_bytes
+from ....units import format_bytes
 from .strip import STAGE_COLOURS
 
 
@@ -40,7 +40,7 @@ class EstimatePanel(Static):
                 f"{st.start}–{st.end - 1} ({st.blocks}) {blocks[st.start]}…{blocks[st.end - 1]}" if st.blocks > 1
                 else f"{st.start} {blocks[st.start]}")
             tr = transfers.get(st.stage)
-            send = "" if tr is None else f"{ms(tr.seconds)} {human_bytes(tr.bytes)}"
+            send = "" if tr is None else f"{ms(tr.seconds)} {format_bytes(tr.bytes)}"
             send_text = Text(send, style="bold reverse red" if (tr is not None and bn["kind"] == "link"
                                                                   and bn["index"] == tr.link) else "")
             table.add_row(
