@@ -33,8 +33,9 @@ test-deps:
 test: $(STAMP) test-deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# the quick benchmarks; BENCH_ARGS="--all" for every one, BENCH_ARGS="--only partition_solver" for some
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/make_screenshots.py

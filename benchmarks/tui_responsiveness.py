@@ -48,8 +48,10 @@ class ProbeApp(GappApp):
 
 
 def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    """The ``q`` quantile (linear interpolation); the value itself for a single sample."""
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 async def cut_moves(model: str, moves: int) -> dict:
@@ -60,12 +62,14 @@ async def cut_moves(model: str, moves: int) -> dict:
 
     spec = ModelSpec(model)
     chain = BlockChain.from_spec(spec, "op", device="meta")
-    app = ProbeApp(state=UiState(model=model), remember=False, workspace=Workspace(spec=spec, chain=chain))
+    app = ProbeApp(state=UiState(model=model, devices="pi=2GFLOP/s, server=20GFLOP/s"), remember=False,
+                   workspace=Workspace(spec=spec, chain=chain))
     app.handled = []
     times: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
-        await pilot.pause(0.5)
+        while getattr(app.screen, "plan", None) is None:  # the block times come from a worker of the section
+            await pilot.pause(0.05)
         section = app.screen
         strip = section.query_one(CutStrip)
         strip.focus()
@@ -121,7 +125,7 @@ async def keys_while_measuring(probes: int) -> dict:
             lat.append((app.handled[-1] - t0) * 1e3)
             await asyncio.sleep(0.05)
         still = app.sections["measure"].running
-        app.cancel_measure()
+        app.sections["measure"].action_cancel()
         while app.sections["measure"].running:
             await pilot.pause(0.05)
     return {"probes": len(lat), "during_measurement": still, "median_ms": statistics.median(lat),

@@ -1,5 +1,7 @@
 """BlockChain: a model traced with torch.fx and cut into an ordered chain of blocks.
 
+One concept: the block chain (tracing, the natural units, cuts, running the blocks).
+
 Every block is a runnable ``torch.fx.GraphModule`` whose positional inputs are
 exactly the tensors crossing the cut before it and whose outputs (always a
 tuple) are exactly the tensors crossing the cut after it. A tensor that skips

@@ -29,7 +29,7 @@ def translate(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .cli import app
+    from .cli import app  # the whole CLI: only when run as a command
 
     app(translate(sys.argv[1:] if argv is None else argv), prog_name="python3 -m gapp_tui.feature_extractor")
 

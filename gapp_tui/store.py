@@ -1,5 +1,7 @@
 """The measurement store: one SQLite file holding every timing row GAPP has measured.
 
+One concept: the store (its tables under one schema version, reading, writing and exporting them).
+
 Where it lives
 --------------
 :func:`default_path` is ``<user data dir>/gapp/measurements.sqlite``
@@ -66,6 +68,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from platformdirs import user_data_dir
 
 from .errors import BadInput
 
@@ -191,8 +195,6 @@ def default_path() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
     return Path(user_data_dir("gapp", appauthor=False)) / "measurements.sqlite"
 
 

@@ -224,3 +224,33 @@ def test_corrupt_file_with_an_sqlite_header_is_refused_and_left_alone(tmp_path):
     with pytest.raises(BadInput, match="unreadable or corrupt|not a GAPP store"):
         Store(p)
     assert digest(p) == before
+
+
+def _as_version_1(p) -> None:
+    """Make ``p`` look as a schema-1 store (before the link probes and device predictors were tables of it)."""
+    conn = sqlite3.connect(p)
+    conn.execute("DROP TABLE link_probes")
+    conn.execute("DROP TABLE device_predictors")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def test_a_version_1_store_keeps_its_rows_and_is_upgraded_when_opened_for_writing(tmp_path):
+    p = tmp_path / "old.sqlite"
+    with Store(p) as s:
+        s.add_rows([row(0, 1.0), row(1, 2.0)])
+    _as_version_1(p)
+    with Store(p, readonly=True) as s:  # read-only: nothing changes, and there are no probes yet
+        assert s.schema_version == 1 and s.links() == [] and s.device_predictors() == []
+    with Store(p) as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        assert [r["median_ms"] for r in s.rows()] == [1.0, 2.0]
+        s.add_link_probe({"host": "pi@x", "local": "here", "direction": "from_device", "latency_s": 0.002,
+                          "bandwidth_Bps": 2.5e6, "per_tensor_s": 0.0, "method": "ssh-channel",
+                          "measured_at": "2026-12-01T00:00:00+00:00", "detail": {"rtt_s": [0.004]}})
+        s.set_device_predictor("pi", tmp_path / "pi.pt", made_for={"machine": "Raspberry Pi 4"})
+        assert s.latest_link()["bandwidth_Bps"] == 2.5e6 and s.links()[0]["detail"] == {"rtt_s": [0.004]}
+        assert s.device_predictor("pi")["made_for"] == {"machine": "Raspberry Pi 4"}
+        assert s.device_predictor("pi", "executorch") is None

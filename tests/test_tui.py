@@ -11,6 +11,9 @@ import sys
 import time
 
 import pytest
+from textual import events
+from textual.binding import Binding
+from textual.notifications import Notify
 from textual.widgets import DataTable, Input, Select
 
 from gapp_tui.tui.app import GappApp
@@ -86,8 +89,25 @@ def sync(fn):
     return wrapper
 
 
+#: every message each app of a test processed (Textual's message hook), for what it told the user
+_SEEN: dict[GappApp, list[object]] = {}
+
+
+def run(app: GappApp, size: tuple[int, int], hook=None):
+    """``app.run_test(size=...)`` keeping the app's messages for :func:`notifications`."""
+    seen = _SEEN.setdefault(app, [])
+
+    def keep(message: object) -> None:
+        seen.append(message)
+        if hook is not None:
+            hook(message)
+
+    return app.run_test(size=size, message_hook=keep)
+
+
 def notifications(app: GappApp) -> list[str]:
-    return [n.message for n in app._notifications]
+    """The notifications the app showed (its Notify messages), oldest first."""
+    return [m.notification.message for m in _SEEN.get(app, []) if isinstance(m, Notify)]
 
 
 @sync
@@ -102,7 +122,7 @@ async def test_pick_trace_measure_results_partition_optimal(tui_env):
 
     seen: list[object] = []
     app = small_app()
-    async with app.run_test(size=(100, 30), message_hook=seen.append) as pilot:
+    async with run(app, (100, 30), seen.append) as pilot:
         await trace(app, pilot)
         chain = app.workspace.chain
         assert chain.spec.name == "resnet18" and len(chain) == 2
@@ -170,7 +190,7 @@ async def test_pick_trace_measure_results_partition_optimal(tui_env):
 @sync
 async def test_bad_model_is_a_message_not_a_crash(tui_env):
     app = small_app(model="resnet1800")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with run(app, (80, 24)) as pilot:
         await pilot.pause()
         app.screen.query_one("#model-name", Input).focus()
         await pilot.press("enter")
@@ -182,7 +202,7 @@ async def test_bad_model_is_a_message_not_a_crash(tui_env):
 @sync
 async def test_untraceable_import_path_fails_in_the_worker_and_is_shown(tui_env):
     app = small_app(model="collections:OrderedDict")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with run(app, (80, 24)) as pilot:
         await pilot.pause()
         app.screen.query_one("#model-name", Input).focus()
         await pilot.press("enter")
@@ -191,12 +211,41 @@ async def test_untraceable_import_path_fails_in_the_worker_and_is_shown(tui_env)
         assert "tracing failed" in str(app.screen.query_one("#model-status").render())
 
 
+class ProbedApp(GappApp):
+    """The app plus an invisible key whose action records when it ran (how long keys wait)."""
+
+    BINDINGS = GappApp.BINDINGS + [Binding("z", "probe", "probe", show=False)]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.handled: list[float] = []
+
+    def action_probe(self) -> None:
+        self.handled.append(time.perf_counter())
+
+
+async def key_latencies(app: ProbedApp, probes: int, still) -> list[float]:
+    """Seconds from posting a key to its action running, for keys posted while ``still()``."""
+    waits = []
+    for _ in range(probes):
+        if not still():
+            break
+        n = len(app.handled)
+        t0 = time.perf_counter()
+        app.post_message(events.Key("z", "z"))
+        while len(app.handled) == n:
+            await asyncio.sleep(0.001)
+        waits.append(app.handled[-1] - t0)
+        await asyncio.sleep(0.05)
+    return waits
+
+
 @sync
 async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_env):
     from gapp_tui.store import Store
 
-    app = small_app(granularity="natural", input_size="224")
-    async with app.run_test(size=(100, 30)) as pilot:
+    app = ProbedApp(state=UiState(model="resnet18", input_size="224", granularity="natural"), remember=False)
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await pilot.press("2")
         await pilot.pause()
@@ -205,9 +254,13 @@ async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_
         app.screen.query_one("#start").focus()
         await pilot.press("m")
         await wait_for(pilot, lambda: app.screen.running and "block" in str(app.screen.query_one("#measure-status").render()))
+        measuring = app.screen
+        waits = await key_latencies(app, 10, lambda: measuring.running)
+        assert len(waits) >= 3 and measuring.running  # the keys were answered during the measurement
+        assert max(waits) < 0.5, waits  # no freeze (benchmarks/tui_responsiveness.py measures the latency)
         await pilot.press("question_mark")  # the help screen opens while the worker measures
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 10)
-        assert app.sections["measure"].running  # (latency is measured by benchmarks/tui_responsiveness.py)
+        assert measuring.running
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("c")
@@ -222,7 +275,7 @@ async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_
 @sync
 async def test_help_lists_every_sections_keys(tui_env):
     app = small_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with run(app, (80, 24)) as pilot:
         await pilot.pause()
         app.screen.query_one("#blocks").focus()
         await pilot.press("question_mark")
@@ -243,7 +296,7 @@ async def test_help_lists_every_sections_keys(tui_env):
 @sync
 async def test_command_palette_switches_section_and_picks_models(tui_env):
     app = small_app()
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await pilot.pause()
         app.screen.query_one("#blocks").focus()
         await pilot.press("ctrl+p")
@@ -265,7 +318,7 @@ async def test_command_palette_switches_section_and_picks_models(tui_env):
 async def test_state_is_remembered_between_runs(tui_env):
     app = GappApp(state=UiState(model="resnet18", input_size="32", granularity="2", devices=FLOPS_DEVICES),
                   remember=True)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with run(app, (80, 24)) as pilot:
         await trace(app, pilot)
         await pilot.press("4")
         await pilot.pause()
@@ -284,7 +337,7 @@ async def test_state_is_remembered_between_runs(tui_env):
 @sync
 async def test_partition_edits_devices_and_link_and_refuses_bad_units(tui_env):
     app = small_app(devices=FLOPS_DEVICES)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await open_partition(app, pilot)
         section = app.screen
@@ -319,7 +372,7 @@ async def test_measure_over_ssh_asks_about_the_host_key_then_measures(tui_env, s
     known_hosts = tui_env / "known_hosts"
     known_hosts.touch()
     app = small_app(host=f"{sshd.target}:{sshd.port}", identity=str(sshd.client_key), known_hosts=str(known_hosts))
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await pilot.press("2")
         await pilot.pause()
@@ -367,7 +420,7 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
     predictor = _tiny_predictor(folder / "tiny.pt")
     monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
     app = small_app()
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await measure_quick(app, pilot)
         await wait_for(pilot, lambda: app.workspace.measurement is not None)
@@ -402,7 +455,7 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
 @sync
 async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_env):
     app = small_app(devices=FLOPS_DEVICES)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await open_partition(app, pilot)
         section = app.screen
@@ -447,7 +500,7 @@ async def test_link_comes_from_the_newest_stored_probe(tui_env):
     from gapp_tui.store import Store
 
     app = small_app(devices=FLOPS_DEVICES)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await open_partition(app, pilot)
         await pilot.press("l")  # nothing stored yet: a warning, the link stays
@@ -464,3 +517,46 @@ async def test_link_comes_from_the_newest_stored_probe(tui_env):
         await pilot.press("l")
         await pilot.pause()
         assert app.screen.link.bandwidth == pytest.approx(2.5e6) and app.screen.link.latency == pytest.approx(0.003)
+
+
+@sync
+async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_estimate(tui_env, monkeypatch):
+    """One store, model and device list: the app's per-block times and optimal estimate are the CLI's."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from gapp_tui.cli import app as cli
+    from gapp_tui.store import Store
+    from tests.tui_snapshot_app import DEVICE, fixed_rows
+
+    folder = tui_env / "predictors"
+    _tiny_predictor(folder / "tiny.pt")
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    devices = "edge=predicted:tiny, pi=2GFLOP/s, server=measured"
+    app = small_app(granularity="natural", devices=devices, bandwidth="50Mbit/s", latency="3ms")
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        with Store() as store:  # rows of this very chain, as `gapp measure` stores them
+            store.add_device({"key": DEVICE, "hostname": "fixed"})
+            store.add_rows(fixed_rows(app.workspace.chain))
+        await open_partition(app, pilot)
+        section = app.screen
+        await wait_for(pilot, lambda: section.table is not None and section.table.devices == ["edge", "pi", "server"])
+        await pilot.press("o")
+        await pilot.pause()
+        tui_times = {d: list(section.table.times[d]) for d in section.table.devices}
+        tui_estimate = section.estimate.to_dict()
+        tui_boundaries = list(section.plan.boundaries)
+    r = CliRunner().invoke(cli, ["partition", "resnet18", "--input-size", "32", "--devices", devices,
+                                 "--bandwidth", "50Mbit/s", "--latency", "3ms", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = _json.loads(r.stdout)
+    assert {d: doc["times"][d]["blocks_s"] for d in ("edge", "pi", "server")} == tui_times
+    assert doc["times"]["server"]["kinds"] == ["measured"] * len(tui_times["server"])
+    assert "made for" in doc["times"]["edge"]["note"]  # which machine a predictor's numbers are for
+    assert doc["plan"]["boundaries"] == tui_boundaries
+    cli_estimate = doc["estimate"]
+    for key in ("period_s", "throughput_per_s", "latency_s"):
+        assert cli_estimate[key] == tui_estimate[key]
+    assert cli_estimate["bottleneck"] == tui_estimate["bottleneck"]

@@ -12,6 +12,7 @@ import typer
 
 from .. import __version__
 from .common import set_debug
+from .tui import open_app
 
 # torch.jit's deprecation notice fires on import of some torchvision models; it is noise to a user
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
@@ -41,8 +42,6 @@ def _root(
 ) -> None:
     set_debug(debug)
     if ctx.invoked_subcommand is None:
-        from .tui import open_app
-
         open_app()
 
 

@@ -131,7 +131,7 @@ def make_spec(
     input_shape: str | None = None,
 ):
     """A ModelSpec from CLI options (BadInput on anything invalid)."""
-    from ..zoo import ModelSpec, parse_shape
+    from ..zoo import ModelSpec, parse_shape  # slow (torch): only commands that take a model pay for it
 
     shape = parse_shape(input_shape) if input_shape else None
     return ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size, input_shape=shape)

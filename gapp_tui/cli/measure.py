@@ -7,8 +7,10 @@ seed's command lines (``--output_dir``, ``--model_family``,
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import BadInput
+from ..store import Store, write_csv, write_json
 from . import remote as _remote
 from .common import (
     err,
@@ -111,10 +114,9 @@ def measure(
     Rows go to the SQLite store as each block finishes: Ctrl-C keeps them and the
     same command resumes where it stopped (use --force to measure again).
     """
-    from ..measure.engine import MeasureConfig, parse_modes
+    from ..measure.engine import MeasureConfig, parse_modes  # slow (torch), as every measure import below
     from ..measure.engine import measure as run_measure
     from ..measure.timer import Precision
-    from ..store import Store, write_csv, write_json
 
     # ---- every input is checked before anything is built, opened or written
     if model and model_family and model != model_family:
@@ -193,8 +195,6 @@ def _precision(cls: Any, repeats: int | None, min_runs: int, max_runs: int, targ
 
 def _check_output_dir(d: Path) -> None:
     """BadInput unless ``d`` exists (or can be created) and a file can really be written there."""
-    import tempfile
-
     try:
         d.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=d, prefix=".gapp-write-check-"):
@@ -204,8 +204,6 @@ def _check_output_dir(d: Path) -> None:
 
 
 def _file_stem(result: Any) -> str:
-    import re
-
     p = result.setting_parts
     raw = f"{result.model}_{p['input_shape']}_{p['dtype']}_t{p['threads']}_{p['granularity']}_{p['device_type']}"
     if p.get("clock") == "cpu":
@@ -319,9 +317,7 @@ def _print_result(result: Any, files: dict[str, str] | None) -> None:
 # ----------------------------------------------------------------------------- gapp results
 
 
-def _open(db: Path | None) -> Any:
-    from ..store import Store
-
+def _open(db: Path | None) -> Store:
     return Store(db, readonly=True)
 
 

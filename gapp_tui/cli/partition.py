@@ -108,6 +108,7 @@ def partition(
 ) -> None:
     """Cut MODEL across DEVICES: the exact optimum, its estimate, and the baselines' estimates."""
     from ..blocks import BlockChain  # slow (torch)
+    from ..predict import registry  # slow (torch)
 
     if objective not in OBJECTIVES:
         raise BadInput(f"--objective {objective!r} is not known; give one of {', '.join(OBJECTIVES)}")
@@ -136,7 +137,7 @@ def partition(
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
-    table, columns = cost_table(chain, specs, store=store, mode=mode)
+    table, columns = cost_table(chain, specs, store=store, mode=mode, predict=registry.service(store))
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
     est = estimate(table, plan, items=items, memory=limits or None)

@@ -26,7 +26,7 @@ def serve(
     default (localhost) or put it behind something that authenticates.
     """
     try:
-        from textual_serve.server import Server
+        from textual_serve.server import Server  # an optional extra: `pip install 'gapp-tui[serve]'`
     except ImportError:
         fail("gapp serve needs textual-serve: pip install 'gapp-tui[serve]'", 2)
         return

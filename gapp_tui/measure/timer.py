@@ -1,5 +1,8 @@
 """The timing core: how long a callable, or each callable of a chain, takes.
 
+One concept: the timing method (warm-up, adaptive sample sizes, confidence intervals, the
+clocks), in one file because it travels alone to the device.
+
 Self-contained on purpose: it imports only ``torch`` and the Python standard
 library (no numpy, nothing from gapp_tui), so the SSH runner can copy this one
 file to a device (a Raspberry Pi) and run it there. Every result is a plain
@@ -46,11 +49,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch import fx
 
 TIMER_VERSION = 2
 CLOCKS = ("wall", "cpu")
@@ -136,17 +141,6 @@ class Stats:
 # ----------------------------------------------------------------------------- statistics
 
 
-def quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (numpy's default method)."""
-    n = len(sorted_values)
-    if n == 0:
-        return math.nan
-    pos = (n - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def median_ci(sorted_values: Sequence[float]) -> tuple[float, float]:
     """Distribution-free 95% interval of the median from order statistics."""
     n = len(sorted_values)
@@ -164,16 +158,16 @@ def summarize(samples_s: Sequence[float], inner: int = 1, timed_s: float = 0.0, 
     n = len(xs)
     if n == 0:
         raise ValueError("no samples")
-    med = quantile(xs, 0.5)
-    mean = sum(xs) / n
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+    med = statistics.median(xs)
     lo, hi = median_ci(xs)
     ci_rel = (hi - lo) / (2 * med) if med > 0 else math.inf
+    # quartiles by linear interpolation between order statistics (numpy's default method)
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive") if n > 1 else (xs[0], xs[0], xs[0])
     return Stats(
         median_ms=med,
-        mean_ms=mean,
-        std_ms=std,
-        iqr_ms=quantile(xs, 0.75) - quantile(xs, 0.25),
+        mean_ms=statistics.fmean(xs),
+        std_ms=statistics.stdev(xs) if n > 1 else 0.0,
+        iqr_ms=q3 - q1,
         min_ms=xs[0],
         max_ms=xs[-1],
         runs=n,
@@ -323,7 +317,7 @@ def _converged_rel(samples: Sequence[float], target: float) -> bool:
     if len(samples) < 2:
         return False
     xs = sorted(samples)
-    med = quantile(xs, 0.5)
+    med = statistics.median(xs)
     lo, hi = median_ci(xs)
     return med > 0 and (hi - lo) / (2 * med) <= target
 
@@ -449,10 +443,10 @@ def _sequence(
                     samples[i].append(s)
                 totals.append(sum(secs))
                 if it + 1 >= p.min_runs:
-                    floor_ms = sum(quantile(sorted(s), 0.5) for s in samples) * 1e3 / n
+                    floor_ms = sum(statistics.median(s) for s in samples) * 1e3 / n
                     all_ok = True
                     for i in range(n):
-                        med = quantile(sorted(samples[i]), 0.5) * 1e3
+                        med = statistics.median(samples[i]) * 1e3
                         ok = _ci_half_ms(samples[i]) <= p.target_ci * max(med, floor_ms)
                         if ok and converged[i] is None:
                             converged[i] = summarize(samples[i], 1, time.perf_counter() - t0, "ci")
@@ -468,7 +462,7 @@ def _sequence(
                         stopped = "time"
                         break
                 if on_iteration is not None:
-                    on_iteration(it + 1, list(converged), [quantile(sorted(s), 0.5) * 1e3 for s in samples])
+                    on_iteration(it + 1, list(converged), [statistics.median(s) * 1e3 for s in samples])
             timed = time.perf_counter() - t0
     except KeyboardInterrupt:
         raise Cancelled(list(converged), keyboard=True) from None
@@ -502,8 +496,6 @@ def _empty_block(n_inputs: int) -> Callable[..., Any]:
     ``docs/measure.md``).
     """
     if n_inputs == 1:
-        from torch import fx
-
         return fx.symbolic_trace(_Identity())
     return _empty
 

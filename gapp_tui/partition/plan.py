@@ -181,21 +181,6 @@ class Plan:
             )
         return out
 
-    def model_spec(self) -> Any:
-        """The ModelSpec this plan was made for (imports torch through the zoo)."""
-        from ..zoo import ModelSpec
-
-        m = self.model
-        if not m.get("name"):
-            raise BadInput("plan names no model; it needs model.name")
-        return ModelSpec(
-            m["name"],
-            batch_size=int(m.get("batch_size") or 1),
-            num_classes=int(m.get("num_classes") or 1000),
-            input_size=m.get("input_size"),
-            input_shape=tuple(m["input_shape"]) if m.get("input_shape") else None,
-        )
-
     # ------------------------------------------------------------------ (de)serialisation
 
     def to_dict(self) -> dict[str, Any]:

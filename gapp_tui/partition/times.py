@@ -19,7 +19,9 @@ model and devices give the same numbers everywhere. One rule per source:
     The chain's features through the predictor the device names, else the
     device's own predictor (``gapp calibrate``), else the one GAPP ships;
     the note names the machine the predictor was made for, so another
-    machine's times are never presented as this device's.
+    machine's times are never presented as this device's. Which predictor,
+    and running it, is the caller's ``predict`` (the predictor area's
+    :func:`gapp_tui.predict.registry.service`): this module stays free of torch.
 ``flops``
     Each block's FLOPs divided by the device's rate.
 
@@ -138,20 +140,11 @@ def measured_times(chain: Any, device: DeviceSpec, store: Any, mode: str = "auto
     return DeviceTimes(device, filled, kinds, note, store_key, setting)
 
 
-def default_predict(chain: Any, device: DeviceSpec, store: Any = None) -> tuple[list[float], str]:
-    """The predictor's seconds per block for ``device`` and a note naming what it was made for."""
-    from ..predict import registry  # torch: only a predicted device pays for it
-
-    choice = registry.resolve(device.ref, device.name, store)
-    return registry.predict_chain(chain, choice.path), choice.describe(device.name)
-
-
-def predicted_times(chain: Any, device: DeviceSpec, store: Any = None, predict: Predict | None = None) -> DeviceTimes:
+def predicted_times(chain: Any, device: DeviceSpec, predict: Predict | None) -> DeviceTimes:
     """The ``predicted`` rule (see the module docstring)."""
     if predict is None:
-        times, note = default_predict(chain, device, store)
-    else:
-        times, note = predict(chain, device)
+        raise ValueError(f"device {device.name!r} is predicted but no predict service was given")
+    times, note = predict(chain, device)
     if len(times) != len(chain.blocks):
         raise BadInput(f"device {device.name!r}: the predictor gave {len(times)} times for {len(chain.blocks)} blocks")
     return DeviceTimes(device, [float(t) for t in times], ["predicted"] * len(times), note)
@@ -163,7 +156,7 @@ def device_times(chain: Any, device: DeviceSpec, *, store: Any = None, mode: str
     if device.source == "measured":
         return measured_times(chain, device, store, mode)
     if device.source == "predicted":
-        return predicted_times(chain, device, store, predict)
+        return predicted_times(chain, device, predict)
     rate = float(device.rate or 0.0)
     times = flops_times([max(1, b.flops) for b in chain.blocks], rate)
     return DeviceTimes(device, times, ["flops"] * len(times), f"FLOPs at {format_flops_rate(rate)}")

@@ -81,7 +81,7 @@ def build_stage_blocks(model: dict[str, Any], granularity: str, lo: int, hi: int
     """Seed, build the chain and return (blocks[lo:hi], cuts, n); identical in every process."""
     import torch  # after pinning (see the module docstring)
 
-    from ..blocks import BlockChain
+    from ..blocks import BlockChain  # torch, after pinning
 
     spec = spec_from_dict(model)
     with torch.random.fork_rng(devices=[]):
@@ -152,7 +152,7 @@ class Stage:
         del chain  # keep only this stage's blocks
 
     def join(self) -> None:
-        import torch.distributed as dist
+        import torch.distributed as dist  # torch, after pinning
 
         cfg = self.cfg
         host = f"[{cfg.master_addr}]" if ":" in cfg.master_addr else cfg.master_addr

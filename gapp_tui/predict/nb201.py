@@ -1,5 +1,7 @@
 """NAS-Bench-201 networks as torch modules, their BlockGraphs, and the measured latencies.
 
+One concept: the NAS-Bench-201 benchmark (its cells, networks, data and protocol).
+
 The data (``nb201_latency.csv``, see ``shared/data/README.md``) holds the
 latency of all 15,625 NAS-Bench-201 "TinyNetwork"s (C=16, N=5, CIFAR input
 1x3x32x32, 10 classes) on 27 device settings, a Raspberry Pi 4 among them.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,14 @@ def load(path: str | Path) -> Predictor:
 def predict_chain(chain: Any, path: str | Path) -> list[float]:
     """Seconds per block of ``chain`` predicted by the predictor in ``path`` (features on the chain's shapes)."""
     return [float(ms) / 1e3 for ms in load(path).block_times(extract(chain, warn=False))]
+
+
+def service(store: Any = None) -> Callable[[Any, Any], tuple[list[float], str]]:
+    """The block-times service's ``predict`` (:mod:`gapp_tui.partition.times`): a device's predictor resolved
+    against ``store`` (its own, else the shipped one) and run on the chain; returns (seconds per block, note)."""
+
+    def predict(chain: Any, device: Any) -> tuple[list[float], str]:
+        choice = resolve(device.ref, device.name, store)
+        return predict_chain(chain, choice.path), choice.describe(device.name)
+
+    return predict

@@ -1,5 +1,7 @@
 """Synthetic blocks: seeded random operator mixes that widen the training corpus.
 
+One concept: the synthetic block space (its kinds and how each is drawn).
+
 The torchvision corpus holds 16 families, and a family left out of training
 often uses an operation in a regime no other family does: VGG's 100-million-
 weight fully connected layers, ShuffleNet's channel shuffles, ViT's patch

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_config_dir
+
 ENV_VAR = "GAPP_TUI_STATE"
 
 
@@ -21,8 +23,6 @@ def state_path() -> Path:
     """Where the state file lives (``$GAPP_TUI_STATE`` wins)."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    from platformdirs import user_config_dir
-
     return Path(user_config_dir("gapp")) / "tui.json"
 
 

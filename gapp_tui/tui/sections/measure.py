@@ -104,7 +104,7 @@ class MeasureSection(Section):
     # ------------------------------------------------------------------ start / cancel
 
     def config(self) -> Any:
-        from ...measure.engine import MeasureConfig, parse_modes  # slow (torch)
+        from ...measure.engine import MeasureConfig, parse_modes  # slow (torch), as the measure imports below
         from ...measure.timer import Precision
 
         target = str(self.query_one("#target", Select).value)
@@ -159,7 +159,7 @@ class MeasureSection(Section):
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure", description="measurement")
     def measure(self, chain: Any, config: Any, ssh: Any, cancel: threading.Event) -> None:
         """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
-        from ...measure.engine import measure as measure_local  # slow (torch)
+        from ...measure.engine import measure as measure_local  # slow (torch), as the imports below
         from ...measure.remote_engine import measure_remote
         from ...ssh import UnknownHostKey
 

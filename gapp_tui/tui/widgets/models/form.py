@@ -8,6 +8,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select
 
 from ....errors import BadInput
+from ....zoo import ModelSpec, model_names, parse_shape
 
 GRANULARITY_CHOICES = [
     ("natural blocks", "natural"),
@@ -24,8 +25,6 @@ class ModelForm(Vertical):
     """Fields of a ModelSpec; ``spec()`` turns them into one (BadInput on bad values)."""
 
     def compose(self) -> ComposeResult:
-        from ....zoo import model_names
-
         with Horizontal(classes="form-row"):
             yield Label("Model", classes="field-label")
             yield Input(
@@ -73,8 +72,6 @@ class ModelForm(Vertical):
 
     def spec(self):
         """The ModelSpec the fields describe (raises BadInput naming the bad field)."""
-        from ....zoo import ModelSpec, parse_shape
-
         v = self.values()
         if not v["model"]:
             raise BadInput("no model given; type a name such as resnet18 (Tab completes) or package.module:callable")
