@@ -280,13 +280,7 @@ class Store:
         if not p.exists():
             if self.readonly:
                 raise BadInput(f"database {str(p)!r} does not exist; measure something first (`gapp measure`) or give --db")
-            parent = p.parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise BadInput(f"cannot create the database directory {str(parent)!r} ({exc.strerror}); give a writable --db path") from None
-            if not os.access(parent, os.W_OK):
-                raise BadInput(f"database directory {str(parent)!r} is not writable; give a writable --db path")
+            _writable_dir(p.parent, "database directory", "--db path")
             return
         try:
             with open(p, "rb") as fh:
@@ -749,13 +743,14 @@ def write_json(path: str | os.PathLike[str], doc: Any) -> Path:
     return p
 
 
-def _writable_dir(d: Path) -> None:
+def _writable_dir(d: Path, what: str = "output directory", option: str = "--output_dir") -> None:
+    """Create ``d`` if needed; BadInput (one line naming ``option``) unless it can be written."""
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInput(f"output directory {str(d)!r} cannot be created ({exc.strerror}); give a writable --output_dir") from None
+        raise BadInput(f"{what} {str(d)!r} cannot be created ({exc.strerror}); give a writable {option}") from None
     if not os.access(d, os.W_OK):
-        raise BadInput(f"output directory {str(d)!r} is not writable; give a writable --output_dir")
+        raise BadInput(f"{what} {str(d)!r} is not writable; give a writable {option}")
 
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:

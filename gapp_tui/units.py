@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from .errors import BadInput
 
@@ -39,13 +40,26 @@ _TIME_UNITS = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs":
                "min": 60.0, "h": 3600.0}
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _quantity(text: str | float, what: str, scale_of: Callable[[str, float], float | None], examples: str,
+              zero_ok: bool = False) -> float:
+    """A number and its unit, in the base unit: ``scale_of(unit, number)`` is the unit's size (None: not a unit).
 
-
-def _split(text: str, unit_chars: str = r"A-Za-z/µμ") -> tuple[float, str] | None:
-    m = re.fullmatch(_NUMBER + r"\s*([" + unit_chars + r"]*)", str(text).strip())
-    return (float(m.group(1)), m.group(2)) if m else None
+    A number (not a string) is taken as already in the base unit. BadInput, one line, on anything else.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = re.fullmatch(_NUMBER + r"\s*([A-Za-z/µμ]*)", str(text).strip())
+        if not m:
+            raise BadInput(f"{what} {text!r} does not parse; give one such as {examples}")
+        number, unit = float(m.group(1)), m.group(2)
+        scale = scale_of(unit, number)
+        if scale is None:
+            raise BadInput(f"{what} {text!r}: unit {unit or '(none)'!r} is not known; give one such as {examples}")
+        value = number * scale
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise BadInput(f"{what} {text!r} must be {'zero or ' if zero_ok else ''}positive, such as {examples}")
+    return value
 
 
 def _size_unit(unit: str) -> float | None:
@@ -71,20 +85,7 @@ def _size_unit(unit: str) -> float | None:
 
 def parse_bytes(text: str | float, what: str = "size") -> float:
     """Bytes from ``512MB``, ``1GiB``, ``4Gb`` (bits), ``800kB`` or a plain number (bytes); positive."""
-    if _is_number(text):
-        value = float(text)  # type: ignore[arg-type]
-    else:
-        parts = _split(str(text))
-        if parts is None:
-            raise BadInput(f"{what} {text!r} does not parse; give a size such as {BYTES_EXAMPLES}")
-        number, unit = parts
-        scale = 1.0 if unit == "" else _size_unit(unit)
-        if scale is None:
-            raise BadInput(f"{what} {text!r}: unit {unit!r} is not a size; give one such as {BYTES_EXAMPLES}")
-        value = number * scale
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"{what} {text!r} must be positive, such as {BYTES_EXAMPLES}")
-    return value
+    return _quantity(text, what, lambda unit, _: 1.0 if unit == "" else _size_unit(unit), BYTES_EXAMPLES)
 
 
 def format_bytes(n: float) -> str:
@@ -109,23 +110,7 @@ def format_count(n: float) -> str:
 
 def parse_bandwidth(text: str | float) -> float:
     """Bytes per second from ``100Mbit/s``, ``12.5MB/s``, ``1Gbps``, ``50mbit``, ``1MiB/s`` (a number: bytes/s)."""
-    if _is_number(text):
-        value = float(text)  # type: ignore[arg-type]
-        shown = f"{text!r} bytes/s"
-    else:
-        parts = _split(str(text))
-        if parts is None:
-            raise BadInput(f"bandwidth {text!r} does not parse; give a number and a unit such as {BANDWIDTH_EXAMPLES}")
-        number, unit = parts
-        scale = _bandwidth_unit(unit)
-        if scale is None:
-            raise BadInput(
-                f"bandwidth {text!r}: unit {unit or '(none)'!r} is not known; give one such as {BANDWIDTH_EXAMPLES}"
-            )
-        value, shown = number * scale, repr(text)
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"bandwidth {shown} must be positive and finite, such as {BANDWIDTH_EXAMPLES}")
-    return value
+    return _quantity(text, "bandwidth", lambda unit, _: _bandwidth_unit(unit), BANDWIDTH_EXAMPLES)
 
 
 def _bandwidth_unit(unit: str) -> float | None:
@@ -160,25 +145,13 @@ def parse_time(text: str | float, what: str = "latency") -> float:
     A short time: a unit is required unless the value is zero, and ``m`` is refused
     as ambiguous (milli or minutes?). For budgets and deadlines see :func:`parse_duration`.
     """
-    if _is_number(text):
-        value = float(text)  # type: ignore[arg-type]
-    else:
-        parts = _split(str(text))
-        if parts is None:
-            raise BadInput(f"{what} {text!r} does not parse; give a number and a unit such as {TIME_EXAMPLES}")
-        number, unit = parts
+
+    def scale_of(unit: str, number: float) -> float | None:
         if unit == "":
-            if number != 0:
-                raise BadInput(f"{what} {text!r} has no unit; give one such as {TIME_EXAMPLES}")
-            scale = 1.0
-        else:
-            scale = _TIME_UNITS.get(unit, _TIME_UNITS.get(unit.lower()))  # type: ignore[arg-type]
-            if scale is None:
-                raise BadInput(f"{what} {text!r}: unit {unit!r} is not known; give one such as {TIME_EXAMPLES}")
-        value = number * scale
-    if not math.isfinite(value) or value < 0:
-        raise BadInput(f"{what} {text!r} must be zero or positive, such as {TIME_EXAMPLES}")
-    return value
+            return 1.0 if number == 0 else None
+        return _TIME_UNITS.get(unit, _TIME_UNITS.get(unit.lower()))
+
+    return _quantity(text, what, scale_of, TIME_EXAMPLES, zero_ok=True)
 
 
 def parse_duration(text: str | float, what: str = "duration") -> float:
@@ -186,20 +159,8 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
 
     A long time (a budget, a deadline): ``m`` means minutes here.
     """
-    if _is_number(text):
-        value = float(text)  # type: ignore[arg-type]
-    else:
-        parts = _split(str(text))
-        if parts is None:
-            raise BadInput(f"{what} {text!r} does not parse; give one such as {DURATION_EXAMPLES}")
-        number, unit = parts
-        scale = {"": 1.0, "m": 60.0}.get(unit.lower(), _TIME_UNITS.get(unit.lower()))
-        if scale is None:
-            raise BadInput(f"{what} {text!r}: unit {unit!r} is not known; give one such as {DURATION_EXAMPLES}")
-        value = number * scale
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"{what} {text!r} must be positive, such as {DURATION_EXAMPLES}")
-    return value
+    return _quantity(text, what, lambda unit, _: {"": 1.0, "m": 60.0}.get(unit.lower(), _TIME_UNITS.get(unit.lower())),
+                     DURATION_EXAMPLES)
 
 
 def format_time(seconds: float) -> str:
@@ -223,8 +184,8 @@ def format_clock(seconds: float) -> str:
 
 def parse_flops_rate(text: str | float) -> float:
     """FLOPs per second from ``2GFLOP/s``, ``50 GFLOPs``, ``500MFLOPS``, ``20G`` or a plain number; positive."""
-    if _is_number(text):
-        value = float(text)  # type: ignore[arg-type]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
     else:
         m = re.fullmatch(_NUMBER + r"\s*([kKmMgGtT]?)(?:flop(?:s|/s)?)?\s*", str(text).strip(), flags=re.IGNORECASE)
         if not m:

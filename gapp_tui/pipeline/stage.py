@@ -201,15 +201,18 @@ class Stage:
             if i == cfg.warmup:
                 events.emit("streaming")
 
+    def _receive(self, src: int, infos: Any, i: int) -> tuple[Any, ...]:
+        """Item ``i``'s tensors from rank ``src`` (blocking), its receive time kept."""
+        bufs = self._buffers(infos)
+        t0 = time.perf_counter()
+        for j, b in enumerate(bufs):
+            self.dist.recv(b, src, tag=j)
+        self.recv_s[i] = time.perf_counter() - t0
+        return tuple(bufs)
+
     def _recv(self) -> None:
-        src = self.rank - 1
         for i in range(self.cfg.total):
-            bufs = self._buffers(self.in_infos)
-            t0 = time.perf_counter()
-            for j, b in enumerate(bufs):
-                self.dist.recv(b, src, tag=j)
-            self.recv_s[i] = time.perf_counter() - t0
-            self.in_q.put(tuple(bufs))
+            self.in_q.put(self._receive(self.rank - 1, self.in_infos, i))
 
     def _compute(self) -> None:
         torch = self.torch
@@ -232,14 +235,8 @@ class Stage:
             self.send_s[i] = time.perf_counter() - t0
 
     def _collect(self) -> None:
-        src = self.world - 1
         for i in range(self.cfg.total):
-            bufs = self._buffers(self.final_infos)
-            t0 = time.perf_counter()
-            for j, b in enumerate(bufs):
-                self.dist.recv(b, src, tag=j)
-            self.recv_s[i] = time.perf_counter() - t0
-            self._returned(i, tuple(bufs))
+            self._returned(i, self._receive(self.world - 1, self.final_infos, i))
 
     def _stream(self) -> None:
         """Receive, compute and send in one thread with gloo's non-blocking irecv/isend.
