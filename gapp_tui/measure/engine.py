@@ -5,6 +5,12 @@ and the TUI call. It
 
 1. puts the chain on the device and dtype, sets the thread count, records each
    block's real inputs (one run of the chain on a reproducible random input);
+   under a runtime other than eager (``config.runtime``: ``executorch``,
+   ``onnxruntime``; ``config.quantize="int8"``) compiles every block and the
+   unsplit model to that runtime's artifact (:mod:`gapp_tui.runtime`) and times
+   those instead, exactly as the stand-alone runner runs them on a device; the
+   rows' setting then ends with the runtime (``.../cpu/executorch``) and
+   ``extra.runtime`` records its version and the artifacts' size;
 2. for each mode asked -- ``standalone`` (each block alone on its recorded
    inputs) and ``in-context`` (each block timed inside end-to-end runs of the
    chain) -- measures every block not already in the store, writing each row to
@@ -90,11 +96,27 @@ class MeasureConfig:
     device_name: str | None = None  # replaces the hostname in the device key
     seed: int = 0  # of the random input
     clock: str = "wall"  # or "cpu": the thread's CPU time (one thread, CPU only) for a shared machine
+    #: what the blocks run under: eager (the chain's own modules), executorch or onnxruntime (each block
+    #: compiled to that runtime's artifact and run by gapp_tui.stage_runner, as on the device)
+    runtime: str = "eager"
+    quantize: str | None = None  # "int8": each block (and the full model) quantized for its runtime
+    calibration: int = 8  # random inputs int8 is calibrated on
 
     def check(self) -> None:
         """BadInput on anything unusable (before any work is done)."""
         self.modes = parse_modes(self.modes)
         parse_dtype(self.dtype)
+        from .. import runtime as runtime_mod
+
+        self.runtime = runtime_mod.parse_runtime(self.runtime)
+        self.quantize = runtime_mod.parse_quantize(self.quantize, self.runtime)
+        if self.runtime != "eager":
+            runtime_mod.require(self.runtime)
+            if torch.device(self.device).type != "cpu" or self.dtype != "float32":
+                raise BadInput(f"--runtime {self.runtime} runs float32 (or int8) blocks on the CPU; give --device cpu"
+                               " and --dtype float32")
+            if self.calibration < 1:
+                raise BadInput(f"calibration inputs {self.calibration!r} must be at least 1")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise BadInput(f"threads {self.threads!r} is not valid; give a positive integer (default: all cores)")
         try:
@@ -111,8 +133,9 @@ class MeasureConfig:
 class Progress:
     """One progress report: what the TUI's bar and the CLI's bar show.
 
-    ``phase`` is ``prepare``, ``standalone``, ``in-context``, ``full``,
-    ``overhead`` or ``done``; ``index`` blocks of ``total`` are finished in this
+    ``phase`` is ``prepare``, ``compile`` (under a runtime other than eager:
+    block ``index`` of ``total`` is being compiled to its artifact),
+    ``standalone``, ``in-context``, ``full``, ``overhead`` or ``done``; ``index`` blocks of ``total`` are finished in this
     phase; ``name`` is the block being measured next (or just finished);
     ``estimate_ms`` the time of the block just finished (in context: the
     current median of the whole chain); ``sum_ms`` the running sum of finished
@@ -317,15 +340,18 @@ def measure(
     threads = set_threads(cfg.threads)
     try:
         desc = device_mod.describe(cfg.device, cfg.device_name)
-        key = setting_key(spec.shape, cfg.dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock)
+        dtype = cfg.quantize or str(dt).replace("torch.", "")
+        key = setting_key(spec.shape, dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock,
+                          cfg.runtime)
         sig = chain_signature(chain)
         ctx = RowContext(
             device_key=desc["key"], model=spec.name, model_label=spec.label(), setting=key,
             granularity=chain.granularity, batch_size=spec.shape[0], input_shape="x".join(map(str, spec.shape)),
-            num_classes=spec.num_classes, dtype=str(dt).replace("torch.", ""), threads=threads,
+            num_classes=spec.num_classes, dtype=dtype, threads=threads,
             device_type=dev.type, chain_sig=sig,
         )
         run = _Run(chain, cfg, ctx, store, report, should_stop, desc)
+        run.threads = threads
         if store is not None:
             store.add_device(desc)
             ctx.run_id = store.start_run(desc["key"], spec.name, key, list(cfg.modes) + (["full"] if cfg.full else []), command)
@@ -371,7 +397,56 @@ class _Run:
         self.measured += 1
 
     def _extra(self) -> dict[str, Any]:
-        return {"sensors": device_mod.read_sensors(), "timer_version": TIMER_VERSION, "clock": self.cfg.clock}
+        extra = {"sensors": device_mod.read_sensors(), "timer_version": TIMER_VERSION, "clock": self.cfg.clock}
+        if self.cfg.runtime != "eager":
+            extra["runtime"] = dict(self.runtime_info)
+        return extra
+
+    def _compile(self) -> None:
+        """Under a runtime: every block (and the full model) compiled to its artifact and loaded to run.
+
+        ``self.fns[i]`` is what block ``i`` runs as (the chain's own module under
+        eager), ``self.reference`` the unsplit model. Artifacts live in a
+        temporary directory for the duration of the measurement.
+        """
+        fns = [b.module for b in self.chain.blocks]
+        self.fns: list[Callable[..., Any]] = list(fns)
+        self.reference: Callable[..., Any] = self.chain.model
+        self.runtime_info: dict[str, Any] = {}
+        cfg = self.cfg
+        if cfg.runtime == "eager":
+            return
+        import tempfile
+
+        from .. import runtime as runtime_mod
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="gapp-measure-")
+        calib_x = [self.chain.spec.example_input("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
+        calib = [self.chain.block_inputs(x) for x in calib_x] if cfg.quantize else None
+        n = len(fns)
+        sizes, seconds = [], []
+        for i, block in enumerate(self.chain.blocks):
+            self.report(Progress("compile", i, n + 1, block.name))
+            self._stop()
+            fn, art = runtime_mod.runner(block.module, self.recorded[i], cfg.runtime, self._tmp.name, f"block{i}",
+                                         cfg.quantize, [c[i] for c in calib] if calib else None, self.threads)
+            self.fns[i] = fn
+            sizes.append(art.bytes)
+            seconds.append(art.compile_s)
+        if cfg.full:
+            self.report(Progress("compile", n, n + 1, "full model"))
+            self._stop()
+            self.reference, art = runtime_mod.runner(self.chain.model, (self.x,), cfg.runtime, self._tmp.name, "full",
+                                                     cfg.quantize, [(x,) for x in calib_x] if calib else None,
+                                                     self.threads)
+            self.runtime_info["full_artifact_bytes"] = art.bytes
+        self.report(Progress("compile", n + 1, n + 1, ""))
+        self.runtime_info.update(name=cfg.runtime, version=art.version, quantize=cfg.quantize,
+                                 artifact_bytes=sum(sizes), compile_s=sum(seconds))
+
+    def _stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(None)
 
     # ---------------------------------------------------------------- steps
 
@@ -381,6 +456,7 @@ class _Run:
             with torch.inference_mode():
                 self.recorded = self.chain.block_inputs(x)
             self.x = x
+            self._compile()
             for mode in self.cfg.modes:
                 if mode == "standalone":
                     self._standalone()
@@ -396,6 +472,8 @@ class _Run:
         except KeyboardInterrupt:
             self.interrupted = "keyboard"
         finally:
+            if getattr(self, "_tmp", None) is not None:
+                self._tmp.cleanup()
             self.desc_after = device_mod.describe(self.cfg.device, self.cfg.device_name)
             if self.store is not None and self.ctx.run_id is not None:
                 status = "interrupted" if self.interrupted else "done"
@@ -411,7 +489,7 @@ class _Run:
                 self.report(Progress("standalone", i + 1, n, block.name, None, running, skipped=True))
                 continue
             self.report(Progress("standalone", i, n, block.name, None, running))
-            stats = time_callable(block.module, self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop,
+            stats = time_callable(self.fns[i], self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop,
                                   clock=self.cfg.clock)
             self._keep(make_row(self.ctx, "standalone", i, block.name, stats, self._extra()))
             running += stats.median_ms
@@ -439,14 +517,14 @@ class _Run:
             self.report(Progress("in-context", finished, n, nxt, sum(medians), sum(medians)))
 
         self.report(Progress("in-context", 0, n, self.names[0], None, 0.0))
-        fns = [b.module for b in self.chain.blocks]
+        fns = self.fns
         # the full model is timed in the same loop as the chain (alternating), so that the sum-versus-full
         # comparison is made under the same machine conditions; unless it is already stored
         with_full = self.cfg.full and -1 not in self._done("full")
         try:
             if with_full:
                 per, total, ref = time_sequence_and_reference(
-                    fns, (self.x,), self.chain.model, self.cfg.device, self.cfg.precision, self.should_stop,
+                    fns, (self.x,), self.reference, self.cfg.device, self.cfg.precision, self.should_stop,
                     on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
             else:
                 per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
@@ -474,7 +552,7 @@ class _Run:
             self.skipped += 1
             return
         self.report(Progress("full", 0, 1, "full model"))
-        stats = time_callable(self.chain.model, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+        stats = time_callable(self.reference, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
                               clock=self.cfg.clock)
         self._keep(make_row(self.ctx, "full", -1, "(full model)", stats, self._extra()))
         self.report(Progress("full", 1, 1, "full model", stats.median_ms, stats.median_ms))
@@ -531,7 +609,8 @@ class _Run:
         return MeasureResult(
             model=c.model, model_label=c.model_label, setting=c.setting,
             setting_parts={**{k: getattr(c, k) for k in ("batch_size", "input_shape", "dtype", "threads", "granularity",
-                                                         "num_classes", "device_type")}, "clock": self.cfg.clock},
+                                                         "num_classes", "device_type")}, "clock": self.cfg.clock,
+                           "runtime": self.cfg.runtime, "quantize": self.cfg.quantize},
             device=self.desc, device_after=self.desc_after, chain_sig=c.chain_sig, blocks=self.names, rows=rows,
             full=self._full_row(), overhead=self.overhead, sums=summary["sums"], chain_ms=self.chain_ms,
             precision=self.cfg.precision.to_dict(), measured=self.measured, skipped=self.skipped,
