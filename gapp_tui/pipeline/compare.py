@@ -21,11 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float]) -> dict[str, Any] | None:
+def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float],
+                   cut_bytes: Mapping[int, float] | None = None) -> dict[str, Any] | None:
     """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds.
 
-    None when the partition estimator is not available or the plan cannot be
-    rebuilt as a partition Plan (e.g. a hand-written plan without links).
+    ``cut_bytes[c]`` replaces the bytes the chain says cross cut ``c`` (what an
+    exported boundary really sends: int8 instead of float32). None when the
+    partition estimator is not available or the plan cannot be rebuilt as a
+    partition Plan (e.g. a hand-written plan without links).
     """
     try:
         from ..partition.costs import CostTable
@@ -47,6 +50,8 @@ def stage_estimate(view: Any, chain: Any, compute_s: Sequence[float]) -> dict[st
         if hi > lo:
             times[d][lo] = float(compute_s[s])  # the stage's time on its first block: only sums matter
     table = CostTable.from_chain(chain, times, "measured")
+    for c, nbytes in (cut_bytes or {}).items():
+        table.cut_bytes[c] = float(nbytes)
     plan = Plan(
         list(plan.devices), list(plan.boundaries), list(plan.links), model=dict(table.model),
         granularity=table.granularity, hosts=dict(plan.hosts), communication=plan.communication,
