@@ -160,6 +160,9 @@ def load_artifact(path: str | os.PathLike[str], runtime: str, threads: int | Non
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    # idle pool threads sleep instead of spinning: a stage shares its CPU with its communication, and a
+    # spinning thread on a core it shares takes that core from the others (measured: 10-100x slower blocks)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 

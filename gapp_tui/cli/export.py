@@ -121,4 +121,4 @@ def _show_pipelining(doc: dict[str, Any]) -> None:
               + (" [green]ok[/]" if chk["ok"] else " [red]MISMATCH[/]"))
     for f in doc["files"]:
         err.print(f"  wrote {f}", highlight=False)
-    err.print(f"  run it: torchrun --nproc-per-node {chk['stages']} pipelining_example.py", highlight=False)
+    err.print(f"  run it: torchrun --nproc-per-node {chk['stages']} {doc['files'][1]}", highlight=False)

@@ -233,8 +233,8 @@ def export_plan(
                                                [r[1][lo] for r in calib_rec] if quant[d] else None)
             entry.update(artifact=art.path.name, sha256=stage_runner.sha256(art.path), bytes=art.bytes,
                          compile_s=art.compile_s, runtime_version=art.version)
-        else:
-            entry["runtime"] = "eager"  # nothing to run: the stage forwards what it receives
+        else:  # nothing to run: the stage forwards what it receives
+            entry.update(runtime="eager", quantize=None)
         stages.append(entry)
 
     manifest = {
