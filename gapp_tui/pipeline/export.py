@@ -334,6 +334,8 @@ def _estimates(view: PlanView, chain: Any, cuts: list[dict[str, Any]]) -> dict[s
     for c in cuts[1:]:
         wire_bytes.setdefault(c["index"], float(sum(w["bytes"] for w in c["wire"])))
     doc["wire"] = _summary(stage_estimate(view, chain, compute, wire_bytes) or {}) or None
+    for st, planned in zip((doc["wire"] or {}).get("stages", []), doc["plan"]["stages"]):
+        st["sources"] = planned["sources"]  # the same compute times as the plan's: only the bytes changed
     return doc
 
 
