@@ -18,7 +18,7 @@ What a caller may rely on
   ONNX Runtime). A missing runtime raises :class:`RuntimeMissing` (an
   ``ImportError``) whose message names the runtime and how to install it.
 * :func:`read_manifest` ``(dir)`` -- the manifest as a dict (format below).
-* :func:`load_stage` ``(dir, k, threads=None)`` -- a :class:`Stage`: what
+* :func:`load_stage` ``(dir, k, threads=None, verify=False)`` -- a :class:`Stage`: what
   stage ``k`` receives (``in_specs``, the *wire* tensors: int8 where a cut is
   sent as int8), ``receive_buffers()`` (empty tensors to receive into, e.g.
   with ``torch.distributed.irecv``), and ``stage(*wire_in) -> wire_out``: decode
@@ -240,7 +240,7 @@ class Stage:
     """
 
     def __init__(self, manifest: dict[str, Any], directory: Path, index: int, threads: int | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, verify: bool = False) -> None:
         stages = manifest["stages"]
         if not 0 <= index < len(stages):
             raise BadManifest(f"stage {index} does not exist; this export has stages 0..{len(stages) - 1}")
@@ -256,6 +256,9 @@ class Stage:
         path = directory / self.info["artifact"]
         if not path.is_file():
             raise BadManifest(f"artifact {str(path)!r} of stage {index} is missing; copy the whole export directory")
+        if verify and sha256(path) != self.info["sha256"]:
+            raise BadManifest(f"artifact {str(path)!r} of stage {index} is not the one exported (SHA-256 differs);"
+                              " copy the export directory again")
         self.compute = load_artifact(path, self.runtime, threads, hint)
 
     @property
@@ -276,10 +279,14 @@ class Stage:
 
 
 def load_stage(directory: str | os.PathLike[str], index: int, threads: int | None = None,
-               hint: str | None = None) -> Stage:
-    """Stage ``index`` of the export in ``directory``, loaded under its runtime."""
+               hint: str | None = None, verify: bool = False) -> Stage:
+    """Stage ``index`` of the export in ``directory``, loaded under its runtime.
+
+    ``verify``: first check the artifact's SHA-256 against the manifest (a
+    launcher's proof that every device runs the exported weights).
+    """
     directory = Path(directory)
-    return Stage(read_manifest(directory), directory, index, threads, hint)
+    return Stage(read_manifest(directory), directory, index, threads, hint, verify)
 
 
 def run_chain(directory: str | os.PathLike[str], *inputs: torch.Tensor, threads: int | None = None,
@@ -339,13 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         doc: dict[str, Any] = {"directory": str(args.directory), "runtimes": installed_runtimes()}
         if args.stage is not None:
-            st = load_stage(args.directory, args.stage, args.threads)
+            st = load_stage(args.directory, args.stage, args.threads, verify=True)
             bufs = [b.zero_() for b in st.receive_buffers()]
             with torch.inference_mode():
                 doc["stage"] = {"index": st.index, "runtime": st.runtime, **_time(lambda: st(*bufs), args.items),
                                 "out": st.out_specs}
         else:
-            stages = [load_stage(args.directory, k, args.threads) for k in range(len(manifest["stages"]))]
+            stages = [load_stage(args.directory, k, args.threads, verify=True) for k in range(len(manifest["stages"]))]
             x = example_input(manifest, args.seed)
             out = run_chain(args.directory, *x, stages=stages)
             doc["chain"] = {"stages": len(stages), **_time(lambda: run_chain(args.directory, *x, stages=stages), args.items),

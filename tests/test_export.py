@@ -125,8 +125,13 @@ def test_an_int8_stage_stays_close_to_float32_and_sends_int8(runtime, tmp_path):
     assert [w["dtype"] for w in cut["wire"]] == ["int8"] * len(cut["tensors"])
     assert sum(w["bytes"] for w in cut["wire"]) * 4 == sum(t["bytes"] for t in cut["tensors"])
     # the stand-alone runner receives int8 into its buffers
-    st = stage_runner.load_stage(tmp_path / "q", 1)
+    st = stage_runner.load_stage(tmp_path / "q", 1, verify=True)
     assert {b.dtype for b in st.receive_buffers()} == {torch.int8}
+    # and refuses an artifact that is not the one exported
+    art = tmp_path / "q" / stage0["artifact"]
+    art.write_bytes(art.read_bytes()[:-1] + b"\0")
+    with pytest.raises(stage_runner.BadManifest, match="SHA-256 differs"):
+        stage_runner.load_stage(tmp_path / "q", 0, verify=True)
 
 
 def test_the_estimate_is_remade_with_the_bytes_the_cut_sends(tmp_path):
