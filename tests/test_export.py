@@ -129,7 +129,8 @@ def test_an_int8_stage_stays_close_to_float32_and_sends_int8(runtime, tmp_path):
     assert {b.dtype for b in st.receive_buffers()} == {torch.int8}
     # and refuses an artifact that is not the one exported
     art = tmp_path / "q" / stage0["artifact"]
-    art.write_bytes(art.read_bytes()[:-1] + b"\0")
+    data = art.read_bytes()
+    art.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(stage_runner.BadManifest, match="SHA-256 differs"):
         stage_runner.load_stage(tmp_path / "q", 0, verify=True)
 
