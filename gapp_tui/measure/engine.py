@@ -16,7 +16,9 @@ and the TUI call. It
    chain) -- measures every block not already in the store, writing each row to
    the store as soon as that block is done (so Ctrl-C or ``cancel`` keeps them);
 3. times the unsplit model (``full``) and, with ``adjust_for_overhead``, an
-   empty block timed the same way in each mode;
+   empty block timed the same way in each mode (an eager empty block, also
+   under another runtime: what the clock and the call add, not the runtime's
+   own per-call cost, which stays in the block times);
 4. returns a :class:`MeasureResult`: the rows, and per mode the sum of block
    medians, the full model's median and the gap in percent (raw and adjusted).
 
