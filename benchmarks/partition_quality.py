@@ -50,7 +50,21 @@ from gapp_tui.errors import BadInput  # noqa: E402
 from gapp_tui.partition import CostTable, Link, estimate, solve  # noqa: E402
 from gapp_tui.partition.costs import flops_times  # noqa: E402
 from gapp_tui.units import parse_flops_rate  # noqa: E402
-from gapp_tui.partition.times import measured_times, parse_assignments, predicted_times  # noqa: E402
+from gapp_tui.partition.devices import DeviceSpec  # noqa: E402
+from gapp_tui.partition.times import measured_times  # noqa: E402
+from gapp_tui.features import extract  # noqa: E402
+from gapp_tui.predict.registry import predict_chain  # noqa: E402
+
+
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, str]:
+    """``["pi=KEY", ...]`` (or comma-joined) -> a dict; BadInput on an item without ``=``."""
+    out: dict[str, str] = {}
+    for part in [p.strip() for v in values or [] for p in v.split(",") if p.strip()]:
+        dev, sep, val = part.partition("=")
+        if not sep:
+            raise BadInput(f"{option} {part!r} is not DEVICE=VALUE")
+        out[dev.strip()] = val.strip()
+    return out
 
 OUT = Path(__file__).resolve().parent / "results"
 TARGET = 0.97
@@ -178,9 +192,9 @@ def main() -> int:
         held = {f.strip() for f in args.holdout.split(",") if f.strip()}
         predictor, training = train_without(args.corpus, held, args.steps, args.seed, synthetic=not args.no_synthetic)
     elif args.candidate == "predicted":
-        from gapp_tui.predict.predictor import Predictor, default_predictor_path
+        from gapp_tui.predict.predictor import default_predictor_path
 
-        predictor = Predictor.load(args.predictor or default_predictor_path())
+        predictor = args.predictor or default_predictor_path()
 
     def chain_of(name: str):
         spec = ModelSpec(name, batch_size=args.batch_size, input_size=args.input_size)
@@ -190,7 +204,7 @@ def main() -> int:
         if args.corpus:
             col = corpus_column(corpus, chain, args.batch_size, args.input_size)
             return {d: col for d in devices}
-        return {d: measured_times(store, chain, keys[d], mode=args.mode) for d in devices}
+        return {d: measured_times(chain, DeviceSpec(d, "measured", keys[d]), store, args.mode).times for d in devices}
 
     if args.calibrate and args.candidate == "flops":
         chain = chain_of(args.calibrate)
@@ -219,7 +233,8 @@ def main() -> int:
                 elif args.candidate == "predicted-csv":
                     cand[d] = csv_column(pred_rows, chain)
                 else:
-                    cand[d] = predicted_times(chain, d, predictor)
+                    cand[d] = predict_chain(chain, predictor) if isinstance(predictor, (str, Path)) else \
+                        [t / 1e3 for t in predictor.block_times(extract(chain, warn=False))]
         except (BadInput, KeyError) as exc:
             problems.append(f"{name}: {exc}")
             print(f"skipped {name}: {exc}", file=sys.stderr)

@@ -68,6 +68,8 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
 )
 NODE_COLUMNS: tuple[str, ...] = tuple(f"op_{k}" for k in OP_KINDS) + NUMERIC_COLUMNS
 _FLOPS, _READ, _WRITTEN = (NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written"))
+#: dtypes a block's features can describe, with their element size in bytes
+FEATURE_DTYPES = {"float32": 4, "int8": 1}
 
 TOTAL_COLUMNS: tuple[str, ...] = (
     "batch", "flops", "params", "param_bytes", "bytes_read", "bytes_written",
@@ -172,6 +174,36 @@ class BlockGraph:
     schema_version: int = FEATURE_SCHEMA_VERSION
     node_columns: tuple[str, ...] = NODE_COLUMNS
     total_columns: tuple[str, ...] = TOTAL_COLUMNS
+    #: the dtype the block computes in: ``float32``, or ``int8`` for a quantized block (see :meth:`with_dtype`)
+    dtype: str = "float32"
+
+    def with_dtype(self, dtype: str) -> BlockGraph:
+        """These features for a block computing in ``dtype`` (``float32`` or ``int8``).
+
+        An int8 block reads and writes int8 activations and weights: every
+        byte count inside it (nodes' bytes read and written, edges, the
+        block's parameter bytes and bytes read and written) shrinks by the
+        element size, 4 to 1. ``in_bytes``/``out_bytes`` stay: a block timed
+        alone takes and returns float32 (its artifact quantizes inside). The
+        columns and the schema are unchanged, so a predictor trained on int8
+        rows reads int8 features and a float32 one is unaffected.
+        """
+        if dtype not in FEATURE_DTYPES:
+            from .errors import BadInput
+
+            raise BadInput(f"feature dtype {dtype!r} is not supported; give one of {', '.join(FEATURE_DTYPES)}")
+        ratio = FEATURE_DTYPES[dtype] / FEATURE_DTYPES[self.dtype]
+        if ratio == 1:
+            return self
+        x = self.data.x.clone()
+        for c in (_READ, _WRITTEN):
+            x[:, c] *= ratio
+        totals = self.data.totals.clone()
+        for c in ("param_bytes", "bytes_read", "bytes_written"):
+            totals[0, TOTAL_COLUMNS.index(c)] *= ratio
+        data = Data(x=x, edge_index=self.data.edge_index, edge_attr=self.data.edge_attr * ratio, totals=totals,
+                    op_kind=self.data.op_kind)
+        return dataclasses.replace(self, data=data, dtype=dtype)
 
     def totals_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {"model": self.model, "block": self.block_name, "index": self.block_index}
@@ -187,7 +219,7 @@ class BlockGraph:
             "totals": self.data.totals, "op_kind": self.data.op_kind,
             "model": self.model, "input_shape": list(self.input_shape), "block_name": self.block_name,
             "block_index": self.block_index, "unknown_ops": list(self.unknown_ops),
-            "schema_version": self.schema_version,
+            "schema_version": self.schema_version, "dtype": self.dtype,
         }
 
     @classmethod
@@ -202,7 +234,7 @@ class BlockGraph:
         data = Data(x=d["x"], edge_index=d["edge_index"], edge_attr=d["edge_attr"], totals=d["totals"],
                     op_kind=d["op_kind"])
         return cls(data, d["model"], tuple(d["input_shape"]), d["block_name"], d["block_index"],
-                   tuple(d["unknown_ops"]))
+                   tuple(d["unknown_ops"]), dtype=str(d.get("dtype", "float32")))
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -380,13 +412,14 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
     return BlockGraph(data, chain.spec.name, tuple(chain.spec.shape), block.name, index, tuple(sorted(set(unknown))))
 
 
-def extract(chain: BlockChain, warn: bool = True) -> list[BlockGraph]:
+def extract(chain: BlockChain, warn: bool = True, dtype: str = "float32") -> list[BlockGraph]:
     """BlockGraphs of every block, in chain order.
 
     Operations outside the vocabulary become ``other``; with ``warn`` a single
-    warning names them.
+    warning names them. ``dtype="int8"``: the features of the blocks quantized
+    (:meth:`BlockGraph.with_dtype`).
     """
-    graphs = [block_graph(chain, i) for i in range(len(chain))]
+    graphs = [block_graph(chain, i).with_dtype(dtype) for i in range(len(chain))]
     unknown = sorted({u for g in graphs for u in g.unknown_ops})
     if warn and unknown:
         warnings.warn(

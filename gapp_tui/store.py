@@ -22,7 +22,11 @@ the SSH device agent produce), keyed by
 * ``setting``: a canonical text naming everything else that changes the time --
   input shape (batch first), dtype, threads, granularity, classes, device type,
   e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu`` (:func:`setting_key`), with
-  ``/cputime`` appended for times taken with the CPU-time clock.
+  ``/cputime`` appended for times taken with the CPU-time clock, and then the
+  runtime for blocks timed under one other than eager PyTorch
+  (``.../cpu/executorch``, ``.../cpu/onnxruntime``; an int8 stage has dtype
+  ``int8``). Rows of different runtimes therefore never share a setting, and
+  a store written before runtimes existed reads as eager.
 * ``mode``: ``standalone`` (each block alone on its recorded inputs),
   ``in-context`` (each block timed inside an end-to-end run of the chain) or
   ``full`` (the unsplit model, ``block = -1``). The per-block timing overhead
@@ -82,6 +86,9 @@ ENV_VAR = "GAPP_DB"
 MODES = ("standalone", "in-context", "full")
 BLOCK_MODES = ("standalone", "in-context")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: runtimes that name themselves in a setting (eager PyTorch is the setting without a runtime part);
+#: the same names as ``gapp_tui.stage_runner.RUNTIMES``, kept here so the store needs no torch
+SETTING_RUNTIMES = ("executorch", "onnxruntime")
 
 #: every column of a measurement row, in table order
 ROW_FIELDS: tuple[str, ...] = (
@@ -206,23 +213,34 @@ def setting_key(
     num_classes: int = 1000,
     device_type: str = "cpu",
     clock: str = "wall",
+    runtime: str = "eager",
 ) -> str:
     """The canonical setting text, e.g. ``1x3x224x224/float32/t2/natural/c1000/cpu``.
 
     Everything that changes a block's time apart from the device and the model.
-    Times taken with the CPU-time clock (``clock="cpu"``) get a last part ``/cputime``.
+    Times taken with the CPU-time clock (``clock="cpu"``) get a part ``/cputime``;
+    times taken under a runtime other than eager PyTorch end with its name
+    (``/executorch``, ``/onnxruntime``), so they never mix with eager rows.
     """
     shape = input_shape if isinstance(input_shape, str) else "x".join(str(int(d)) for d in input_shape)
     dtype = str(dtype).replace("torch.", "")
     key = f"{shape}/{dtype}/t{int(threads)}/{granularity}/c{int(num_classes)}/{device_type}"
-    return key + "/cputime" if clock == "cpu" else key
+    if clock == "cpu":
+        key += "/cputime"
+    if runtime not in ("eager", "", None):
+        if runtime not in SETTING_RUNTIMES:
+            raise BadInput(f"runtime {runtime!r} is not known; give one of eager, {', '.join(SETTING_RUNTIMES)}")
+        key += f"/{runtime}"
+    return key
 
 
 def parse_setting(key: str) -> dict[str, Any]:
     """Inverse of :func:`setting_key` (BadInput when it does not parse)."""
     parts = key.split("/")
     try:
-        clock = "wall"
+        clock, runtime = "wall", "eager"
+        if len(parts) > 6 and parts[-1] in SETTING_RUNTIMES:
+            parts, runtime = parts[:-1], parts[-1]
         if len(parts) == 7 and parts[-1] == "cputime":
             parts, clock = parts[:6], "cpu"
         shape, dtype, threads, gran, classes, device_type = parts
@@ -236,10 +254,11 @@ def parse_setting(key: str) -> dict[str, Any]:
             "num_classes": int(classes.lstrip("c")),
             "device_type": device_type,
             "clock": clock,
+            "runtime": runtime,
         }
     except (ValueError, IndexError):
         raise BadInput(
-            f"setting {key!r} does not parse; expected SHAPE/DTYPE/tTHREADS/GRANULARITY/cCLASSES/DEVICE"
+            f"setting {key!r} does not parse; expected SHAPE/DTYPE/tTHREADS/GRANULARITY/cCLASSES/DEVICE[/cputime][/RUNTIME]"
             " such as 1x3x224x224/float32/t2/natural/c1000/cpu"
         ) from None
 

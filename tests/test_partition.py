@@ -269,6 +269,23 @@ def test_device_specs_parse_format_and_refuse_bad_items_in_one_line():
         assert "\n" not in str(exc.value)
 
 
+def test_a_device_names_the_runtime_its_stages_run_under():
+    from gapp_tui import stage_runner
+    from gapp_tui.partition.devices import RUNTIMES, DeviceSpec, format_devices, parse_devices
+
+    devs = parse_devices("pi=measured@executorch-int8, edge=predicted:p.pt@onnxruntime, server=measured:KEY")
+    assert [(d.runtime, d.quantize) for d in devs] == [("executorch", "int8"), ("onnxruntime", None), ("eager", None)]
+    assert devs[1].ref == "p.pt" and devs[2].runtime_text == "eager" and devs[0].runtime_text == "executorch-int8"
+    assert parse_devices(format_devices(devs)) == devs
+    for bad in ("pi=measured@tflite", "pi=measured@eager-int8", "pi=predicted@executorch-int4"):
+        with pytest.raises(BadInput, match="runtime .* is not known") as exc:
+            parse_devices(bad)
+        assert "executorch-int8" in str(exc.value)
+    with pytest.raises(BadInput):
+        DeviceSpec("pi", "measured", runtime="tvm")
+    assert RUNTIMES == stage_runner.RUNTIMES  # the runner on the device knows the same runtimes
+
+
 def test_the_clis_older_options_write_the_same_device_specs():
     from gapp_tui.partition.devices import DeviceSpec, parse_devices, with_options
 

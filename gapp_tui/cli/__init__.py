@@ -61,6 +61,9 @@ _partition.register(app)
 from . import pipeline as _pipeline  # noqa: E402  pipeline run
 
 _pipeline.register(app)
+from . import export as _export  # noqa: E402  export (deployable stages, pipelining split)
+
+_export.register(app)
 from . import predict as _predict  # noqa: E402  train, predict, evaluate
 
 _predict.register(app)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import BadInput, Failure, one_line
 from ..units import format_bytes, format_count  # noqa: F401  (re-exported for the commands)
@@ -35,7 +36,8 @@ def set_debug(on: bool) -> None:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error on stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message is plain text: brackets in it (pip install 'gapp-tui[executorch]') are not markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

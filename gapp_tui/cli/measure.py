@@ -81,6 +81,16 @@ def measure(
         "wall", "--clock",
         help="wall (real time) or cpu (this thread's CPU time: reproducible on a shared machine; needs --threads 1).",
     ),
+    runtime: str = typer.Option(
+        "eager", "--runtime",
+        help="What the blocks run under: eager (PyTorch), executorch (XNNPACK .pte) or onnxruntime; each block and"
+        " the full model are compiled for it and timed as the stand-alone runner runs them.",
+    ),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", help="int8: quantize every block (and the full model) for --runtime executorch or onnxruntime.",
+        show_default=False,
+    ),
+    calibration_count: int = typer.Option(8, "--calibration-count", help="Random inputs int8 is calibrated on."),
     compare_sum_vs_full: bool = typer.Option(
         True, "--compare-sum-vs-full/--no-compare-sum-vs-full", "--compare_sum_vs_full",
         help="Time the unsplit model too and compare it with the sum of blocks, per mode.",
@@ -131,9 +141,12 @@ def measure(
     config = MeasureConfig(
         modes=parse_modes(mode), device=device, threads=threads, dtype=dtype, precision=precision,
         full=compare_sum_vs_full, adjust_for_overhead=adjust_for_overhead, force=force, device_name=device_name,
-        clock=clock,
+        clock=clock, runtime=runtime, quantize=quantize, calibration=calibration_count,
     )
     config.check()
+    if host and config.runtime != "eager":
+        raise BadInput(f"--runtime {config.runtime} with --host is not available yet: the SSH agent times eager blocks;"
+                       " measure under a runtime on this machine, or drop --host")
     ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
                               accept_new_host_key, connect_timeout) if host else None
     if output_dir is not None:
@@ -208,6 +221,8 @@ def _file_stem(result: Any) -> str:
     raw = f"{result.model}_{p['input_shape']}_{p['dtype']}_t{p['threads']}_{p['granularity']}_{p['device_type']}"
     if p.get("clock") == "cpu":
         raw += "_cputime"
+    if p.get("runtime", "eager") != "eager":
+        raw += f"_{p['runtime']}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
@@ -310,6 +325,14 @@ def _print_result(result: Any, files: dict[str, str] | None) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    info = next((r["extra"].get("runtime") for r in result.all_rows() if (r.get("extra") or {}).get("runtime")), None)
+    if info:
+        err.print(
+            f"runtime {info['name']} {info.get('version') or ''}{' int8' if info.get('quantize') else ''}:"
+            f" {len(result.blocks)} block artifacts ({info['artifact_bytes'] / 2**20:.1f} MiB) compiled in"
+            f" {info['compile_s']:.1f} s",
+            highlight=False, soft_wrap=True,
+        )
     for kind, path in (files or {}).items():
         err.print(f"  {kind}: {path}", highlight=False)
 
@@ -337,12 +360,13 @@ def results_list(
         print_json({"db": path, "settings": items})
         return
     table = Table(title=f"{len(items)} measured settings in {path}")
-    for col in ("model", "device", "setting", "modes (blocks, sum ms)", "last measured"):
+    for col in ("model", "device", "setting", "runtime", "modes (blocks, sum ms)", "last measured"):
         table.add_column(col)
     for it in items:
         modes = ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
                           for m, v in it["modes"].items())
-        table.add_row(it["model"], it["device_key"], it["setting"], modes, it["last_measured"] or "")
+        rt = it.get("runtime", "?") + (" int8" if it.get("dtype") == "int8" else "")
+        table.add_row(it["model"], it["device_key"], it["setting"], rt, modes, it["last_measured"] or "")
     out.print(table)
 
 

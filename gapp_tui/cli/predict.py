@@ -37,9 +37,24 @@ def _progress(msg: str) -> None:
     err.print(f"[dim]{msg}[/]", highlight=False)
 
 
-def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int]) -> tuple[list, dict]:
-    """Measured block rows from a store (--db/--device) or the corpus file, and their description."""
+def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
+          runtime: str = "eager", quantize: Optional[str] = None) -> tuple[list, dict]:
+    """Measured block rows from a store (--db/--device) or the corpus file, and their description.
+
+    Store rows are those of one runtime (and int8 or not); the description's
+    ``device`` then names it (``KEY/executorch/int8``), so the predictor says
+    which runtime its times are for.
+    """
     from ..predict.dataset import CORPUS_PATH, load_corpus, rows_from_store
+    from ..runtime import parse_quantize, parse_runtime
+
+    runtime = parse_runtime(runtime)
+    quantize = parse_quantize(quantize, runtime)
+    if runtime != "eager" and db is None and device is None:
+        from ..errors import BadInput
+
+        raise BadInput(f"--runtime {runtime}: the shipped corpus was timed under eager PyTorch; train on a store"
+                       f" measured with `gapp measure --runtime {runtime}` (--db/--device)")
 
     if db is not None or device is not None:
         from ..errors import BadInput
@@ -48,15 +63,18 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
         if db is not None and not Path(db).is_file():
             raise BadInput(f"store {str(db)!r} not found; give an existing --db or measure into it with `gapp measure`")
         with Store(db, readonly=True) as store:
-            rows = rows_from_store(store, device, threads=threads)
+            rows = rows_from_store(store, device, threads=threads, runtime=runtime, quantize=quantize)
             dev = device or rows[0].get("device_key") or [d["key"] for d in store.devices()][0]
-        return rows, {"source": f"store {store.path}", "device": dev, "threads": threads}
+        if runtime != "eager":
+            dev = f"{dev}/{runtime}" + (f"/{quantize}" if quantize else "")
+        return rows, {"source": f"store {store.path}", "device": dev, "threads": threads, "runtime": runtime,
+                      "quantize": quantize}
     path = corpus or CORPUS_PATH
     return load_corpus(path), {"source": str(path), "device": "corpus-cpu-t1", "device_note": "the shipped corpus: 2-core AMD EPYC VM, 1 thread"}
 
 
 def _dataset(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
-             synthetic: Optional[bool]) -> Any:
+             synthetic: Optional[bool], runtime: str = "eager", quantize: Optional[str] = None) -> Any:
     """The training/evaluation dataset: store rows, or the corpus plus (by default) the synthetic blocks."""
     from ..errors import BadInput
     from ..predict.dataset import assemble, concat, synthetic_dataset
@@ -67,7 +85,7 @@ def _dataset(corpus: Optional[Path], db: Optional[Path], device: Optional[str], 
                        " drop --synthetic or train on the corpus")
     from ..predict.dataset import corpus_features_cache
 
-    rows, desc = _rows(corpus, db, device, threads)
+    rows, desc = _rows(corpus, db, device, threads, runtime, quantize)
     # the corpus models' features are extracted once and cached (minutes on 2 cores); a store's are not
     ds = assemble(rows, desc, progress=_progress, cache=None if from_store else corpus_features_cache())
     if synthetic is False or from_store:
@@ -114,6 +132,10 @@ def train(
     db: Optional[Path] = typer.Option(None, "--db", help="Train on a measurement store instead of the corpus."),
     device: Optional[str] = typer.Option(None, "--device", help="The store's device key to train on (see `gapp results`)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads."),
+    runtime: str = typer.Option("eager", "--runtime", help="Only store rows timed under this runtime (eager, executorch,"
+                                " onnxruntime): a predictor is for one runtime."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: only the int8 rows of --runtime.",
+                                           show_default=False),
     few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to these few measurements instead of training from scratch."),
     base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt with --few-shot (default: the shipped one)."),
     steps: int = typer.Option(2500, "--steps", help="Training steps (early stopping may end sooner)."),
@@ -145,7 +167,7 @@ def train(
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
     cache_mb_or_off = _check_cache_mb(cache_mb)
     t0 = time.perf_counter()
-    ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
+    ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic, runtime, quantize)
     desc = ds.description
     if few_shot:
         from ..predict.fewshot import apply_calibration, fit_calibration

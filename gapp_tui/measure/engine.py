@@ -5,12 +5,20 @@ and the TUI call. It
 
 1. puts the chain on the device and dtype, sets the thread count, records each
    block's real inputs (one run of the chain on a reproducible random input);
+   under a runtime other than eager (``config.runtime``: ``executorch``,
+   ``onnxruntime``; ``config.quantize="int8"``) compiles every block and the
+   unsplit model to that runtime's artifact (:mod:`gapp_tui.runtime`) and times
+   those instead, exactly as the stand-alone runner runs them on a device; the
+   rows' setting then ends with the runtime (``.../cpu/executorch``) and
+   ``extra.runtime`` records its version and the artifacts' size;
 2. for each mode asked -- ``standalone`` (each block alone on its recorded
    inputs) and ``in-context`` (each block timed inside end-to-end runs of the
    chain) -- measures every block not already in the store, writing each row to
    the store as soon as that block is done (so Ctrl-C or ``cancel`` keeps them);
 3. times the unsplit model (``full``) and, with ``adjust_for_overhead``, an
-   empty block timed the same way in each mode;
+   empty block timed the same way in each mode (an eager empty block, also
+   under another runtime: what the clock and the call add, not the runtime's
+   own per-call cost, which stays in the block times);
 4. returns a :class:`MeasureResult`: the rows, and per mode the sum of block
    medians, the full model's median and the gap in percent (raw and adjusted).
 
@@ -21,12 +29,14 @@ the same bookkeeping remote measurement (:mod:`.remote_engine`) uses.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
+from .. import runtime as runtime_mod
 from ..blocks import BlockChain
 from ..errors import BadInput
 from ..store import Store, setting_key
@@ -89,11 +99,25 @@ class MeasureConfig:
     device_name: str | None = None  # replaces the hostname in the device key
     seed: int = 0  # of the random input
     clock: str = "wall"  # or "cpu": the thread's CPU time (one thread, CPU only) for a shared machine
+    #: what the blocks run under: eager (the chain's own modules), executorch or onnxruntime (each block
+    #: compiled to that runtime's artifact and run by gapp_tui.stage_runner, as on the device)
+    runtime: str = "eager"
+    quantize: str | None = None  # "int8": each block (and the full model) quantized for its runtime
+    calibration: int = 8  # random inputs int8 is calibrated on
 
     def check(self) -> None:
         """BadInput on anything unusable (before any work is done)."""
         self.modes = parse_modes(self.modes)
         parse_dtype(self.dtype)
+        self.runtime = runtime_mod.parse_runtime(self.runtime)
+        self.quantize = runtime_mod.parse_quantize(self.quantize, self.runtime)
+        if self.runtime != "eager":
+            runtime_mod.require(self.runtime)
+            if torch.device(self.device).type != "cpu" or self.dtype != "float32":
+                raise BadInput(f"--runtime {self.runtime} runs float32 (or int8) blocks on the CPU; give --device cpu"
+                               " and --dtype float32")
+            if self.calibration < 1:
+                raise BadInput(f"calibration inputs {self.calibration!r} must be at least 1")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise BadInput(f"threads {self.threads!r} is not valid; give a positive integer (default: all cores)")
         try:
@@ -163,16 +187,18 @@ def measure(
     threads = set_threads(cfg.threads)
     try:
         desc = device_mod.describe(cfg.device, cfg.device_name)
-        key = setting_key(spec.shape, cfg.dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock)
+        dtype = cfg.quantize or str(dt).replace("torch.", "")
+        key = setting_key(spec.shape, dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock,
+                          cfg.runtime)
         ctx = RowContext(
             device_key=desc["key"], model=spec.name, model_label=spec.label(), setting=key,
             granularity=chain.granularity, batch_size=spec.shape[0], input_shape="x".join(map(str, spec.shape)),
-            num_classes=spec.num_classes, dtype=str(dt).replace("torch.", ""), threads=threads,
+            num_classes=spec.num_classes, dtype=dtype, threads=threads,
             device_type=dev.type, chain_sig=chain.signature(),
         )
         record = RunRecord(chain.names, cfg, ctx, store, desc)
         record.open(command)
-        _LocalRun(chain, cfg, record, report, should_stop).execute()
+        _LocalRun(chain, cfg, record, report, should_stop, threads).execute()
         return record.result()
     finally:
         torch.set_num_threads(old_threads)
@@ -182,13 +208,50 @@ class _LocalRun:
     """The timing steps of one local :func:`measure` call (each can be interrupted), kept in a RunRecord."""
 
     def __init__(self, chain: Any, cfg: MeasureConfig, record: RunRecord,
-                 report: Callable[[Progress], None], should_stop: Callable[[], bool] | None) -> None:
+                 report: Callable[[Progress], None], should_stop: Callable[[], bool] | None, threads: int) -> None:
         self.chain, self.cfg, self.record = chain, cfg, record
         self.report, self.should_stop = report, should_stop
+        self.threads = threads
         self.names = [b.name for b in chain.blocks]
+        # what each block and the unsplit model run as (the chain's own modules under eager: see _compile)
+        self.fns: list[Callable[..., Any]] = [b.module for b in chain.blocks]
+        self.reference: Callable[..., Any] = chain.model
+        self.runtime_info: dict[str, Any] = {}
 
     def _extra(self) -> dict[str, Any]:
-        return {"sensors": device_mod.read_sensors(), "timer_version": TIMER_VERSION, "clock": self.cfg.clock}
+        extra = {"sensors": device_mod.read_sensors(), "timer_version": TIMER_VERSION, "clock": self.cfg.clock}
+        if self.cfg.runtime != "eager":
+            extra["runtime"] = dict(self.runtime_info)
+        return extra
+
+    def _compile(self, workdir: str) -> None:
+        """Under a runtime: every block (and the full model) compiled to its artifact in ``workdir`` and loaded."""
+        cfg = self.cfg
+        calib_x = [self.chain.spec.example_input("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
+        calib = [self.chain.block_inputs(x) for x in calib_x] if cfg.quantize else None
+        n = len(self.fns)
+        sizes, seconds = [], []
+        for i, block in enumerate(self.chain.blocks):
+            self.report(Progress("compile", i, n + 1, block.name))
+            self._stop()
+            self.fns[i], art = runtime_mod.runner(block.module, self.recorded[i], cfg.runtime, workdir, f"block{i}",
+                                                  cfg.quantize, [c[i] for c in calib] if calib else None, self.threads)
+            sizes.append(art.bytes)
+            seconds.append(art.compile_s)
+        if cfg.full:
+            self.report(Progress("compile", n, n + 1, "full model"))
+            self._stop()
+            self.reference, art = runtime_mod.runner(self.chain.model, (self.x,), cfg.runtime, workdir, "full",
+                                                     cfg.quantize, [(x,) for x in calib_x] if calib else None,
+                                                     self.threads)
+            self.runtime_info["full_artifact_bytes"] = art.bytes
+        self.report(Progress("compile", n + 1, n + 1, ""))
+        self.runtime_info.update(name=cfg.runtime, version=art.version, quantize=cfg.quantize,
+                                 artifact_bytes=sum(sizes), compile_s=sum(seconds))
+
+    def _stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(None)
 
     def _row(self, mode: str, block: int, stats: Stats, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         name = "(full model)" if block < 0 else self.names[block]
@@ -198,11 +261,14 @@ class _LocalRun:
 
     def execute(self) -> None:
         rec = self.record
+        workdir = tempfile.TemporaryDirectory(prefix="gapp-measure-")  # artifacts, under a runtime
         try:
             x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed).to(parse_dtype(self.cfg.dtype))
             with torch.inference_mode():
                 self.recorded = self.chain.block_inputs(x)
             self.x = x
+            if self.cfg.runtime != "eager":
+                self._compile(workdir.name)
             for mode in self.cfg.modes:
                 if mode == "standalone":
                     self._standalone()
@@ -218,6 +284,7 @@ class _LocalRun:
         except KeyboardInterrupt:
             rec.interrupted = "keyboard"
         finally:
+            workdir.cleanup()
             rec.desc_after = device_mod.describe(self.cfg.device, self.cfg.device_name)
             rec.close("interrupted" if rec.interrupted else "done")
 
@@ -231,7 +298,7 @@ class _LocalRun:
                 self.report(Progress("standalone", i + 1, n, block.name, None, running, skipped=True))
                 continue
             self.report(Progress("standalone", i, n, block.name, None, running))
-            stats = time_callable(block.module, self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop,
+            stats = time_callable(self.fns[i], self.recorded[i], self.cfg.device, self.cfg.precision, self.should_stop,
                                   clock=self.cfg.clock)
             self.record.keep(self._row("standalone", i, stats))
             running += stats.median_ms
@@ -260,14 +327,14 @@ class _LocalRun:
             self.report(Progress("in-context", finished, n, nxt, sum(medians), sum(medians)))
 
         self.report(Progress("in-context", 0, n, self.names[0], None, 0.0))
-        fns = [b.module for b in self.chain.blocks]
+        fns = self.fns
         # the full model is timed in the same loop as the chain (alternating), so that the sum-versus-full
         # comparison is made under the same machine conditions; unless it is already stored
         with_full = self.cfg.full and -1 not in rec.done("full")
         try:
             if with_full:
                 per, total, ref = time_sequence_and_reference(
-                    fns, (self.x,), self.chain.model, self.cfg.device, self.cfg.precision, self.should_stop,
+                    fns, (self.x,), self.reference, self.cfg.device, self.cfg.precision, self.should_stop,
                     on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
             else:
                 per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
@@ -291,7 +358,7 @@ class _LocalRun:
             rec.skipped += 1
             return
         self.report(Progress("full", 0, 1, "full model"))
-        stats = time_callable(self.chain.model, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+        stats = time_callable(self.reference, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
                               clock=self.cfg.clock)
         rec.keep(self._row("full", -1, stats))
         self.report(Progress("full", 1, 1, "full model", stats.median_ms, stats.median_ms))

@@ -28,8 +28,9 @@ from .timer import Stats
 class Progress:
     """One progress report: what the TUI's bar and the CLI's bar show.
 
-    ``phase`` is ``prepare``, ``standalone``, ``in-context``, ``full``,
-    ``overhead`` or ``done``; ``index`` blocks of ``total`` are finished in this
+    ``phase`` is ``prepare``, ``compile`` (under a runtime other than eager:
+    block ``index`` of ``total`` is being compiled to its artifact),
+    ``standalone``, ``in-context``, ``full``, ``overhead`` or ``done``; ``index`` blocks of ``total`` are finished in this
     phase; ``name`` is the block being measured next (or just finished);
     ``estimate_ms`` the time of the block just finished (in context: the
     current median of the whole chain); ``sum_ms`` the running sum of finished
@@ -272,7 +273,8 @@ class RunRecord:
         return MeasureResult(
             model=c.model, model_label=c.model_label, setting=c.setting,
             setting_parts={**{k: getattr(c, k) for k in ("batch_size", "input_shape", "dtype", "threads", "granularity",
-                                                         "num_classes", "device_type")}, "clock": self.cfg.clock},
+                                                         "num_classes", "device_type")}, "clock": self.cfg.clock,
+                           "runtime": self.cfg.runtime, "quantize": self.cfg.quantize},
             device=self.desc, device_after=self.desc_after, chain_sig=c.chain_sig, blocks=self.names, rows=rows,
             full=self.full_row(), overhead=self.overhead, sums=summary["sums"], chain_ms=self.chain_ms,
             precision=self.cfg.precision.to_dict(), measured=self.measured, skipped=self.skipped,

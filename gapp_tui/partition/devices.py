@@ -6,6 +6,13 @@ comma-separated, each ``NAME=SOURCE``::
 
     pi=2GFLOP/s, server=measured
     pi=predicted:pi.pt, server=measured:vm-cpu-1a2b/1x3x224x224/float32/t2/natural/c1000/cpu
+    pi=measured@executorch-int8, server=measured
+
+Any ``measured`` or ``predicted`` source may end with ``@RUNTIME`` — what the
+device's stages will run under: ``eager`` (the default), ``executorch`` or
+``onnxruntime``, with ``-int8`` for int8 stages. A device's times come only from
+rows measured under its runtime (and from a predictor made for it): rows of
+another runtime never stand in.
 
 Sources:
 
@@ -30,11 +37,15 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..errors import BadInput, closest
+from ..store import SETTING_RUNTIMES
 from ..units import RATE_EXAMPLES, format_flops_rate, parse_flops_rate
 
 #: where a device's block times can come from
 SOURCES = ("measured", "predicted", "flops")
-SYNTAX = "NAME=measured[:KEY[/SETTING]], NAME=predicted[:PREDICTOR] or NAME=<FLOP rate>"
+SYNTAX = "NAME=measured[:KEY[/SETTING]][@RUNTIME], NAME=predicted[:PREDICTOR][@RUNTIME] or NAME=<FLOP rate>"
+#: what a device's stages run under (a measured or predicted device names it after @; eager by default)
+RUNTIMES = ("eager", *SETTING_RUNTIMES)
+RUNTIME_CHOICES = ", ".join([*RUNTIMES, *(f"{r}-int8" for r in SETTING_RUNTIMES)])
 EXAMPLE = "pi=2GFLOP/s, server=measured"
 _NAME = re.compile(r"[A-Za-z0-9_.#-]+")
 
@@ -52,6 +63,8 @@ class DeviceSpec:
     source: str = "measured"
     ref: str | None = None
     rate: float | None = None
+    runtime: str = "eager"  # eager | executorch | onnxruntime
+    quantize: str | None = None  # "int8": int8 stages under the runtime
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name or ""):
@@ -61,6 +74,15 @@ class DeviceSpec:
                            f" give {SYNTAX}")
         if self.source == "flops" and (self.rate is None or not self.rate > 0):
             raise BadInput(f"device {self.name!r} has FLOPs times but no rate; give e.g. {self.name}=2GFLOP/s")
+        if self.runtime not in RUNTIMES or (self.quantize not in (None, "int8")) or \
+                (self.quantize and self.runtime == "eager"):
+            raise BadInput(f"runtime {self.runtime_text!r} of device {self.name!r} is not known; give one of"
+                           f" {RUNTIME_CHOICES}")
+
+    @property
+    def runtime_text(self) -> str:
+        """``executorch-int8``-style: what the device's stages run under."""
+        return self.runtime + (f"-{self.quantize}" if self.quantize else "")
 
     @property
     def store_key(self) -> str | None:
@@ -78,7 +100,8 @@ class DeviceSpec:
         """The item as the user writes it (``pi=2GFLOP/s``); :func:`parse_devices` reads it back."""
         if self.source == "flops":
             return f"{self.name}={format_flops_rate(self.rate or 0.0)}"
-        return f"{self.name}={self.source}" + (f":{self.ref}" if self.ref else "")
+        runtime = "" if self.runtime == "eager" else f"@{self.runtime_text}"
+        return f"{self.name}={self.source}" + (f":{self.ref}" if self.ref else "") + runtime
 
     def with_name(self, name: str) -> DeviceSpec:
         return dataclasses.replace(self, name=name)
@@ -93,11 +116,19 @@ def parse_device(item: str) -> DeviceSpec:
                        f" and write {SYNTAX}")
     kind, _, ref = src.partition(":")
     kind_low = kind.strip().lower()
+    runtime, quantize = "eager", None
+    if kind_low.partition("@")[0] in ("measured", "predicted") and "@" in src:
+        src_body, _, rt = src.rpartition("@")
+        runtime, _, quantize = rt.strip().lower().partition("-")
+        kind, _, ref = src_body.partition(":")
+        kind_low = kind.strip().lower()
+        if runtime not in RUNTIMES or quantize not in ("", "int8") or (quantize and runtime == "eager"):
+            raise BadInput(f"runtime {rt.strip()!r} of device {name!r} is not known; give one of {RUNTIME_CHOICES}")
     ref = ref.strip() or None
     if not src or kind_low == "measured":
-        return DeviceSpec(name, "measured", ref)
+        return DeviceSpec(name, "measured", ref, runtime=runtime, quantize=quantize or None)
     if kind_low == "predicted":
-        return DeviceSpec(name, "predicted", ref)
+        return DeviceSpec(name, "predicted", ref, runtime=runtime, quantize=quantize or None)
     rate_text = ref if kind_low == "flops" else src
     try:
         rate = parse_flops_rate(rate_text or "")

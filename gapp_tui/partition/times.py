@@ -10,7 +10,9 @@ model and devices give the same numbers everywhere. One rule per source:
     (``measured:KEY``); else the device's own name when that is a stored
     key; else the only stored device that measured this chain (several: an
     error listing them). Of its settings, the one asked for
-    (``measured:KEY/SETTING``), else the newest. In-context rows are
+    (``measured:KEY/SETTING``), else the newest. Only rows measured under
+    the device's runtime count (``@executorch``, ``@onnxruntime-int8``; eager
+    by default): another runtime's rows never stand in. In-context rows are
     used, standalone ones when there are none (``mode`` overrides). A block
     not measured yet is filled from its FLOPs at the rate the measured blocks
     achieved, and marked ``flops`` (a plan can be shown while a measurement
@@ -38,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import BadInput, closest
+from ..store import parse_setting
 from ..units import format_flops_rate
 from .costs import CostTable, flops_times
 from .devices import DeviceSpec
@@ -70,10 +73,12 @@ class DeviceTimes:
                 "blocks_s": list(self.times), "kinds": list(self.kinds)}
 
 
-def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | None = None) -> list[dict[str, Any]]:
+def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | None = None,
+               runtime: str | None = None) -> list[dict[str, Any]]:
     """The stored block rows of ``chain`` (same model, same block partition), in-context before standalone.
 
-    ``mode="auto"`` gives the in-context rows when there are any, else the standalone ones.
+    ``mode="auto"`` gives the in-context rows when there are any, else the standalone ones;
+    ``runtime`` (``executorch``, ``onnxruntime-int8``...) keeps only the rows measured under it.
     """
     if mode not in MODES:
         raise BadInput(f"store mode {mode!r} is not known; give one of {', '.join(MODES)}")
@@ -81,10 +86,17 @@ def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | Non
     for m in (("in-context", "standalone") if mode == "auto" else (mode,)):
         rows = [r for r in store.rows(model=chain.spec.name, device=device_key, mode=m)
                 if r["block"] >= 0 and r.get("chain_sig") in (sig, None)
-                and r.get("input_shape") == "x".join(map(str, chain.spec.shape))]
+                and r.get("input_shape") == "x".join(map(str, chain.spec.shape))
+                and (runtime is None or row_runtime(r) == runtime)]
         if rows:
             return rows
     return []
+
+
+def row_runtime(row: dict[str, Any]) -> str:
+    """What a stored row was measured under: ``eager``, ``executorch``, ``onnxruntime-int8``..."""
+    parts = parse_setting(row["setting"])
+    return parts["runtime"] + ("-int8" if parts["dtype"] == "int8" else "")
 
 
 def measured_times(chain: Any, device: DeviceSpec, store: Any, mode: str = "auto") -> DeviceTimes:
@@ -99,12 +111,14 @@ def measured_times(chain: Any, device: DeviceSpec, store: Any, mode: str = "auto
                        f"{closest(key, keys)} (stored: {', '.join(sorted(keys)) or 'none'}); see `gapp results devices`")
     if key is None and device.name in keys:
         key = device.name
-    rows = chain_rows(store, chain, mode, key)
+    rows = chain_rows(store, chain, mode, key, device.runtime_text)
     if device.store_setting is not None:
         rows = [r for r in rows if r["setting"] == device.store_setting]
     if not rows:
         shape = "x".join(map(str, chain.spec.shape))
         where = f" on {key}" + (f" with setting {device.store_setting}" if device.store_setting else "") if key else ""
+        if device.runtime != "eager":
+            where += f" under {device.runtime_text}"
         raise BadInput(
             f"device {device.name!r}: no measurements of {chain.spec.name} {shape} ({chain.granularity} blocks){where};"
             f" measure it (`gapp measure {chain.spec.name}`, or m in the app), or write {device.name}=predicted"

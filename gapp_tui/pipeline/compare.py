@@ -26,8 +26,13 @@ from ..partition.plan import Plan
 from .config import PlanView
 
 
-def stage_estimate(view: PlanView, chain: Any, compute_s: Sequence[float]) -> dict[str, Any]:
-    """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds."""
+def stage_estimate(view: PlanView, chain: Any, compute_s: Sequence[float],
+                   cut_bytes: Mapping[int, float] | None = None) -> dict[str, Any]:
+    """The partition estimate of ``view``'s plan with stage ``s`` computing ``compute_s[s]`` seconds.
+
+    ``cut_bytes[c]`` replaces the bytes the chain says cross cut ``c`` (what an
+    exported boundary really sends: int8 instead of float32).
+    """
     plan = view.plan
     n = len(chain)
     devices = list(view.devices)
@@ -37,6 +42,8 @@ def stage_estimate(view: PlanView, chain: Any, compute_s: Sequence[float]) -> di
         if hi > lo:
             times[d][lo] = float(compute_s[s])  # the stage's time on its first block: only sums matter
     table = CostTable.from_chain(chain, times, "measured")
+    for c, nbytes in (cut_bytes or {}).items():
+        table.cut_bytes[c] = float(nbytes)
     plan = Plan(
         list(plan.devices), list(plan.boundaries), list(plan.links), model=dict(table.model),
         granularity=table.granularity, hosts=dict(plan.hosts), communication=plan.communication,

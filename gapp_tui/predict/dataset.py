@@ -87,8 +87,14 @@ def load_corpus(path: str | Path | None = None) -> list[dict[str, Any]]:
 
 
 def rows_from_store(store: Any, device: str | None = None, mode: str = "standalone",
-                    threads: int | None = None) -> list[dict[str, Any]]:
-    """Block rows of one device (and optionally one thread count) from a store, in the corpus's shape."""
+                    threads: int | None = None, runtime: str = "eager", quantize: str | None = None) -> list[dict[str, Any]]:
+    """Block rows of one device (and optionally one thread count) from a store, in the corpus's shape.
+
+    Only rows measured under ``runtime`` (the setting's last part; eager when
+    it names none) and, with ``quantize="int8"``, only int8 rows (else only
+    float ones): a predictor is trained for one runtime and never on another's times.
+    """
+    from ..store import parse_setting
     from ..zoo import family_of
 
     devices = [d["key"] for d in store.devices()]
@@ -106,14 +112,20 @@ def rows_from_store(store: Any, device: str | None = None, mode: str = "standalo
             continue
         if r["block"] < 0 or not r["median_ms"] or r["granularity"] != "natural":
             continue
+        try:
+            if parse_setting(r["setting"])["runtime"] != runtime or (r["dtype"] == "int8") != (quantize == "int8"):
+                continue
+        except BadInput:
+            continue
         shape = [int(v) for v in str(r["input_shape"]).split("x")]
         out.append({"model": r["model"], "family": family_of(r["model"]), "batch_size": shape[0],
                     "input_size": shape[-1], "input_shape": tuple(shape), "num_classes": r["num_classes"],
                     "block": r["block"], "block_name": r["block_name"], "median_ms": float(r["median_ms"]),
-                    "chain_sig": r["chain_sig"], "threads": r["threads"]})
+                    "chain_sig": r["chain_sig"], "threads": r["threads"], "dtype": r["dtype"]})
     if not out:
         raise BadInput(f"device {device!r} has no {mode} block rows at natural granularity"
-                       f"{'' if threads is None else f' with {threads} threads'}; measure some with `gapp measure`")
+                       f"{'' if threads is None else f' with {threads} threads'} under runtime {runtime}"
+                       f"{' int8' if quantize else ''}; measure some with `gapp measure --runtime {runtime}`")
     return out
 
 
@@ -142,7 +154,8 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
         raise BadInput("no measured blocks to train on; measure some with `gapp measure` or use the corpus")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        key = (r["model"], r["batch_size"], r["input_size"], tuple(r.get("input_shape") or ()), int(r.get("num_classes") or 1000))
+        key = (r["model"], r["batch_size"], r["input_size"], tuple(r.get("input_shape") or ()),
+               int(r.get("num_classes") or 1000), str(r.get("dtype") or "float32"))
         groups.setdefault(key, []).append(r)
     cached = _load_cache(cache)
     n_cached = len(cached)
@@ -151,7 +164,7 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
     ys: list[float] = []
     skipped: list[str] = []
     for n, (key, rs) in enumerate(sorted(groups.items())):
-        model, b, s, shape, classes = key
+        model, b, s, shape, classes, dtype = key
         if progress:
             progress(f"features {n + 1}/{len(groups)}: {model} b{b} s{s}")
         ckey = f"{model}|{b}|{s}|{shape}|{classes}"
@@ -164,6 +177,8 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
                 skipped.append(f"{model} ({type(exc).__name__})")
                 continue
             cached[ckey] = (gs, sig)
+        if dtype != "float32":  # quantized blocks: the same graphs, computing in int8
+            gs = [g.with_dtype(dtype) for g in gs]
         for r in rs:
             if r.get("chain_sig") and r["chain_sig"] != sig:
                 skipped.append(f"{model} b{b} s{s} (block partition changed)")

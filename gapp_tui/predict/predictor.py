@@ -62,9 +62,20 @@ class Predictor:
         b = ItemBatcher(graphs, [[(i, 1)] for i in range(len(graphs))])
         return item_times(self.model, b, list(range(len(graphs))))[:, 0].double().numpy()
 
+    @property
+    def dtype(self) -> str:
+        """What the blocks it was trained on computed in: ``int8`` for a predictor of quantized blocks."""
+        return "int8" if self.training.get("quantize") == "int8" else "float32"
+
     def block_times(self, graphs: Sequence[Any]) -> np.ndarray:
-        """Predicted ms of each BlockGraph, calibration applied."""
+        """Predicted ms of each BlockGraph, calibration applied.
+
+        Graphs extracted as float32 are read as this predictor's dtype (an
+        int8 predictor predicts the blocks quantized).
+        """
         self._check_columns(graphs)
+        if self.dtype != "float32":
+            graphs = [g.with_dtype(self.dtype) if getattr(g, "dtype", "float32") == "float32" else g for g in graphs]
         t = self.raw_times(graphs)
         a, b = self.calibration.get("a", 1.0), self.calibration.get("b", 0.0)
         return np.exp(b) * np.power(t, a)

@@ -81,8 +81,9 @@ def available(store: Any = None) -> list[Choice]:
     return list(out.values())
 
 
-def resolve(ref: str | None, device: str, store: Any = None) -> Choice:
-    """The predictor of ``device``: the one ``ref`` names (path or name), else its own, else the shipped one."""
+def resolve(ref: str | None, device: str, store: Any = None, runtime: str = "eager") -> Choice:
+    """The predictor of ``device``: the one ``ref`` names (path or name), else its own for ``runtime``
+    (``executorch``, ``onnxruntime-int8``...), else the shipped one (made for eager PyTorch on another machine)."""
     if ref:
         p = Path(ref).expanduser()
         if p.is_file():
@@ -98,7 +99,7 @@ def resolve(ref: str | None, device: str, store: Any = None) -> Choice:
         raise BadInput(f"predictor {ref!r} of device {device!r} is neither a file nor a known predictor"
                        f"{closest(ref, names)} (known: {', '.join(sorted(names)) or 'none'}); give a path to a"
                        " file written by `gapp train` or `gapp calibrate`")
-    record = store.device_predictor(device) if store is not None else None
+    record = store.device_predictor(device, runtime) if store is not None else None
     if record is not None and Path(record["path"]).is_file():
         p = Path(record["path"])
         return Choice(p, p.stem, made_for(p), own=True)
@@ -129,7 +130,7 @@ def service(store: Any = None) -> Callable[[Any, Any], tuple[list[float], str]]:
     against ``store`` (its own, else the shipped one) and run on the chain; returns (seconds per block, note)."""
 
     def predict(chain: Any, device: Any) -> tuple[list[float], str]:
-        choice = resolve(device.ref, device.name, store)
+        choice = resolve(device.ref, device.name, store, device.runtime_text)
         return predict_chain(chain, choice.path), choice.describe(device.name)
 
     return predict

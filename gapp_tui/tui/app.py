@@ -200,7 +200,7 @@ class GappApp(App[None]):
         """The block-times service's ``predict`` (from a worker): the device's predictor, predictions cached."""
         from ..predict import registry  # slow (torch): only a predicted device pays for it
 
-        choice = registry.resolve(device.ref, device.name, self.worker_store())
+        choice = registry.resolve(device.ref, device.name, self.worker_store(), device.runtime_text)
         path = str(choice.path)
         cached = self._cached(chain)
         if path not in cached:
