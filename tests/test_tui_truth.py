@@ -220,6 +220,12 @@ async def test_threads_precision_and_predictor_are_remembered(tui_env, monkeypat
         assert again.screen.query_one("#threads", Input).value == "1"
         assert again.screen.query_one("#precision", Select).value == "quick"
         assert again.workspace.predictor == str(folder / "tiny.pt")
+        await pilot.press("1")
+        await trace(again, pilot)
+        await pilot.press("3")
+        await pilot.pause(0.5)
+        assert again.workspace.predictor == str(folder / "tiny.pt")  # opening Results does not drop it
+        assert again.screen.query_one("#predictor", Select).value == str(folder / "tiny.pt")
 
 
 # ---------------------------------------------------------------------------------------------- 4. one source of truth

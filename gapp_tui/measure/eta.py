@@ -15,7 +15,9 @@ they spend time differently (``gapp_tui.measure.timer``):
     Every run times the whole chain; the phase ends when every block's
     interval is narrow enough, or at the latest after ``max_time_s`` per block
     or ``max_runs`` runs. How many blocks have settled says little about when
-    the last will, so the estimate is that bound (an upper bound: ``bound``).
+    the last will, so the estimate is that bound (an upper bound: ``bound``),
+    the runs left at the pace of the runs so far (``Progress.runs``) when
+    that is sooner than the time cap.
 ``full``
     The unsplit model alone, at most one cap.
 """
@@ -56,7 +58,8 @@ class Eta:
         self.index = 0  # blocks finished in this phase
         self.block_start: float | None = None  # when the block now being timed started (standalone)
         self.timed: list[float] = []  # seconds of each standalone block actually timed
-        self.run_ms: float | None = None  # one in-context run of the chain (sum of block medians)
+        self.runs = 0  # in-context runs timed so far
+        self.run_s: float | None = None  # wall seconds per in-context run so far (warm-up and the full model included)
 
     def update(self, p: Any, now: float) -> None:
         """Take one progress report (``phase``, ``index``, ``total``, ``estimate_ms``, ``skipped``)."""
@@ -74,10 +77,10 @@ class Eta:
             elif self.block_start is not None:
                 self.timed.append(now - self.block_start)
                 self.block_start = None
-            if p.sum_ms:
-                self.run_ms = p.sum_ms
-        elif p.phase == "in-context" and p.estimate_ms:
-            self.run_ms = p.estimate_ms
+        elif p.phase == "in-context":
+            runs = getattr(p, "runs", 0) or 0
+            if runs > 0:
+                self.runs, self.run_s = runs, (now - self.phase_start) / runs
         self.index = p.index
 
     # ------------------------------------------------------------------ the estimate
@@ -87,10 +90,11 @@ class Eta:
         return min(cap, sum(self.timed) / len(self.timed)) if self.timed else cap
 
     def _in_context_s(self) -> float:
-        """The in-context phase's limit: ``max_time_s`` per block, or ``max_runs`` runs (each with the full model)."""
+        """The in-context phase's limit from its start: ``max_time_s`` per block, or ``max_runs`` runs at the pace
+        of the runs so far (before any: the time cap alone)."""
         limit = self.cap_s * self.blocks
-        if self.run_ms:
-            limit = min(limit, self.max_runs * self.run_ms / 1e3 * (2 if self.full else 1))
+        if self.run_s:
+            limit = min(limit, self.max_runs * self.run_s)
         return limit + self.warmup_s
 
     def remaining(self, now: float) -> Remaining | None:

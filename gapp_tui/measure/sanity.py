@@ -44,10 +44,18 @@ SPREAD_MIN_SHARE = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class Flag:
-    """One warning: ``kind`` is ``gap``, ``spread`` or ``setting``; ``message`` one line (cause and remedy)."""
+    """One warning: ``kind`` (``gap``, ``spread`` or ``setting``), ``what`` looks wrong, its likely ``cause``
+    and the ``remedy``; :attr:`message` (and ``str()``) is the one line of all three."""
 
     kind: str
-    message: str
+    what: str
+    cause: str
+    remedy: str
+    short: str = ""  # a few words of ``what``, for a crowded line
+
+    @property
+    def message(self) -> str:
+        return f"{self.what}: {self.cause}; {self.remedy}"
 
     def __str__(self) -> str:
         return self.message
@@ -73,15 +81,16 @@ def check_gap(sums: Mapping[str, Mapping[str, Any]], *, threads: Any = None, cor
             continue
         busy = f" (load average {load:.1f} on {cores} cores)" if load is not None and cores else ""
         if mode == "standalone":
-            cause = ("standalone blocks run alone with warm caches (up to 20% off is normal);"
-                     " in-context rows are the ones to trust")
+            cause, remedy = ("likely standalone blocks running alone with warm caches (up to 20% off is normal)",
+                             "trust the in-context rows")
         elif threads in (None, "", "all") or int(threads) > 1:
-            cause = (f"with {_threads_text(threads)} the blocks and the full model competed for the cores with"
-                     f" other work{busy}; re-measure with threads 1")
+            cause = (f"likely other work on the machine competing for the cores with {_threads_text(threads)}"
+                     f"{busy}")
+            remedy = "re-measure with threads 1"
         else:
-            cause = f"the machine was busy while it ran{busy}; re-measure when it is quiet"
-        out.append(Flag("gap", f"{mode} sum {s['sum_ms']:.2f} ms vs full model {s['full_ms']:.2f} ms ({gap:+.1f}%),"
-                               f" beyond ±{GAP_LIMIT_PCT:.0f}%: likely {cause}"))
+            cause, remedy = f"likely the machine was busy while it ran{busy}", "re-measure when it is quiet"
+        out.append(Flag("gap", f"{mode} sum {s['sum_ms']:.2f} ms vs full model {s['full_ms']:.2f} ms ({gap:+.1f}%,"
+                               f" beyond ±{GAP_LIMIT_PCT:.0f}%)", cause, remedy, f"{mode} sum {gap:+.1f}% vs full"))
     return out
 
 
@@ -98,8 +107,9 @@ def check_spread(rows: Sequence[Mapping[str, Any]], mode: str = "in-context") ->
         return []
     rel, worst = max(wide, key=lambda w: w[0])
     return [Flag("spread", f"{mode}: {len(wide)} of {len(judged)} blocks varied by over {SPREAD_LIMIT:.0%} between"
-                           f" runs (worst {worst.get('block_name', worst.get('block'))}, IQR {rel:.0%} of its median):"
-                           " likely other work on the machine; re-measure when it is quiet, with threads 1")]
+                           f" runs (worst {worst.get('block_name', worst.get('block'))}, IQR {rel:.0%} of its median)",
+                 "likely other work on the machine", "re-measure when it is quiet, with threads 1",
+                 f"{len(wide)}/{len(judged)} {mode} blocks spread over {SPREAD_LIMIT:.0%}")]
 
 
 def predictor_setting(training: Mapping[str, Any], device: str = "") -> dict[str, Any]:
@@ -138,8 +148,9 @@ def check_setting(setting: Mapping[str, Any], predictor: Mapping[str, Any] | Non
     if sizes and setting.get("batch_size") is not None and int(setting["batch_size"]) not in sizes:
         diffs.append((f"batch {setting['batch_size']}", "batch " + "/".join(map(str, sizes)),
                       f"measure at batch {sizes[0]}"))
-    return [Flag("setting", f"measured at {a}, but {name} was made at {b}: its predictions are not comparable"
-                            f" with these rows; {fix}") for a, b, fix in diffs]
+    return [Flag("setting", f"measured at {a}, but {name} was made at {b}",
+                 "its predictions are not comparable with these rows", fix, f"{a}, predictor made at {b}")
+            for a, b, fix in diffs]
 
 
 def check_result(result: Any, *, predictor: Mapping[str, Any] | None = None, predictor_name: str = "the predictor",

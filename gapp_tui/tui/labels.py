@@ -6,7 +6,7 @@ hardware through these functions, so the words are the same in every section:
 
 * a machine: ``this machine (AMD EPYC 7B13, 2 cores)``, ``pi4 (Cortex-A72, 4 cores)``;
 * a setting: ``32px, batch 1, float32, 1 thread, natural``;
-* a cut: ``after block 4 layer2.1``;
+* a cut: ``after block 4 layer2.1`` (and a bottleneck link by the cut it carries);
 * a device's times (:class:`Source`): ``measured here, 1 thread`` or, for a
   device without a predictor of its own, ``not pi's: predicted for 2-core AMD EPYC VM``.
 """
@@ -147,3 +147,22 @@ def source_of(column: Any, desc: Mapping[str, Any] | None = None, choice: Any = 
     return Source(f"not {name}'s: {machine.split(',')[0]}",
                   f"not {name}'s times: predicted by {choice.name} for {machine}"
                   f" (no predictor of {name}'s own yet: gapp calibrate)", foreign=True, tag=f"not {name}'s times")
+
+
+def seconds_words(seconds: float) -> str:
+    """``12.3 ms`` (three significant figures, as the estimate panel shows times)."""
+    v = seconds * 1e3
+    return f"{v:.0f} ms" if v >= 100 else (f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms")
+
+
+def bottleneck_words(est: Any, blocks: list[str]) -> str:
+    """An estimate's bottleneck named as everything else names it: a stage by its device, a link by its cut."""
+    bn = est.bottleneck
+    if bn["kind"] == "stage":
+        st = est.stages[bn["index"]]
+        return f"stage {st.stage} {st.device} ({seconds_words(st.busy_s)})"
+    tr = next(t for t in est.transfers if t.link == bn["index"])
+    if tr.is_return:
+        return f"the output's return {tr.src}→{tr.dst} ({format_bytes(tr.bytes)}, {seconds_words(tr.seconds)})"
+    return (f"link {tr.src}→{tr.dst} carrying the cut {cut_words(blocks, tr.cut)}"
+            f" ({format_bytes(tr.bytes)}, {seconds_words(tr.seconds)})")

@@ -357,7 +357,7 @@ class MeasureSection(Section):
             chain = f" · one run {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
             left = p.total - p.index
             waiting = (f" · still narrowing [b]{p.name}[/b]" + (f" and {left - 1} more" if left > 1 else "")
-                       if p.name and left > 0 else "")
+                       if p.name and left > 0 else " · all timed")
             status.update(f"[b]in-context[/b]: timing all {p.total} blocks in every run of the model ·"
                           f" {p.index}/{p.total} settled" + waiting + chain + tail)
         elif p.phase == "full":
@@ -373,7 +373,8 @@ class MeasureSection(Section):
         elif p.phase == "in-context" and p.index != self._logged_index:
             self._logged_index = p.index
             chain = f"run {p.estimate_ms:9.3f} ms" if p.estimate_ms is not None else ""
-            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  settled; still timing {p.name or '-':<16} {chain}")
+            what = "all timed" if p.index >= p.total else f"settled; still timing {p.name or '-':<16}"
+            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {what} {chain}")
 
     def _flags(self, result: Any) -> list[str]:
         """What not to trust in ``result`` (:func:`gapp_tui.measure.sanity.check_result`)."""

@@ -1,5 +1,8 @@
 """Partition: devices in order, the link, a strip of blocks with cuts, the estimate as you move them.
 
+One concept: the Partition section, the plan on screen (its fields, its cuts, its estimate) and its
+two workers (block times, pipeline runs); its widgets live in ``tui/widgets/partition/``.
+
 The devices are written in the one device syntax (:mod:`gapp_tui.partition.devices`)
 and their block times come from the one block-times service
 (:func:`gapp_tui.partition.times.cost_table`), the same that ``gapp partition``
@@ -37,11 +40,12 @@ from ...partition.link import Link, stored_link
 from ...partition.plan import Plan
 from ...partition.solver import solve
 from ...partition.times import cost_table
-from ...units import format_bandwidth, format_bytes, format_time
-from ..labels import Source, cut_load, cut_words, source_of
+from ...units import format_bandwidth, format_time
+from ..labels import Source, bottleneck_words, cut_load, cut_words, source_of
 from ..messages import PipelineDone, TimesReady
+from ..widgets.partition.devices import DeviceNotes
 from ..widgets.partition.estimate import EstimatePanel, ms
-from ..widgets.partition.strip import STAGE_COLOURS, CutStrip
+from ..widgets.partition.strip import CutStrip
 from .base import Section
 
 LINK_FIELDS = ("devices", "bandwidth", "latency")
@@ -106,7 +110,7 @@ class PartitionSection(Section):
             yield Select([("overlapped", "overlapped"), ("serial", "serial")], id="communication",
                          value="overlapped", allow_blank=False, compact=True,
                          tooltip="overlapped: receive, compute and send run at once; serial: one after another")
-        yield Static(id="device-notes", classes="device-notes")
+        yield DeviceNotes(id="device-notes", classes="device-notes")
         yield CutStrip(id="strip")
         yield Static(id="cut-info", classes="cut-info")
         yield EstimatePanel(id="estimate")
@@ -217,21 +221,8 @@ class PartitionSection(Section):
         self._update_optimal()
 
     def _show_devices(self) -> None:
-        """One line per device: its name, total time and where the times come from (in words)."""
-        text = Text(no_wrap=True, overflow="ellipsis")
-        words = []
-        for i, c in enumerate(self.columns):
-            src = self.sources.get(c.device.name) or Source(c.device.source, c.note)
-            if i:
-                text.append("\n")
-            text.append(f"{c.device.name:<8} ", style=f"bold {STAGE_COLOURS[i % len(STAGE_COLOURS)]}")
-            text.append(f"{ms(c.total):>9}  ")
-            text.append(src.long, style="yellow" if src.foreign else "")
-            words.append(f"{c.device.name} {src.word}")
-        notes = self.query_one("#device-notes", Static)
-        notes.update(text)
-        notes.tooltip = "\n".join(c.note for c in self.columns)
-        self.gapp.workspace.devices_words = " · ".join(words)
+        words = self.query_one(DeviceNotes).show(self.columns, self.sources)
+        self.gapp.workspace.devices_words = words
         self.gapp.refresh_status()
 
     def _apply_link(self, link: Link) -> None:
@@ -297,22 +288,10 @@ class PartitionSection(Section):
         if self.plan is not None:
             self._show_cut_info()
 
-    def _bottleneck_words(self) -> str:
-        """The bottleneck named as everything else names it (stages by device, links by the cut they carry)."""
-        bn = self.estimate.bottleneck
-        if bn["kind"] == "stage":
-            st = self.estimate.stages[bn["index"]]
-            return f"stage {st.stage} {st.device} ({ms(st.busy_s)})"
-        tr = next(t for t in self.estimate.transfers if t.link == bn["index"])
-        if tr.is_return:
-            return f"the output's return {tr.src}→{tr.dst} ({format_bytes(tr.bytes)}, {ms(tr.seconds)})"
-        return (f"link {tr.src}→{tr.dst} carrying the cut {cut_words(self.table.blocks, tr.cut)}"
-                f" ({format_bytes(tr.bytes)}, {ms(tr.seconds)})")
-
     def _show_summary(self) -> None:
         est = self.estimate
         text = (f"[b]{est.throughput:.3g}[/b] items/s · period {ms(est.period_s)} · latency {ms(est.latency_s)}"
-                f" · bottleneck [b red]{self._bottleneck_words()}[/]")
+                f" · bottleneck [b red]{bottleneck_words(est, self.table.blocks)}[/]")
         plan_words = f"{est.throughput:.3g} items/s"
         if self.optimal_estimate is not None:
             best = self.optimal_estimate
@@ -511,6 +490,9 @@ class PartitionSection(Section):
         rerun = r.estimate_with_run_compute.get("throughput_per_s")
         stand_ins = self._stand_ins(r)
         where = "every stage ran on this machine" + (f", not on {', '.join(stand_ins)}" if stand_ins else "")
+        hosts = getattr(r.plan, "hosts", {}) or {}
+        if self.link is not None and not any(hosts.values()):
+            where += f", over loopback, not a {format_bandwidth(self.link.bandwidth)} link"
         text = f"[b]pipeline run[/b] ({where}): measured [b]{r.throughput_per_s:.3g}[/b] items/s"
         if est:
             text += f" vs estimated {est:.3g} ({r.throughput_per_s / est * 100:.0f}%)"

@@ -7,17 +7,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from rich.text import Text
 from textual.widgets import DataTable, Footer, Label, Select, Static, TabbedContent, TabPane
 
 from ...errors import BadInput
 from ...measure.sanity import check_gap, check_setting, check_spread, gap_pct, predictor_setting
 from ...partition.times import chain_rows
 from ...store import parse_setting
-from ..labels import machine_words, setting_words
+from ..labels import machine_of, machine_words, setting_words
 from ..widgets.results.plots import Bars, Point, Scatter
 from .base import Section
 
@@ -133,6 +133,8 @@ class ResultsSection(Section):
     def on_select_changed(self, event: Select.Changed) -> None:
         if self._loading_choices or not self.gapp.workspace.ready:
             return
+        if event.select.id in ("predictor", "device") and not event.select.has_focus_within:
+            return  # a drop-down filling itself (on mount), not a choice: the app's choice stays
         if event.select.id == "predictor":
             self.gapp.choose_predictor(str(event.value) or None)
             return
@@ -198,7 +200,7 @@ class ResultsSection(Section):
             flags += check_spread(rows, mode)
             parts.append(text)
         if self.predicted is not None:
-            parts.append(f"[b]predicted[/b] sum {sum(self.predicted) * 1e3:.2f} ms")
+            parts.append(f"[b]predicted[/b] by {self._predictor_words()}: sum {sum(self.predicted) * 1e3:.2f} ms")
         panel.update(" · ".join(parts) or "no block rows for this choice")
         try:
             setting_parts = parse_setting(setting) if setting else {}
@@ -207,7 +209,22 @@ class ResultsSection(Section):
         flags = check_gap(sums, threads=setting_parts.get("threads")) + flags
         flags += check_setting(setting_parts, self._predictor_setting(), self._predictor_name())
         if flags:
-            flags_panel.update("\n".join(f"[b yellow]⚠[/] {f}" for f in flags) + "\n[dim]2 then f measures again[/]")
+            # compact: what looks wrong, then the causes and remedies once (the Measure section has every line)
+            flags_panel.update("[b yellow]⚠[/] " + "; ".join(f.short or f.what for f in flags)
+                               + f" — {flags[0].cause}; {flags[0].remedy} [b](2, then f measures again)[/b]")
+            flags_panel.tooltip = "\n".join(str(f) for f in flags)
+
+    def _predictor_words(self) -> str:
+        """``predictor_cpu (made for 2-core AMD EPYC VM, 1 thread)``: whose times the predicted column holds."""
+        path = self.gapp.workspace.predictor
+        if not path:
+            return "no predictor"
+        from ...predict import registry  # slow (torch): loaded already, the predictions came from it
+
+        try:
+            return f"{Path(path).stem} (made for {machine_of(registry.made_for(path))})"
+        except (BadInput, OSError, ValueError):
+            return Path(path).stem
 
     def _predictor_name(self) -> str:
         path = self.gapp.workspace.predictor
@@ -239,7 +256,7 @@ class ResultsSection(Section):
         got = metrics([p for p, _ in pairs], [m for _, m in pairs])
         within = sum(1 for p, m in pairs if abs(p / m - 1) <= 0.10)
         rho = got["spearman"]
-        panel.update(f"[b]{Path(self.gapp.workspace.predictor or '').stem}[/b] vs measured, {len(pairs)} blocks:"
+        panel.update(f"[b]{self._predictor_words()}[/b] vs measured, {len(pairs)} blocks:"
                      f" MAPE [b]{got['mape']:.1f}%[/b] · within ±10% [b]{within}/{len(pairs)}[/b]"
                      f" ({within / len(pairs):.0%}) · Spearman [b]"
                      + (f"{rho:.3f}" if rho == rho else "n/a (under 3 blocks)") + "[/b]")

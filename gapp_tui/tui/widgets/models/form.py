@@ -40,7 +40,7 @@ class ModelForm(Vertical):
             yield trace
         with Horizontal(classes="form-row"):
             yield Label("size", classes="field-label")
-            yield Input(id="input-size", placeholder="natural", type="integer", compact=True,
+            yield Input(id="input-size", placeholder="auto", type="integer", compact=True,
                         tooltip="Square image size; empty: the model's natural size")
             yield Label("batch", classes="field-label")
             yield Input(id="batch-size", value="1", type="integer", compact=True, tooltip="Batch size")
