@@ -10,7 +10,6 @@ precision: every test takes a few seconds.
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 import types
@@ -37,14 +36,8 @@ from tests.test_tui import (  # noqa: F401  (tui_env is a fixture)
 
 
 def screen_text(app: GappApp) -> str:
-    """What the terminal shows now, as plain text (the same render as ``app.export_screenshot``)."""
-    from rich.console import Console
-
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
+    """What the terminal shows now, as plain text."""
+    return app.screen_text()
 
 
 def widget_text(app: GappApp, widget) -> str:

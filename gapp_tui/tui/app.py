@@ -123,6 +123,18 @@ class GappApp(App[None]):
             text.append(f" · predictor {Path(ws.predictor).stem}")
         return text
 
+    def screen_text(self) -> str:
+        """What the terminal shows now, as plain text (the render ``export_screenshot`` makes): for tests and scripts."""
+        import io
+
+        from rich.console import Console
+
+        width, height = self.size
+        console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                          color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+        console.print(self.screen._compositor.render_update(full=True, screen_stack=self._background_screens))
+        return console.export_text()
+
     def refresh_status(self) -> None:
         """Bring the status line of the section shown up to date (the others do it when shown)."""
         screen = self.screen

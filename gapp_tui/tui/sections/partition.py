@@ -404,8 +404,9 @@ class PartitionSection(Section):
         b.insert(s + 1, mid)
         self._apply_devices(devices, b)
         strip.selected = s + 1
-        self.notify(f"Devices now: {format_devices(devices)} — {added.text()} is a copy of {base.name} for the new"
-                    f" stage (edit it in Devices; d removes the cut)", title="Cut added", timeout=6)
+        self.notify(f"{added.text()}, a copy of {base.name}, runs the new stage: Devices now reads"
+                    f" {format_devices(devices)} (edit it there; d removes the cut)", title=f"Cut added: {added.name}",
+                    timeout=6)
 
     def action_remove_cut(self) -> None:
         if not self._ready():

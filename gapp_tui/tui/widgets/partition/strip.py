@@ -49,11 +49,13 @@ class CutStrip(Widget, can_focus=True):
     """Blocks ``0..n-1`` and boundaries ``[0, b1, ..., n]``; ``selected`` is the index of a cut (1..k-1)."""
 
     BINDINGS = [
-        Binding("left", "move(-1)", "Cut ←", show=False, id="partition.cut_left", tooltip="Move the selected cut one block left"),
-        Binding("right", "move(1)", "Cut →", show=False, id="partition.cut_right", tooltip="Move the selected cut one block right"),
-        Binding("shift+left", "move(-10)", "Cut ←10", show=False, id="partition.cut_left10",
+        Binding("left", "move(-1)", "Move cut left", show=False, id="partition.cut_left",
+                tooltip="Move the selected cut one block left"),
+        Binding("right", "move(1)", "Move cut right", show=False, id="partition.cut_right",
+                tooltip="Move the selected cut one block right"),
+        Binding("shift+left", "move(-10)", "Move cut 10 left", show=False, id="partition.cut_left10",
                 tooltip="Move the selected cut ten blocks left"),
-        Binding("shift+right", "move(10)", "Cut →10", show=False, id="partition.cut_right10",
+        Binding("shift+right", "move(10)", "Move cut 10 right", show=False, id="partition.cut_right10",
                 tooltip="Move the selected cut ten blocks right"),
         Binding("up", "select(-1)", "Previous cut", show=False, id="partition.prev_cut", tooltip="Select the previous cut"),
         Binding("down", "select(1)", "Next cut", show=False, id="partition.next_cut", tooltip="Select the next cut"),
