@@ -8,7 +8,7 @@ hardware through these functions, so the words are the same in every section:
 * a setting: ``32px, batch 1, float32, 1 thread, natural``;
 * a cut: ``after block 4 layer2.1`` (and a bottleneck link by the cut it carries);
 * a device's times (:class:`Source`): ``measured here, 1 thread`` or, for a
-  device without a predictor of its own, ``not pi's: predicted for 2-core AMD EPYC VM``.
+  device without a predictor of its own, ``not pi's times: predicted for 2-core AMD EPYC VM``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def source_of(column: Any, desc: Mapping[str, Any] | None = None, choice: Any = 
         return Source(f"{name}'s predictor", f"predicted by {name}'s own predictor {choice.name} (made for {machine})",
                       tag="predicted")
     return Source(f"not {name}'s: {machine.split(',')[0]}",
-                  f"not {name}'s times: predicted by {choice.name} for {machine}"
+                  f"not {name}'s times: predicted for {machine} by {choice.name}"
                   f" (no predictor of {name}'s own yet: gapp calibrate)", foreign=True, tag=f"not {name}'s times")
 
 

@@ -213,7 +213,8 @@ class PartitionSection(Section):
         self.table, self.columns = message.table, message.columns
         self.sources = {c.device.name: s for c, s in zip(message.columns, message.sources or [])}
         strip = self.query_one(CutStrip)
-        strip.set_scale(max((max(c.times) for c in self.columns if c.times), default=0.0), self.table.blocks)
+        strip.set_scale(max((max(c.times) for c in self.columns if c.times), default=0.0), self.table.blocks,
+                        [d for d, src in self.sources.items() if src.foreign])
         strip.set_optimal(None)
         self.plan = None
         self._apply_link(message.link)
@@ -300,8 +301,10 @@ class PartitionSection(Section):
             plan_words += f", {share:.0f}% of optimal"
         else:
             text += "\n[dim]o: jump to the optimal plan[/]"
-        if any(s.foreign for s in self.sources.values()):
+        foreign = [d for d in self.plan.devices if self.sources.get(d) and self.sources[d].foreign]
+        if foreign:
             plan_words += " (partly on another machine's times)"
+            text += f" · [yellow]{', '.join(foreign)}: another machine's times[/]"
         if self.pipeline_text:
             text += "\n" + self.pipeline_text
         summary = self.query_one("#summary", Static)

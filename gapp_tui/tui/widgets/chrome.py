@@ -46,7 +46,10 @@ class StatusLine(Static):
     """One line at the bottom: what the app works on, or the field being typed in."""
 
     DEFAULT_CSS = """
-    StatusLine { dock: bottom; margin-bottom: 1; height: 1; width: 1fr; background: $panel; color: $text; padding: 0 1; }
+    StatusLine {
+        dock: bottom; margin-bottom: 1; height: 1; width: 1fr; padding: 0 1;
+        background: $panel; color: $text; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self) -> None:

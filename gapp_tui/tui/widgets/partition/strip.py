@@ -91,13 +91,18 @@ class CutStrip(Widget, can_focus=True):
         self.devices: list[str] = []
         self.totals: list[float] = []  # compute seconds per stage
         self.optimal: list[int] | None = None
+        self.foreign: set[str] = set()
 
     # ------------------------------------------------------------------ data
 
-    def set_scale(self, seconds: float, blocks: Sequence[str] = ()) -> None:
-        """What a full bar means: the slowest block on any device of the plan (set when the times change)."""
+    def set_scale(self, seconds: float, blocks: Sequence[str] = (), foreign: Sequence[str] = ()) -> None:
+        """What a full bar means: the slowest block on any device of the plan (set when the times change).
+
+        ``foreign``: devices whose times were made for another machine (their stages say so).
+        """
         self.scale = seconds
         self.blocks = list(blocks)
+        self.foreign = set(foreign)
         self.refresh()
 
     def set_plan(self, times_by_stage: Sequence[Sequence[float]], boundaries: Sequence[int],
@@ -238,8 +243,9 @@ class CutStrip(Widget, can_focus=True):
         colour = STAGE_COLOURS[stage % len(STAGE_COLOURS)]
         name = self.blocks[i] if i < len(self.blocks) else str(i)
         device = self.devices[stage] if stage < len(self.devices) else ""
+        where = (f" for {device}, not {device}'s" if device in self.foreign else f" on {device}") if device else ""
         return [(f"{i} {name} ", Style(bold=True)), (ms(self.times[i]), Style(color=colour, bold=True)),
-                (f" on {device}" if device else "", DIM)]
+                (where, Style(color="#d7d75f") if device in self.foreign else DIM)]
 
     def _info_line(self, width: int) -> Strip:
         left = [(f"full bar {ms(self.scale)}", DIM)]
@@ -313,9 +319,11 @@ class CutStrip(Widget, can_focus=True):
             start = self._start_column(lo)
             end = max(start + 1, self._start_column(hi))
             total = self.totals[s] if s < len(self.totals) else 0.0
-            text = f"{self.devices[s]} {ms(total)}"
+            device = self.devices[s]
+            own = " (not its times)" if device in self.foreign else ""
+            text = f"{device}{own} {ms(total)}"
             if len(text) > end - start:
-                text = self.devices[s]
+                text = f"{device} {ms(total)}" if len(f"{device} {ms(total)}") <= end - start else device
             colour = STAGE_COLOURS[s % len(STAGE_COLOURS)]
             style = Style(color=colour, bold=True, reverse=s == self.highlight_stage)
             for k, ch in enumerate(text[: max(1, end - start)]):
