@@ -60,4 +60,4 @@ class StatusLine(Static):
         text.no_wrap, text.overflow = True, "ellipsis"
         if self._text is None or text.plain != self._text.plain or text.spans != self._text.spans:
             self._text = text
-            self.update(text)
+            self.update(text, layout=False)  # one line, always: no layout pass (it changes on every cut move)
