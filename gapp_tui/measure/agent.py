@@ -17,7 +17,7 @@ next to the agent as ``events.py``), flushed as they happen (``python -u``):
   ``stats`` (``timer.Stats.to_dict()``), ``extra`` (sensors before/after...).
   Sent the moment each block is timed.
 * ``progress``: the fields of the engine's ``Progress`` (``phase``, ``index``,
-  ``total``, ``name``, ``estimate_ms``, ``sum_ms``, ``skipped``).
+  ``total``, ``name``, ``estimate_ms``, ``sum_ms``, ``skipped``, ``runs``).
 * ``chain``: ``mode``, ``stats`` of a whole in-context run; ``overhead``:
   ``mode``, ``stats`` of an empty block; ``device_after``: the description at the end.
 * ``alive``: a heartbeat every few seconds, so silence means a dead link.
@@ -256,7 +256,7 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
                 finished = sum(1 for c in conv if c is not None)
                 nxt = next((names[i] for i, c in enumerate(conv) if c is None), "")
                 emit("progress", phase=mode, index=finished, total=n, name=nxt, estimate_ms=sum(medians),
-                     sum_ms=sum(medians))
+                     sum_ms=sum(medians), runs=k)
 
             per, total = timer.time_sequence(blocks, model_input, dev, precision, on_iteration=iteration,
                                              on_converged=converged)

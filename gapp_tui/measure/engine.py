@@ -324,7 +324,7 @@ class _LocalRun:
         def iteration(k: int, conv: list[Stats | None], medians: list[float]) -> None:
             finished = sum(1 for c in conv if c is not None)
             nxt = next((self.names[i] for i, c in enumerate(conv) if c is None), "")
-            self.report(Progress("in-context", finished, n, nxt, sum(medians), sum(medians)))
+            self.report(Progress("in-context", finished, n, nxt, sum(medians), sum(medians), runs=k))
 
         self.report(Progress("in-context", 0, n, self.names[0], None, 0.0))
         fns = self.fns

@@ -34,7 +34,8 @@ class Progress:
     phase; ``name`` is the block being measured next (or just finished);
     ``estimate_ms`` the time of the block just finished (in context: the
     current median of the whole chain); ``sum_ms`` the running sum of finished
-    blocks; ``skipped`` is true for a block taken from the store.
+    blocks; ``skipped`` is true for a block taken from the store; ``runs`` (in
+    context) the end-to-end runs timed so far, for an estimate of the time left.
     """
 
     phase: str
@@ -44,6 +45,7 @@ class Progress:
     estimate_ms: float | None = None
     sum_ms: float = 0.0
     skipped: bool = False
+    runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

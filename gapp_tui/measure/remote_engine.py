@@ -176,8 +176,8 @@ class _RemoteRun:
                 elif what == "result":
                     self._on_result(ev)
                 elif what == "progress":
-                    fields = {k: ev[k] for k in ("phase", "index", "total", "name", "estimate_ms", "sum_ms", "skipped")
-                              if k in ev and ev[k] is not None}
+                    fields = {k: ev[k] for k in ("phase", "index", "total", "name", "estimate_ms", "sum_ms", "skipped",
+                                                 "runs") if k in ev and ev[k] is not None}
                     self.report(Progress(**fields))
                 elif what == "chain":
                     rec.chain_ms[ev["mode"]] = float(ev["stats"]["median_ms"])

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir, user_state_dir
+from rich.text import Text
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..errors import BadInput, one_line
@@ -72,15 +72,19 @@ class GappApp(App[None]):
         Binding("4", "section('partition')", "Partition", id="section.partition", tooltip="Cut the model into a pipeline"),
         Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="Every key, and where to start"),
         Binding("escape", "leave_field", "Leave field", show=False, id="app.leave_field",
-                tooltip="Leave the text field (then the number keys switch sections)"),
+                tooltip="Leave the text field, applying what was typed (then the number keys switch sections)"),
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (state is remembered)"),
     ]
+    #: the command palette's own key (Textual's), listed in the help screen with the others
+    PALETTE_KEY = "ctrl+p"
 
     def __init__(self, state: UiState | None = None, remember: bool = True, workspace: Workspace | None = None) -> None:
         super().__init__()
         self.ui_state = state if state is not None else UiState.load()
         self.remember = remember
         self.workspace = workspace or Workspace()
+        if self.workspace.predictor is None and self.ui_state.predictor and Path(self.ui_state.predictor).is_file():
+            self.workspace.predictor = self.ui_state.predictor  # the predictor chosen last time
         #: section name -> its screen once mounted
         self.sections: dict[str, Any] = {}
         self.last_plan_path: Path | None = None
@@ -91,10 +95,51 @@ class GappApp(App[None]):
         self._predicting: set[tuple[int, str]] = set()
         #: model name -> (chain, predictor file, seconds per block) of every model predicted in this session
         self.predicted_models: dict[str, tuple[Any, str, list[float]]] = {}
+        #: device name -> the predictor registry's Choice its predicted times came from (names its machine)
+        self.predictor_choices: dict[str, Any] = {}
 
     def on_mount(self) -> None:
         if self.workspace.ready:
             self.sub_title = self.workspace.label()
+
+    # ------------------------------------------------------------------ where you are
+
+    def status_text(self) -> Text:
+        """The status line: model · traced or measured · devices' times · predictor · the plan's throughput."""
+        ws = self.workspace
+        text = Text()
+        if not ws.ready:
+            text.append("no model yet", "bold")
+            text.append(" · in Models type a name and press Enter to trace it · Esc leaves a field · ? keys")
+            return text
+        text.append(ws.spec.label(), "bold")
+        text.append(f" · {ws.measured_words}" if ws.measurement is not None and ws.measured_words
+                    else f" · traced ({len(ws.chain)} blocks)")
+        if ws.plan_words:
+            text.append(f" · {ws.plan_words}", "bold")
+        if ws.devices_words:
+            text.append(f" · {ws.devices_words}")
+        if ws.predictor:
+            text.append(f" · predictor {Path(ws.predictor).stem}")
+        return text
+
+    def screen_text(self) -> str:
+        """What the terminal shows now, as plain text (the render ``export_screenshot`` makes): for tests and scripts."""
+        import io
+
+        from rich.console import Console
+
+        width, height = self.size
+        console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                          color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+        console.print(self.screen._compositor.render_update(full=True, screen_stack=self._background_screens))
+        return console.export_text()
+
+    def refresh_status(self) -> None:
+        """Bring the status line of the section shown up to date (the others do it when shown)."""
+        screen = self.screen
+        if hasattr(screen, "refresh_status"):
+            screen.refresh_status()
 
     # ------------------------------------------------------------------ sections
 
@@ -114,10 +159,6 @@ class GappApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(SECTION_CLASSES))
 
-    def get_system_commands(self, screen: Screen) -> Any:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Help: keys", "Every key of every section", self.action_help)
-
     def refresh_sections(self, *names: str) -> None:
         """Bring the named sections (default: all) up to date, if they are the one shown."""
         for name, section in self.sections.items():
@@ -130,7 +171,8 @@ class GappApp(App[None]):
         """A model was traced (the Models section): it becomes the one every section shows."""
         ws = self.workspace
         ws.spec, ws.chain, ws.trace_seconds = chain.spec, chain, seconds
-        ws.measurement, ws.cuts = None, ()
+        # everything that belonged to the previous model goes: each section shows the new one when shown
+        ws.measurement, ws.cuts, ws.measured_words, ws.plan_words = None, (), "", ""
         s = self.ui_state
         spec = chain.spec
         s.model, s.batch_size, s.num_classes = spec.name, spec.batch_size, spec.num_classes
@@ -140,13 +182,16 @@ class GappApp(App[None]):
         kept = {id(c) for c, _, _ in self.predicted_models.values()} | {id(chain)}
         self._predictions = {k: v for k, v in self._predictions.items() if k in kept}
         self.notify(f"{spec.label()}: {len(chain)} blocks", title="Traced", timeout=3)
+        self.refresh_status()
 
-    def set_measurement(self, result: Any) -> None:
-        """A measurement of the current model ended (the Measure section)."""
+    def set_measurement(self, result: Any, words: str = "") -> None:
+        """A measurement of the current model ended (the Measure section); ``words`` say where and how."""
         self.workspace.measurement = result
-        if result is not None:
+        self.workspace.measured_words = words
+        if result is not None and result.device.get("key"):
             self.workspace.device = result.device.get("key")
         self.refresh_sections("results")
+        self.refresh_status()
 
     # ------------------------------------------------------------------ shared services
 
@@ -177,7 +222,9 @@ class GappApp(App[None]):
             self.notify(f"predictor file {path!r} not found", title="Predictor", severity="error")
             return
         self.workspace.predictor = path or None
+        self.ui_state.predictor = path or ""
         self.refresh_sections("results", "partition")
+        self.refresh_status()
 
     def predicted_times(self) -> list[float] | None:
         """The chosen predictor's seconds per block for the current chain, or None (not chosen, or being computed).
@@ -201,6 +248,7 @@ class GappApp(App[None]):
         from ..predict import registry  # slow (torch): only a predicted device pays for it
 
         choice = registry.resolve(device.ref, device.name, self.worker_store(), device.runtime_text)
+        self.predictor_choices[device.name] = choice  # the Partition section names its machine
         path = str(choice.path)
         cached = self._cached(chain)
         if path not in cached:

@@ -1,4 +1,9 @@
-"""The command palette: every action of the app, and every model of the registry."""
+"""The command palette: every key of the app as an action (with its key shown), and every model of the registry.
+
+The actions are generated from the bindings (:func:`gapp_tui.tui.keys.key_actions`),
+the same list the help screen shows: a key added to a section (or to a widget it
+names in ``WIDGET_KEYS``) is in the palette by itself.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +12,41 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from ..zoo import family_of, model_names
+from .keys import KeyAction, key_actions, key_text
+from .widgets.chrome import TABS
 
-#: (title, help, section to open first or None, action on that section or the app)
-ACTIONS: list[tuple[str, str, str | None, str]] = [
-    ("Section: Models", "Pick a model and trace it into blocks", None, "section('models')"),
-    ("Section: Measure", "Time the blocks here or on an SSH host", None, "section('measure')"),
-    ("Section: Results", "Measured vs predicted: table and plots", None, "section('results')"),
-    ("Section: Partition", "Cut the model into a pipeline across devices", None, "section('partition')"),
-    ("Trace model", "Trace the model in the Models form", "models", "trace"),
-    ("Start measurement", "Measure the traced model's blocks", "measure", "start"),
-    ("Cancel measurement", "Stop the running measurement (blocks done are kept)", "measure", "cancel"),
-    ("Export results", "Write the shown results to CSV and JSON", "results", "export"),
-    ("Sort results", "Sort the results table by the next column", "results", "sort"),
-    ("Switch predictor", "Choose the predictor whose times are shown", "results", "predictor"),
-    ("Jump to optimal plan", "Replace the plan with the solver's optimum", "partition", "optimal"),
-    ("Add cut", "Add a cut after the selected one", "partition", "add_cut"),
-    ("Remove cut", "Remove the selected cut", "partition", "remove_cut"),
-    ("Save plan", "Write the plan to a JSON file", "partition", "save"),
-    ("Run pipeline", "Run the plan for real and compare with the estimate", "partition", "run_pipeline"),
-    ("Help: keys", "Every key of every section", None, "help"),
-]
+SECTION_TITLES = {name: title for name, _, title in TABS}
 
 
 class GappCommands(Provider):
-    """Actions first, then ``Model: <name>`` for each registry model (fills the Models form)."""
+    """Actions first (``Partition: Add cut`` with ``a · Split the selected stage…``), then ``Model: <name>``."""
 
-    async def _run(self, section: str | None, action: str) -> None:
+    def _actions(self) -> list[tuple[str, str, KeyAction]]:
         app = self.app
-        if section is None:
-            await app.run_action(action)
+        out = []
+        for k in key_actions(type(app), app.MODES):
+            if k.action in ("leave_field", "command_palette"):
+                continue  # meaningless from the palette
+            help_text = f"{key_text(app, k.binding)} · {k.binding.tooltip or k.binding.description}"
+            out.append((k.title(SECTION_TITLES), help_text, k))
+        return out
+
+    async def _run(self, k: KeyAction) -> None:
+        app = self.app
+        if k.section is None:
+            await app.run_action(k.action)
             return
-        if app.current_mode != section:
-            app.switch_mode(section)
-        screen = app.sections.get(section)  # type: ignore[attr-defined]
-        if screen is not None:
-            await screen.run_action(action)
+        if app.current_mode != k.section:
+            await app.switch_mode(k.section)
+        screen = app.sections.get(k.section)  # type: ignore[attr-defined]
+        if screen is None:
+            return
+        if k.widget is not None:
+            widget = screen.query_one(k.widget)
+            widget.focus()
+            await widget.run_action(k.action)
+        else:
+            await screen.run_action(k.action)
 
     def _pick_model(self, name: str) -> None:
         app = self.app
@@ -53,15 +58,15 @@ class GappCommands(Provider):
             screen.pick_model(name)
 
     async def discover(self) -> Hits:
-        for title, help_text, section, action in ACTIONS:
-            yield DiscoveryHit(title, partial(self._run, section, action), help=help_text)
+        for title, help_text, k in self._actions():
+            yield DiscoveryHit(title, partial(self._run, k), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, section, action in ACTIONS:
-            score = matcher.match(title)
+        for title, help_text, k in self._actions():
+            score = max(matcher.match(title), matcher.match(help_text) * 0.8)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(self._run, section, action), help=help_text)
+                yield Hit(score, matcher.highlight(title), partial(self._run, k), help=help_text)
         if len(query) >= 2:
             for name in model_names():
                 title = f"Model: {name}"

@@ -70,8 +70,11 @@ class TimesReady(Message):
     """The block times of the Partition section's devices (or the one-line reason there are none)."""
 
     def __init__(self, chain: Any, devices: list[Any], link: Any, table: Any, columns: list[Any],
-                 error: str | None = None, quiet: bool = False) -> None:
+                 error: str | None = None, quiet: bool = False, sources: list[Any] | None = None,
+                 token: int = 0) -> None:
         self.quiet = quiet  # the error is shown in place, without a notification (the section was only shown)
+        self.sources = sources or []  # per column: where its times come from, in words (tui.labels.Source)
+        self.token = token  # which request these answer (an older request's answer is dropped)
         self.chain = chain
         self.devices = devices
         self.link = link
@@ -96,4 +99,13 @@ class Predicted(Message):
         self.chain = chain
         self.key = key
         self.times = times
+        super().__init__()
+
+
+class AcceleratorFound(Message):
+    """This machine has an accelerator to measure on (``kind``: ``cuda``; ``name``: the device's name)."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
         super().__init__()

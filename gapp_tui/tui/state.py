@@ -1,4 +1,4 @@
-"""What the terminal app remembers between runs: last model, host and link.
+"""What the terminal app remembers between runs: last model, host, measurement settings, predictor and link.
 
 A small JSON file in the user's config directory (``platformdirs``), or the
 path in ``GAPP_TUI_STATE`` (tests point it at a temporary file). A missing or
@@ -39,8 +39,17 @@ class UiState:
     port: int = 22
     identity: str = ""
     known_hosts: str = ""  # empty: ~/.ssh/known_hosts
+    remote_python: str = "python3"
+    # how to measure (the Measure section's form)
+    mode: str = "in-context"
+    threads: str = ""  # empty: every core
+    precision: str = "normal"  # normal (1% interval) | quick
+    dtype: str = "float32"
+    #: the predictor shown beside measured times (a file path; empty: none)
+    predictor: str = ""
     bandwidth: str = "100Mbit/s"
     latency: str = "2ms"
+    communication: str = "overlapped"
     devices: str = "pi=2GFLOP/s, server=measured"
 
     @classmethod

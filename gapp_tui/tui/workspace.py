@@ -1,7 +1,9 @@
 """What the app is working on now: the model, its chain, and what was measured.
 
-Plain data shared by the sections (no UI). The sections read it when they are
-shown, and the app's message handlers update it.
+Plain data shared by the sections (no UI): the one source of truth for the
+current model and plan. The sections read it when they are shown, and the
+app's message handlers update it; tracing another model clears everything that
+belonged to the previous one (:meth:`GappApp.set_chain`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ class Workspace:
     predictor: str | None = None
     #: the user's plan in the Partition section (cut indices between stages)
     cuts: tuple[int, ...] = ()
+    #: for the status line: where and how the latest measurement ran ("measured here, 1 thread, 2/2 blocks")
+    measured_words: str = ""
+    #: for the status line: where each device's times come from ("pi FLOPs · server measured here")
+    devices_words: str = ""
+    #: for the status line: the plan's throughput and its share of the optimum
+    plan_words: str = ""
 
     @property
     def ready(self) -> bool:

@@ -1,4 +1,9 @@
-"""The help screen: every key of every section, and where to start."""
+"""The help screen: every key of every section, and where to start.
+
+The keys come from the bindings themselves (:func:`gapp_tui.tui.keys.key_actions`),
+the same list the command palette shows, so a key added to a section appears
+here by itself.
+"""
 
 from __future__ import annotations
 
@@ -12,31 +17,32 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..keys import key_actions, key_text
+
 INTRO = (
     "[b]GAPP[/b] predicts how long each block of a network takes on a small device and cuts the "
     "network into a pipeline across devices. Start in [b]Models[/b] (pick and trace a model), then "
     "[b]Measure[/b] it here or on an SSH host, look at [b]Results[/b], and cut it in [b]Partition[/b]. "
-    "[b]Ctrl+P[/b] opens the command palette: every action is there. Tab moves between fields; "
-    "the number keys switch sections whenever the cursor is not in a text field."
+    "The tab bar at the top shows where you are; the line at the bottom what the app works on, or "
+    "which field your keys go to. In a text field keys type: Enter, Tab or Esc applies what you "
+    "typed, and Esc gives the keys below back. [b]Ctrl+P[/b] lists every action with its key."
 )
 
 
-def _keys(app: App[Any], binding: Binding) -> str:
-    return " / ".join(app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(","))
-
-
 def key_rows(app: App[Any], sections: Mapping[str, type]) -> list[tuple[str, str, str]]:
-    """(where, key, what) for the app's and every section's bindings."""
+    """(where, key, what) for the app's and every section's bindings, its widgets' included."""
     rows: list[tuple[str, str, str]] = []
-    for b in app.BINDINGS:
-        if isinstance(b, Binding) and b.description:
-            rows.append(("everywhere", _keys(app, b), f"{b.description}: {b.tooltip}" if b.tooltip else b.description))
-    rows.append(("everywhere", "ctrl+p", "Command palette: every action, and every model by name"))
-    rows.append(("everywhere", "tab / shift+tab", "Next / previous field"))
-    for name, cls in sections.items():
-        for b in cls.__dict__.get("BINDINGS", []):
-            if isinstance(b, Binding) and b.description:
-                rows.append((name, _keys(app, b), b.tooltip or b.description))
+    for k in key_actions(type(app), sections):
+        b = k.binding
+        what = b.tooltip or b.description
+        if k.section is None:
+            rows.append(("everywhere", key_text(app, b), f"{b.description}: {what}" if b.tooltip else what))
+            if b.action == "help":
+                rows.append(("everywhere", app.get_key_display(Binding("ctrl+p", "command_palette")),
+                             "Command palette: every action below with its key, and every model by name"))
+                rows.append(("everywhere", "tab / shift+tab", "Next / previous field (applies what was typed)"))
+        else:
+            rows.append((k.section, key_text(app, b), what))
     return rows
 
 
@@ -52,8 +58,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("where", style="cyan", no_wrap=True)
         table.add_column("key", style="bold", no_wrap=True)
         table.add_column("does")
+        last = None
         for where, key, what in key_rows(self.app, self.sections):
-            table.add_row(where, key, what)
+            table.add_row(where if where != last else "", key, what)
+            last = where
         with VerticalScroll(id="help-body"):
             yield Static(INTRO, id="help-intro")
             yield Static(table, id="help-keys")

@@ -2,30 +2,38 @@
 
 The measurement runs in this section's worker (local engine or SSH runner);
 an unknown host key stops it with a question, and accepting starts it again.
+When it ends, :mod:`gapp_tui.measure.sanity` says what not to trust (a sum of
+blocks far from the full model, a wide spread, a setting the predictor was not
+made for) and ``f`` measures again, replacing the stored rows.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select, Static
+from textual.widgets import Button, Footer, Input, Label, ProgressBar, RichLog, Select, Static
 from textual.worker import Worker, WorkerState
 
 from ...errors import BadInput, one_line
+from ...measure.eta import Eta
+from ...measure.sanity import check_result, predictor_setting
 from ...units import format_clock
-from ..messages import HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted
+from ..labels import is_here, machine_words, threads_words
+from ..messages import AcceleratorFound, HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted
 from ..widgets.measure.hostkey import HostKeyScreen
 from .base import Section
 
-TARGETS = [("this machine (CPU)", "cpu"), ("this machine (CUDA)", "cuda"), ("SSH host", "ssh")]
+CPU_TARGET, SSH_TARGET = ("this machine (CPU)", "cpu"), ("SSH host", "ssh")
 MODES = [("in-context", "in-context"), ("standalone", "standalone"), ("both", "both")]
-PRECISIONS = [("quick (few runs)", "quick"), ("normal (1% CI)", "normal")]
+PRECISIONS = [("quick", "quick"), ("1% interval", "normal")]
 DTYPES = [("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16")]
 
 
@@ -33,28 +41,39 @@ class MeasureSection(Section):
     SECTION = "measure"
     AUTO_FOCUS = "#start"
     BINDINGS = [
-        Binding("m", "start", "Start", id="measure.start", tooltip="Measure the traced model's blocks"),
+        Binding("m", "start", "Start", id="measure.start",
+                tooltip="Measure the traced model's blocks (rows already stored are kept, not timed again)"),
+        Binding("f", "remeasure", "Re-measure", id="measure.remeasure",
+                tooltip="Measure again from scratch, replacing the stored rows (--force)"),
         Binding("c", "cancel", "Cancel", id="measure.cancel", tooltip="Stop now; blocks already measured are kept"),
     ]
+    FIELD_NAMES = {"host": "SSH host", "identity": "key file", "known-hosts": "known_hosts file",
+                   "remote-python": "remote python", "threads": "threads", "target": "Target", "mode": "Mode",
+                   "precision": "precision", "dtype": "dtype"}
+    FIELD_HINT = "the next measurement (m) uses it · Tab next field · Esc leaves"
 
     def __init__(self) -> None:
         super().__init__()
         self.started_at: float | None = None
-        self.phase_started: dict[str, float] = {}
         self.last: Any = None
         self.running = False
         self._logged_index = -1
         self._cancel: threading.Event | None = None
+        self._chain: Any = None  # the chain the status and the log speak of
+        self._eta: Eta | None = None
+        self._config: Any = None
+        self._target_words = ""
+        self._filling = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.tabs()
         with Vertical(id="measure-form"):
             with Horizontal(classes="form-row"):
                 yield Label("Target", classes="field-label")
-                yield Select(TARGETS, id="target", value="cpu", allow_blank=False, compact=True,
-                             tooltip="Where to measure: here, or a device over SSH")
+                yield Select([CPU_TARGET, SSH_TARGET], id="target", value="cpu", allow_blank=False, compact=True,
+                             tooltip="Where to measure: here, or a device over SSH (typing a host chooses it)")
                 yield Label("host", classes="field-label")
-                yield Input(id="host", compact=True, placeholder="user@pi.local[:port]",
+                yield Input(id="host", compact=True, placeholder="user@host[:port]",
                             tooltip="SSH target (keys or the SSH agent; ~/.ssh/config honoured)")
                 yield Label("key", classes="field-label")
                 yield Input(id="identity", compact=True, placeholder="~/.ssh/id_ed25519", tooltip="Private key file")
@@ -71,9 +90,13 @@ class MeasureSection(Section):
                 yield Label("threads", classes="field-label")
                 yield Input(id="threads", compact=True, placeholder="all", type="integer",
                             tooltip="Threads (empty: every core)")
+                yield Label("precision", classes="field-label")
                 yield Select(PRECISIONS, id="precision", value="normal", allow_blank=False, compact=True,
-                             tooltip="How many runs per block")
-                yield Select(DTYPES, id="dtype", value="float32", allow_blank=False, compact=True, tooltip="Precision")
+                             tooltip="How many runs per block: until the median's 95% interval is within 1%"
+                                     " (at most 3 s a block), or a quick few (tests, smoke checks)")
+                yield Label("dtype", classes="field-label")
+                yield Select(DTYPES, id="dtype", value="float32", allow_blank=False, compact=True,
+                             tooltip="Numeric type of the weights and the input")
             with Horizontal(classes="form-row"):
                 yield Button("Start (m)", id="start", variant="primary", compact=True)
                 yield Button("Cancel (c)", id="cancel", variant="error", compact=True, disabled=True)
@@ -81,35 +104,90 @@ class MeasureSection(Section):
         yield Static("Trace a model in Models (1), then press m.", id="measure-status", classes="status-line")
         yield ProgressBar(id="measure-progress", total=1, show_eta=False)  # determinate: no animation at rest
         yield RichLog(id="measure-log", markup=True, wrap=True, max_lines=2000)
+        yield self.status_line()
         yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     def on_mount(self) -> None:
         s = self.gapp.ui_state
-        self.query_one("#host", Input).value = s.host
-        self.query_one("#identity", Input).value = s.identity
-        self.query_one("#known-hosts", Input).value = s.known_hosts
-        if s.host:
-            self.query_one("#target", Select).value = "ssh"
+        self._filling = True
+        with self.prevent(Input.Changed, Select.Changed):
+            for field, value in (("#host", s.host), ("#identity", s.identity), ("#known-hosts", s.known_hosts),
+                                 ("#remote-python", s.remote_python or "python3"), ("#threads", s.threads)):
+                self.query_one(field, Input).value = value
+            for field, value, choices in (("#mode", s.mode, MODES), ("#precision", s.precision, PRECISIONS),
+                                          ("#dtype", s.dtype, DTYPES)):
+                if value in [v for _, v in choices]:
+                    self.query_one(field, Select).value = value
+            if s.host:
+                self.query_one("#target", Select).value = "ssh"
+        self._filling = False
         super().on_mount()
+        self.find_accelerator()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="accelerator", description="looking for a GPU")
+    def find_accelerator(self) -> None:
+        """Offer CUDA only when this machine has it (torch is imported here, off the event loop)."""
+        import torch  # slow: in a worker, so the app starts without waiting for it
+
+        if torch.cuda.is_available():
+            self.post_message(AcceleratorFound("cuda", torch.cuda.get_device_name(0)))
+
+    def on_accelerator_found(self, message: AcceleratorFound) -> None:
+        select = self.query_one("#target", Select)
+        value = select.value
+        with self.prevent(Select.Changed):
+            select.set_options([CPU_TARGET, (f"this machine (CUDA: {message.name})", message.kind), SSH_TARGET])
+            select.value = value
 
     def sync(self) -> None:
         ws = self.gapp.workspace
         label = self.query_one("#measure-model", Static)
         label.update(f"model: [b]{ws.label()}[/b], {len(ws.chain)} blocks" if ws.ready else "no model traced yet")
-        if ws.ready and not self.running and self.last is None:
-            self.query_one("#measure-status", Static).update(
-                "Choose the target and press [b]m[/b] to measure every block; [b]c[/b] cancels (finished blocks are kept)."
-                " Rows go to the store as each block finishes.")
+        if not ws.ready or self.running or self._chain is ws.chain:
+            return
+        # another model than the one the status and the log speak of: nothing of the previous one stays
+        if self._chain is not None:
+            self.log_line(f"[dim]── model changed: {ws.label()} ──[/]")
+        self._chain, self.last = ws.chain, None
+        self.query_one(ProgressBar).update(total=1, progress=0)
+        self.query_one("#measure-status", Static).update(
+            f"Choose the target and press [b]m[/b] to measure every block of {ws.label()}; [b]c[/b] cancels"
+            " (finished blocks are kept); [b]f[/b] measures again what is already stored.")
+
+    # ------------------------------------------------------------------ the form
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._filling:
+            return
+        s = self.gapp.ui_state
+        if event.input.id == "host":
+            # the host field drives the target: a host typed is where to measure, none is this machine
+            target = self.query_one("#target", Select)
+            want = "ssh" if event.value.strip() else "cpu"
+            if (target.value == "ssh") != (want == "ssh"):
+                target.value = want
+        elif event.input.id == "threads":
+            s.threads = event.value.strip()
+        elif event.input.id == "remote-python":
+            s.remote_python = event.value.strip() or "python3"
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if self._filling or event.select.id not in ("mode", "precision", "dtype"):
+            return
+        setattr(self.gapp.ui_state, event.select.id, str(event.value))
 
     # ------------------------------------------------------------------ start / cancel
 
-    def config(self) -> Any:
+    def config(self, force: bool = False) -> Any:
         from ...measure.engine import MeasureConfig, parse_modes  # slow (torch), as the measure imports below
         from ...measure.timer import Precision
 
         target = str(self.query_one("#target", Select).value)
         threads_text = self.query_one("#threads", Input).value.strip()
-        threads = int(threads_text) if threads_text else None
+        try:
+            threads = int(threads_text) if threads_text else None
+        except ValueError:
+            raise BadInput(f"threads {threads_text!r} is not a whole number; give 1, 2, ... or leave it empty for all")
         precision = Precision.quick() if self.query_one("#precision", Select).value == "quick" else Precision()
         return MeasureConfig(
             modes=parse_modes(str(self.query_one("#mode", Select).value)),
@@ -117,6 +195,7 @@ class MeasureSection(Section):
             threads=threads,
             dtype=str(self.query_one("#dtype", Select).value),
             precision=precision,
+            force=force,
         )
 
     def ssh_options(self, accept_new_host_key: bool = False) -> Any:
@@ -134,7 +213,10 @@ class MeasureSection(Section):
             accept_new_host_key=accept_new_host_key,
         ).check()
 
-    def action_start(self, accept_new_host_key: bool = False) -> None:
+    def action_remeasure(self) -> None:
+        self.action_start(force=True)
+
+    def action_start(self, accept_new_host_key: bool = False, force: bool = False) -> None:
         ws = self.gapp.workspace
         if self.running:
             self.notify("A measurement is running: cancel it first (c).", title="Measure", severity="warning")
@@ -143,7 +225,7 @@ class MeasureSection(Section):
             self.notify("Trace a model first: press 1, pick one, Enter.", title="Measure", severity="warning")
             return
         try:
-            config = self.config()
+            config = self.config(force)
             config.check()
             ssh = self.ssh_options(accept_new_host_key) if self.query_one("#target", Select).value == "ssh" else None
         except (BadInput, ValueError) as exc:
@@ -152,14 +234,19 @@ class MeasureSection(Section):
         s = self.gapp.ui_state
         if ssh is not None:
             s.host, s.identity, s.known_hosts = ssh.host, ssh.identity or "", ssh.known_hosts or ""
+        self._config, self._chain = config, ws.chain
+        self._eta = Eta(len(ws.chain), config.modes, config.precision, config.full)
+        self._target_words = ssh.label if ssh is not None else f"this machine ({config.device.upper()})"
         self._cancel = threading.Event()
+        if force:
+            self.log_line("[b]measuring again[/b]: the stored rows of this model and setting are replaced")
         self.measure(ws.chain, config, ssh, self._cancel)
         self.set_running(True)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure", description="measurement")
     def measure(self, chain: Any, config: Any, ssh: Any, cancel: threading.Event) -> None:
         """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
-        from ...measure.engine import measure as measure_local  # slow (torch), as the imports below
+        from ...measure import engine  # slow (torch), as the imports below
         from ...measure.remote_engine import measure_remote
         from ...ssh import UnknownHostKey
 
@@ -178,7 +265,8 @@ class MeasureSection(Section):
 
         if ssh is None:
             self.post_message(MeasureStarted(len(chain), f"this machine ({config.device})"))
-            result = measure_local(chain, config, store=store, progress=progress, cancel=cancel, command="gapp (TUI)")
+            result = engine.measure(chain, config, store=store, progress=progress, cancel=cancel,
+                                    command="gapp (TUI)")
         else:
             self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
             try:
@@ -197,11 +285,12 @@ class MeasureSection(Section):
 
     def on_host_key_question(self, message: HostKeyQuestion) -> None:
         self.set_running(False)
+        force = bool(self._config is not None and self._config.force)
 
         def answered(accept: bool | None) -> None:
             if accept:
                 self.log_line(f"accepted {message.key_type} {message.fingerprint}")
-                self.action_start(accept_new_host_key=True)
+                self.action_start(accept_new_host_key=True, force=force)
             else:
                 self.notify(f"{message.host}: host key refused; nothing was measured", title="SSH", severity="warning")
 
@@ -222,9 +311,7 @@ class MeasureSection(Section):
         self.query_one("#cancel", Button).disabled = not running
         if running:
             self.started_at = time.monotonic()
-            self.phase_started = {}
-            bar = self.query_one(ProgressBar)
-            bar.update(total=1, progress=0)
+            self.query_one(ProgressBar).update(total=1, progress=0)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
@@ -243,10 +330,19 @@ class MeasureSection(Section):
     def on_measure_log(self, message: MeasureLog) -> None:
         self.log_line(message.text)
 
+    def _remaining(self, now: float) -> str:
+        left = self._eta.remaining(now) if self._eta is not None else None
+        if left is None:
+            return ""
+        if left.bound:
+            return f" · remaining at most {format_clock(left.seconds)}" if left.seconds >= 1 else " · finishing"
+        return f" · remaining ~{format_clock(left.seconds)}"
+
     def on_measure_progress(self, message: MeasureProgress) -> None:
         p = message.event
         now = time.monotonic()
-        start = self.phase_started.setdefault(p.phase, now)
+        if self._eta is not None:
+            self._eta.update(p, now)
         bar = self.query_one(ProgressBar)
         status = self.query_one("#measure-status", Static)
         if p.phase == "prepare":
@@ -255,45 +351,80 @@ class MeasureSection(Section):
         if p.phase == "done":
             return
         bar.update(total=max(1, p.total), progress=p.index)
-        elapsed = now - (self.started_at or now)
-        phase_elapsed = now - start
-        remaining = phase_elapsed / p.index * (p.total - p.index) if p.index else None
-        tail = f" · elapsed {format_clock(elapsed)}" + (f" · remaining ~{format_clock(remaining)}" if remaining is not None else "")
+        tail = f" · elapsed {format_clock(now - (self.started_at or now))}" + self._remaining(now)
         if p.phase == "in-context":
-            # every run times the whole chain; blocks are kept as their intervals narrow
-            chain = f" · chain median {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
-            status.update(f"[b]in-context[/b]: {p.index}/{p.total} blocks converged"
-                          + (f", next [b]{p.name}[/b]" if p.name else "") + chain + tail)
+            # every run times the whole chain; a block is kept once its interval is narrow enough
+            chain = f" · one run {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
+            left = p.total - p.index
+            waiting = (f" · still narrowing [b]{p.name}[/b]" + (f" and {left - 1} more" if left > 1 else "")
+                       if p.name and left > 0 else " · all timed")
+            status.update(f"[b]in-context[/b]: timing all {p.total} blocks in every run of the model ·"
+                          f" {p.index}/{p.total} settled" + waiting + chain + tail)
+        elif p.phase == "full":
+            status.update(f"[b]full model[/b]: timing the unsplit model{tail}")
         else:
             est = f" · last {p.estimate_ms:.2f} ms" if p.estimate_ms is not None else ""
-            status.update(f"[b]{p.phase}[/b] block {min(p.index + 1, p.total)}/{p.total} [b]{p.name}[/b]{est}"
-                          f" · sum {p.sum_ms:.1f} ms" + tail)
+            doing = "from the store" if p.skipped else ("timed" if p.estimate_ms is not None else "timing")
+            status.update(f"[b]{p.phase}[/b] block {min(p.index + 1, p.total)}/{p.total}: {doing}"
+                          f" [b]{p.name}[/b]{est} · sum {p.sum_ms:.1f} ms" + tail)
         if p.estimate_ms is not None and p.phase in ("standalone", "full", "overhead"):
             tag = " [dim](stored)[/]" if p.skipped else ""
             self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {p.name:<24} {p.estimate_ms:9.3f} ms{tag}")
         elif p.phase == "in-context" and p.index != self._logged_index:
             self._logged_index = p.index
-            chain = f"chain {p.estimate_ms:9.3f} ms" if p.estimate_ms is not None else ""
-            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  converged; next {p.name or '-':<16} {chain}")
+            chain = f"run {p.estimate_ms:9.3f} ms" if p.estimate_ms is not None else ""
+            what = "all timed" if p.index >= p.total else f"settled; still timing {p.name or '-':<16}"
+            self.log_line(f"{p.phase:>10}  {p.index:>3}/{p.total}  {what} {chain}")
+
+    def _flags(self, result: Any) -> list[str]:
+        """What not to trust in ``result`` (:func:`gapp_tui.measure.sanity.check_result`)."""
+        predictor, name = None, "the predictor"
+        path = self.gapp.workspace.predictor
+        if path:
+            try:
+                from ...predict import registry  # slow (torch): loaded already when a predictor was chosen
+
+                predictor, name = predictor_setting(registry.load(path).training), f"the predictor {Path(path).stem}"
+            except (BadInput, OSError, ValueError):
+                predictor = None
+        load = os.getloadavg()[0] if is_here(result.device or {}) and hasattr(os, "getloadavg") else None
+        return [str(f) for f in check_result(result, predictor=predictor, predictor_name=name, load=load)]
 
     def on_measure_done(self, message: MeasureDone) -> None:
         self.set_running(False)
         r = message.result
         self.last = r
-        self.gapp.set_measurement(r)
         n = 0 if r is None else r.measured
         self.notify(f"{n} rows measured" + (" (cancelled)" if message.cancelled else ""), title="Measure", timeout=3)
         status = self.query_one("#measure-status", Static)
+        if self._chain is not self.gapp.workspace.chain:
+            # another model was traced while this one was measured: its rows are stored, but nothing shows them
+            self.log_line(f"[dim]finished measuring the previous model: {n} rows stored[/]")
+            self.sync()
+            return
         if r is None:
+            self.gapp.set_measurement(r)
             status.update("stopped before anything was measured")
             return
-        sums = "; ".join(
-            f"{m}: sum {v['sum_ms']:.2f} ms" + (f" vs full {v['full_ms']:.2f} ms ({v['gap_pct']:+.1f}%)"
-                                                 if v.get("full_ms") and v.get("gap_pct") is not None else "")
-            for m, v in r.sums.items())
+        parts = r.setting_parts or {}
+        where = machine_words(r.device, r.device.get("key", "")) if r.device else self._target_words
+        words = f"measured on {where}" + (f", {threads_words(parts['threads'])}" if parts.get("threads") else "")
+        self.gapp.set_measurement(r, words.replace("on this machine", "here"))
+        sums = [f"{m}: sum {v['sum_ms']:.2f} ms" + (f" vs full {v['full_ms']:.2f} ms ({v['gap_pct']:+.1f}%)"
+                                                     if v.get("full_ms") and v.get("gap_pct") is not None else "")
+                for m, v in r.sums.items()]
         head = "[yellow]cancelled[/]" if message.cancelled else "[green]done[/]"
-        status.update(f"{head}: {r.measured} measured, {r.skipped} from the store · {sums} · 3: see Results")
+        what = (f"{r.measured} measured, {r.skipped} from the store" if r.measured
+                else f"nothing timed: all {r.skipped} rows were in the store already ([b]f[/b] measures again)")
+        lines = [" · ".join([f"{head} on {where}: {what}", *sums, "3: see Results"])]
+        flags = self._flags(r) if not message.cancelled else []
+        lines += [f"[b yellow]⚠[/] {f}" for f in flags]
+        if flags:
+            lines.append("[b]f re-measures[/b] (replaces these rows)")
+        status.update("\n".join(lines))
         self.log_line(f"{head}: {r.measured} rows measured, {r.skipped} already stored ({r.db or 'memory'})")
+        for f in flags:
+            self.log_line(f"[yellow]⚠ {f}[/]")
         bar = self.query_one(ProgressBar)
         if not message.cancelled:
             bar.update(total=1, progress=1)

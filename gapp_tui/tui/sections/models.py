@@ -8,9 +8,10 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.widgets import Button, DataTable, Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from ...errors import BadInput
 from ...units import format_bytes, format_count
 from ...zoo import families, is_import_path
 from ..messages import Traced
@@ -22,15 +23,19 @@ class ModelsSection(Section):
     SECTION = "models"
     AUTO_FOCUS = "#blocks"
     BINDINGS = [
-        Binding("t", "trace", "Trace", id="models.trace", tooltip="Trace the model in the form into blocks"),
+        Binding("t", "trace", "Trace", id="models.trace",
+                tooltip="Trace the model in the form into blocks (nothing happens when it is the one traced)"),
     ]
+    FIELD_NAMES = {"model-name": "Model", "input-size": "size", "batch-size": "batch", "num-classes": "classes",
+                   "input-shape": "shape", "granularity": "granularity"}
+    FIELD_HINT = "Enter traces the model in the form · Tab next field · Esc leaves"
 
     def __init__(self) -> None:
         super().__init__()
         self._shown: Any = None  # the chain the block table shows
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.tabs()
         yield ModelForm(id="model-form")
         yield Static("Type a model name (→ completes, Ctrl+P searches all models) and press Enter to trace it. Esc leaves a field; then 1–4 switch sections and ? helps.", id="model-status",
                      classes="status-line")
@@ -44,11 +49,14 @@ class ModelsSection(Section):
         table.add_column("bytes after", key="bytes")
         table.add_column("tensors", key="tensors")
         yield table
+        yield self.status_line()
         yield Footer(compact=True, show_command_palette=False)  # room for the keys at 80 columns; Ctrl+P still works
 
     def on_mount(self) -> None:
         s = self.gapp.ui_state
-        self.query_one(ModelForm).fill(s.model, s.input_size, s.batch_size, s.num_classes, s.granularity)
+        form = self.query_one(ModelForm)
+        form.fill(s.model, s.input_size, s.batch_size, s.num_classes, s.granularity)
+        form.update_derived()
         super().on_mount()
         if not self.gapp.workspace.ready:
             self.query_one("#model-name", Input).focus()
@@ -63,6 +71,12 @@ class ModelsSection(Section):
             self.notify(str(exc), title="Model", severity="error")
             return
         granularity = form.values()["granularity"]
+        ws = self.gapp.workspace
+        if ws.ready and form.describes(ws.spec, ws.chain.granularity):
+            # the model shown already: tracing it again would only throw away its cuts and measurement
+            self.notify(f"{spec.label()} ({granularity}) is the model traced; change a field to trace another.",
+                        title="Model", timeout=3)
+            return
         self.query_one("#model-status", Static).update(f"tracing {spec.label()} ({granularity}) …")
         self.query_one("#blocks", DataTable).loading = True
         self.trace(spec, granularity)
@@ -80,6 +94,31 @@ class ModelsSection(Section):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_trace()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._form_changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._form_changed()
+
+    def _form_changed(self) -> None:
+        """An edit not traced yet is shown as pending: the table still shows the model traced."""
+        form = self.query_one(ModelForm)
+        form.update_derived()
+        ws = self.gapp.workspace
+        if not ws.ready or self.query_one("#blocks", DataTable).loading:
+            return
+        if form.describes(ws.spec, ws.chain.granularity):
+            self._show_summary()
+            return
+        try:
+            label = form.spec().label()
+        except (ValueError, BadInput):
+            label = "the model in the form"
+        self.query_one("#model-status", Static).update(
+            f"[b yellow]form changed, not traced yet:[/] Enter or t traces [b]{label}[/b] "
+            f"({form.values()['granularity']}); the blocks below are still [b]{ws.spec.label()}[/b] "
+            f"({ws.chain.granularity})")
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "trace":
             self.action_trace()
@@ -92,6 +131,7 @@ class ModelsSection(Section):
 
     def on_traced(self, message: Traced) -> None:
         self.gapp.set_chain(message.chain, message.seconds)
+        self.query_one(ModelForm).show_traced(message.chain.spec)
         self.sync()
         self.query_one("#blocks", DataTable).focus()
 
@@ -113,6 +153,11 @@ class ModelsSection(Section):
                           format_count(r["flops"]), shapes, format_bytes(r["out_bytes"]), str(r["out_tensors"]),
                           key=str(r["index"]))
         self._shown = chain
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        ws = self.gapp.workspace
+        chain = ws.chain
         family = chain.spec.family
         members = [] if is_import_path(chain.spec.name) else families().get(family, [])
         kin = f" · {family} family: {', '.join(members[:6])}{' …' if len(members) > 6 else ''}" if members else ""

@@ -34,18 +34,21 @@ class ModelForm(Vertical):
                 tooltip="A torchvision model (→ accepts the completion) or package.module:callable. Enter traces.",
                 compact=True,
             )
-            yield Button("Trace", id="trace", variant="primary", compact=True, tooltip="Trace the model into blocks (t)")
+            trace = Button("Trace", id="trace", variant="primary", compact=True,
+                           tooltip="Trace the model into blocks (t, or Enter in any field)")
+            trace.can_focus = False  # Tab goes from the model to its size, where a typed value is wanted
+            yield trace
         with Horizontal(classes="form-row"):
             yield Label("size", classes="field-label")
-            yield Input(id="input-size", placeholder="224", type="integer", compact=True,
+            yield Input(id="input-size", placeholder="auto", type="integer", compact=True,
                         tooltip="Square image size; empty: the model's natural size")
             yield Label("batch", classes="field-label")
             yield Input(id="batch-size", value="1", type="integer", compact=True, tooltip="Batch size")
             yield Label("classes", classes="field-label")
             yield Input(id="num-classes", value="1000", type="integer", compact=True, tooltip="Number of output classes")
             yield Label("shape", classes="field-label")
-            yield Input(id="input-shape", placeholder="1,3,224,224", compact=True,
-                        tooltip="Full input shape (needed for package.module:callable models)")
+            yield Input(id="input-shape", placeholder="", compact=True,
+                        tooltip="Full input shape (needed for package.module:callable models); empty: from size and batch")
             yield Select(GRANULARITY_CHOICES, id="granularity", value="natural", allow_blank=False, compact=True,
                          tooltip="How finely to cut the model into blocks")
 
@@ -59,6 +62,31 @@ class ModelForm(Vertical):
         if granularity not in values:
             select.set_options([*GRANULARITY_CHOICES, (f"{granularity} groups", granularity)])
         select.value = granularity
+
+    def show_traced(self, spec) -> None:
+        """After a trace: the size field holds the size traced (never a stale placeholder)."""
+        if spec.input_shape is None and len(spec.shape) == 4 and spec.shape[-1] == spec.shape[-2]:
+            self.query_one("#input-size", Input).value = str(spec.shape[-1])
+        self.update_derived()
+
+    def update_derived(self) -> None:
+        """The shape field's placeholder: the shape the other fields give (``= 1,3,96,96``), or what is needed."""
+        shape = self.query_one("#input-shape", Input)
+        try:
+            spec = self.spec()
+        except (BadInput, ValueError):
+            shape.placeholder = "1,3,H,W" if ":" in self.values()["model"] else ""
+            return
+        shape.placeholder = "= " + ",".join(map(str, spec.shape))
+
+    def describes(self, spec, granularity: str) -> bool:
+        """True when the fields give ``spec`` at ``granularity`` (tracing again would change nothing)."""
+        try:
+            mine = self.spec()
+        except (BadInput, ValueError):
+            return False
+        return (mine.name, tuple(mine.shape), mine.num_classes, self.values()["granularity"]) == \
+            (spec.name, tuple(spec.shape), spec.num_classes, str(granularity))
 
     def values(self) -> dict[str, str]:
         return {

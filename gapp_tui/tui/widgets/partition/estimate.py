@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
@@ -24,13 +25,14 @@ def ms(seconds: float) -> str:
 class EstimatePanel(Static):
     """Shows an :class:`~gapp_tui.partition.estimate.Estimate`; the bottleneck row is highlighted."""
 
-    def show(self, est: Any, blocks: list[str]) -> None:
+    def show(self, est: Any, blocks: list[str], sources: Mapping[str, str] | None = None) -> None:
+        """``sources``: device -> where its times come from, in a few words (``measured here, 1 thread``)."""
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1))
         table.add_column("stage", no_wrap=True)
         table.add_column("blocks", ratio=1, no_wrap=True, overflow="ellipsis")
         table.add_column("compute", justify="right", no_wrap=True)
         table.add_column("send", justify="right", no_wrap=True)
-        table.add_column("times", no_wrap=True)
+        table.add_column("times from", no_wrap=True, overflow="ellipsis")
         bn = est.bottleneck
         transfers = {t.link: t for t in est.transfers if not t.is_return}
         for st in est.stages:
@@ -48,7 +50,8 @@ class EstimatePanel(Static):
                 span,
                 Text(ms(st.compute_s), style="bold reverse red" if is_bn else ""),
                 send_text,
-                "/".join(st.sources) or "-",
+                Text((sources or {}).get(st.device) or "/".join(st.sources) or "-",
+                     style="yellow" if (sources or {}).get(st.device, "").startswith("not ") else ""),
             )
         for t in est.transfers:
             if t.is_return:

@@ -1,12 +1,21 @@
 """The strip of blocks with the plan's cut markers: move a cut with the keys or the mouse.
 
-Each column shows one block (or, when the model has more blocks than the strip
-has columns, the slowest of the few blocks it stands for) as a bar whose height
-is the block's time on the device of its stage, in that stage's colour. Below
-the bars a ruler marks every cut; the selected cut is highlighted.
+Six lines, each explaining itself:
 
-The strip only edits boundaries; it posts :class:`CutStrip.Moved` and the
-section re-estimates. Rendering is O(width), whatever the number of blocks.
+* the scale (what a full bar means) and the blocks on each side of the
+  selected cut, with their times on their stages' devices;
+* three lines of bars, one column per block (or, when the model has more blocks
+  than the strip has columns, the slowest of the few blocks it stands for): the
+  block's time on the device of its stage, in that stage's colour. The scale is
+  the slowest block on any device of the plan, fixed while cuts move, so a bar
+  changes only when its block changes device;
+* a ruler with every cut (``▲``, the selected one highlighted) and the solver's
+  optimal cuts (``◇``);
+* each stage's device and total compute time under its blocks.
+
+The strip only edits boundaries; it posts :class:`CutStrip.Moved` (and
+:class:`CutStrip.Selected`) and the section re-estimates. Rendering is O(width),
+whatever the number of blocks.
 """
 
 from __future__ import annotations
@@ -24,19 +33,31 @@ from textual.widget import Widget
 
 BARS = " ▁▂▃▄▅▆▇█"
 STAGE_COLOURS = ("#5fafff", "#ffaf5f", "#87d787", "#d787d7", "#d7d75f", "#5fd7d7", "#ff8787", "#afafaf")
+DIM = Style(color="#8a8a8a")
+
+
+def ms(seconds: float) -> str:
+    v = seconds * 1e3
+    if v >= 100:
+        return f"{v:.0f} ms"
+    if v >= 10:
+        return f"{v:.1f} ms"
+    return f"{v:.2f} ms"
 
 
 class CutStrip(Widget, can_focus=True):
     """Blocks ``0..n-1`` and boundaries ``[0, b1, ..., n]``; ``selected`` is the index of a cut (1..k-1)."""
 
     BINDINGS = [
-        Binding("left", "move(-1)", "Cut ←", show=False, id="partition.cut_left", tooltip="Move the selected cut one block left"),
-        Binding("right", "move(1)", "Cut →", show=False, id="partition.cut_right", tooltip="Move the selected cut one block right"),
-        Binding("shift+left", "move(-10)", "Cut ←10", show=False, id="partition.cut_left10",
+        Binding("left", "move(-1)", "Move cut left", show=False, id="partition.cut_left",
+                tooltip="Move the selected cut one block left"),
+        Binding("right", "move(1)", "Move cut right", show=False, id="partition.cut_right",
+                tooltip="Move the selected cut one block right"),
+        Binding("shift+left", "move(-10)", "Move cut 10 left", show=False, id="partition.cut_left10",
                 tooltip="Move the selected cut ten blocks left"),
-        Binding("shift+right", "move(10)", "Cut →10", show=False, id="partition.cut_right10",
+        Binding("shift+right", "move(10)", "Move cut 10 right", show=False, id="partition.cut_right10",
                 tooltip="Move the selected cut ten blocks right"),
-        Binding("up", "select(-1)", "Prev cut", show=False, id="partition.prev_cut", tooltip="Select the previous cut"),
+        Binding("up", "select(-1)", "Previous cut", show=False, id="partition.prev_cut", tooltip="Select the previous cut"),
         Binding("down", "select(1)", "Next cut", show=False, id="partition.next_cut", tooltip="Select the next cut"),
     ]
 
@@ -48,6 +69,14 @@ class CutStrip(Widget, can_focus=True):
             self.boundaries = boundaries
             super().__init__()
 
+    class Selected(Message):
+        """Another cut was selected (``index``: 1..k-1)."""
+
+        def __init__(self, strip: CutStrip, index: int) -> None:
+            self.strip = strip
+            self.index = index
+            super().__init__()
+
     selected: reactive[int] = reactive(1)
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -56,12 +85,30 @@ class CutStrip(Widget, can_focus=True):
         self.stage_of: list[int] = []
         self.boundaries: list[int] = [0, 0]
         self.highlight_stage: int | None = None
+        #: seconds a full bar stands for (fixed while cuts move; see :meth:`set_scale`)
+        self.scale: float = 0.0
+        self.blocks: list[str] = []
+        self.devices: list[str] = []
+        self.totals: list[float] = []  # compute seconds per stage
+        self.optimal: list[int] | None = None
+        self.foreign: set[str] = set()
 
     # ------------------------------------------------------------------ data
 
+    def set_scale(self, seconds: float, blocks: Sequence[str] = (), foreign: Sequence[str] = ()) -> None:
+        """What a full bar means: the slowest block on any device of the plan (set when the times change).
+
+        ``foreign``: devices whose times were made for another machine (their stages say so).
+        """
+        self.scale = seconds
+        self.blocks = list(blocks)
+        self.foreign = set(foreign)
+        self.refresh()
+
     def set_plan(self, times_by_stage: Sequence[Sequence[float]], boundaries: Sequence[int],
-                 bottleneck_stage: int | None = None) -> None:
-        """Block times (one column per device, the stage's device is used) and the boundaries."""
+                 bottleneck_stage: int | None = None, devices: Sequence[str] = (),
+                 totals: Sequence[float] = ()) -> None:
+        """Block times (one column per device, the stage's device is used), the boundaries, and stage totals."""
         b = list(boundaries)
         n = b[-1]
         self.boundaries = b
@@ -73,8 +120,14 @@ class CutStrip(Widget, can_focus=True):
                 self.stage_of[i] = s
                 self.times[i] = col[i]
         self.highlight_stage = bottleneck_stage
+        self.devices, self.totals = list(devices), list(totals)
         if self.selected > max(1, len(b) - 2):
             self.selected = max(1, len(b) - 2)
+        self.refresh()
+
+    def set_optimal(self, boundaries: Sequence[int] | None) -> None:
+        """The solver's boundaries, marked ``◇`` on the ruler (None: not known)."""
+        self.optimal = list(boundaries) if boundaries is not None else None
         self.refresh()
 
     @property
@@ -119,7 +172,8 @@ class CutStrip(Widget, can_focus=True):
         self.selected = nearest
         self._set_boundary(nearest, boundary)
 
-    def watch_selected(self) -> None:
+    def watch_selected(self, selected: int) -> None:
+        self.post_message(self.Selected(self, selected))
         self.refresh()
 
     # ------------------------------------------------------------------ geometry
@@ -156,17 +210,62 @@ class CutStrip(Widget, can_focus=True):
 
     # ------------------------------------------------------------------ rendering
 
+    BAR_ROWS = 3
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if self.n == 0 or width == 0:
             return Strip.blank(width)
-        bar_rows = max(1, self.size.height - 1)
-        if y < bar_rows:
-            return self._bar_line(y, bar_rows, width)
-        return self._ruler_line(width)
+        if y == 0:
+            return self._info_line(width)
+        if y <= self.BAR_ROWS:
+            return self._bar_line(y - 1, self.BAR_ROWS, width)
+        if y == self.BAR_ROWS + 1:
+            return self._ruler_line(width)
+        if y == self.BAR_ROWS + 2:
+            return self._totals_line(width)
+        return Strip.blank(width)
+
+    def _text_strip(self, parts: Sequence[tuple[str, Style]], width: int) -> Strip:
+        segs, used = [], 0
+        for text, style in parts:
+            if used >= width:
+                break
+            text = text[: width - used]
+            segs.append(Segment(text, style))
+            used += len(text)
+        if used < width:
+            segs.append(Segment(" " * (width - used)))
+        return Strip(segs, width)
+
+    def _block_words(self, i: int) -> list[tuple[str, Style]]:
+        stage = self.stage_of[i]
+        colour = STAGE_COLOURS[stage % len(STAGE_COLOURS)]
+        name = self.blocks[i] if i < len(self.blocks) else str(i)
+        device = self.devices[stage] if stage < len(self.devices) else ""
+        where = (f" for {device}, not {device}'s" if device in self.foreign else f" on {device}") if device else ""
+        return [(f"{i} {name} ", Style(bold=True)), (ms(self.times[i]), Style(color=colour, bold=True)),
+                (where, Style(color="#d7d75f") if device in self.foreign else DIM)]
+
+    def _info_line(self, width: int) -> Strip:
+        left = [(f"full bar {ms(self.scale)}", DIM)]
+        right: list[tuple[str, Style]] = []
+        if self.cuts >= 1:
+            c = self.boundaries[self.selected]
+            if c > 0:
+                right += self._block_words(c - 1)
+            right.append((" ▲ " if 0 < c < self.n else (" ◀ " if c == 0 else " ▶ "), Style(color="#ffd75f", bold=True)))
+            if c < self.n:
+                right += self._block_words(c)
+        used = sum(len(t) for t, _ in right)
+        room = width - used - 2
+        if room < 12:
+            return self._text_strip(right, width)
+        left_text = left[0][0][:room]
+        return self._text_strip([(left_text, DIM), (" " * (width - used - len(left_text)), Style()), *right], width)
 
     def _bar_line(self, y: int, rows: int, width: int) -> Strip:
-        peak = max(self.times) if self.times else 0.0
+        peak = self.scale if self.scale > 0 else (max(self.times) if self.times else 0.0)
         levels = rows * 8
         cut_cols = {self._start_column(b) for b in self.boundaries[1:-1]}
         segs: list[Segment] = []
@@ -174,7 +273,7 @@ class CutStrip(Widget, can_focus=True):
         for c, (lo, hi) in enumerate(self._column_blocks()):
             t = max(self.times[lo:hi])
             stage = self.stage_of[lo]
-            h = 0 if peak <= 0 else max(1, round(t / peak * levels))
+            h = 0 if peak <= 0 else min(levels, max(1, round(t / peak * levels)))
             fill = h - (rows - 1 - y) * 8
             ch = BARS[max(0, min(8, fill))]
             colour = STAGE_COLOURS[stage % len(STAGE_COLOURS)]
@@ -190,6 +289,9 @@ class CutStrip(Widget, can_focus=True):
         cols, _ = self._layout()
         chars = ["─"] * cols
         styles = [Style(color="#6c6c6c")] * cols
+        for b in (self.optimal or [])[1:-1]:
+            c = min(cols - 1, self._start_column(b))
+            chars[c], styles[c] = "◇", Style(color="#87d787", bold=True)
         for cut in range(1, self.cuts + 1):
             b = self.boundaries[cut]
             c = min(cols - 1, self._start_column(b))
@@ -205,6 +307,35 @@ class CutStrip(Widget, can_focus=True):
         if width > cols:
             segs.append(Segment(" " * (width - cols)))
         return Strip(segs, width)
+
+    def _totals_line(self, width: int) -> Strip:
+        """Each stage's device and compute total, written from the stage's first column."""
+        chars = [" "] * width
+        styles = [Style()] * width
+        for s in range(len(self.boundaries) - 1):
+            lo, hi = self.boundaries[s], self.boundaries[s + 1]
+            if hi <= lo or s >= len(self.devices):
+                continue
+            start = self._start_column(lo)
+            end = max(start + 1, self._start_column(hi))
+            total = self.totals[s] if s < len(self.totals) else 0.0
+            device = self.devices[s]
+            own = " (not its times)" if device in self.foreign else ""
+            text = f"{device}{own} {ms(total)}"
+            if len(text) > end - start:
+                text = f"{device} {ms(total)}" if len(f"{device} {ms(total)}") <= end - start else device
+            colour = STAGE_COLOURS[s % len(STAGE_COLOURS)]
+            style = Style(color=colour, bold=True, reverse=s == self.highlight_stage)
+            for k, ch in enumerate(text[: max(1, end - start)]):
+                if start + k < width:
+                    chars[start + k], styles[start + k] = ch, style
+        if self.optimal is not None:
+            legend = "◇ optimal cut"
+            at = width - len(legend)
+            if at > 0 and all(ch == " " for ch in chars[at - 1:]):
+                for k, ch in enumerate(legend):
+                    chars[at + k], styles[at + k] = ch, Style(color="#87d787")
+        return Strip([Segment(ch, st) for ch, st in zip(chars, styles)], width)
 
     def on_focus(self) -> None:
         self.refresh()

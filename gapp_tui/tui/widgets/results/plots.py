@@ -3,8 +3,9 @@
 Both are plain Textual widgets rendering Rich text, so they are deterministic
 (snapshot tests) and need no plotting library. The scatter uses log axes
 (block times span three decades), a dotted y = x line, and one colour per
-model family; the bars show each block's measured time (and the predicted
-time beneath it when there is one).
+model family; the bars show each block's measured time, with the predicted
+time as a tick on the same row when there is one. Both say what they show in
+a legend.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class Scatter(Widget):
         legend = Text("  predicted ↑  ", style="dim")
         for fam, colour in colours.items():
             legend.append("● ", style=colour)
-            legend.append(f"{fam}  ")
-        legend.append("··· y = x", style="#6c6c6c")
+            legend.append(f"{fam} block  ")
+        legend.append("··· y = x (a perfect prediction)", style="#6c6c6c")
         text.append_text(legend)
         return text
 
@@ -122,7 +123,7 @@ class Bars(Widget):
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
-        return max(1, len(self.rows))
+        return max(1, len(self.rows) + 1)
 
     def render(self) -> Text:
         if not self.rows:
@@ -132,7 +133,14 @@ class Bars(Widget):
         num_w = 9
         bar_w = max(4, w - name_w - num_w - 3)
         peak = max(max(m or 0, p or 0) for _, m, p in self.rows) or 1.0
-        text = Text()
+        text = Text(" " * (name_w + 1))
+        text.append("█", style="#5fafff")
+        text.append(" measured median (ms at the right)", style="dim")
+        if any(p is not None for _, _, p in self.rows):
+            text.append("   ")
+            text.append("┃", style="bold #ffaf5f")
+            text.append(" predicted", style="dim")
+        text.append(f"   full bar {_fmt(peak)} ms\n", style="dim")
         for i, (name, m, p) in enumerate(self.rows):
             text.append(f"{name[:name_w]:<{name_w}} ", style="bold")
             full = (m or 0) / peak * bar_w
