@@ -36,6 +36,7 @@ BENCHMARKS: list[tuple[str, bool]] = [
     ("partition_quality", True),
     ("pipeline_netns", True),
     ("tui_responsiveness", False),
+    ("tui_walkthrough", True),
 ]
 
 
