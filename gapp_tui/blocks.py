@@ -1,4 +1,4 @@
-"""BlockChain: a model traced with torch.fx and cut into an ordered chain of blocks.
+"""BlockChain: a model captured as a graph (:mod:`gapp_tui.capture`) and cut into an ordered chain of blocks.
 
 Every block is a runnable ``torch.fx.GraphModule`` whose positional inputs are
 exactly the tensors crossing the cut before it and whose outputs (always a
@@ -28,34 +28,24 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils import _pytree as pytree
 
+from .capture import CaptureReport, capture
 from .errors import BadInput
+from .shapes import COMPUTE_OPS as _COMPUTE_OPS
+from .shapes import TensorInfo
 from .zoo import ModelSpec
+
+__all__ = ["Block", "BlockChain", "Cut", "TensorInfo", "parse_granularity", "trace_chain", "unit_map"]
 
 GRANULARITIES = ("natural", "stage", "op")
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 #: layers that carry the bulk of the work; a plain Sequential of leaf layers
 #: (VGG's ``features``) is split so that each of these starts a block
 _ANCHORS = (nn.modules.conv._ConvNd, nn.Linear, nn.MultiheadAttention)
-_COMPUTE_OPS = ("call_module", "call_function", "call_method")
 
 
 # --------------------------------------------------------------------------- records
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """One value crossing a cut: its name in the graph, shape, dtype and size."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    bytes: int
-
-    @property
-    def is_tensor(self) -> bool:
-        return self.dtype.startswith("torch.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,110 +81,6 @@ class Block:
 
     def __call__(self, *inputs: Any) -> tuple[Any, ...]:
         return self.module(*inputs)
-
-
-# --------------------------------------------------------------------------- tracing
-
-
-class _Tracer(fx.Tracer):
-    """The default tracer plus user-named leaf modules (by class name or path)."""
-
-    def __init__(self, leaves: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.leaves = set(leaves)
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if type(m).__name__ in self.leaves or module_qualified_name in self.leaves:
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
-
-
-def trace(model: nn.Module, leaves: Iterable[str] = (), label: str = "model") -> fx.GraphModule:
-    """Symbolically trace ``model``; untraceable code raises :class:`BadInput` naming where."""
-    tracer = _Tracer(leaves)
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # torch.fx raises many types; all mean "cannot trace"
-        where = next(reversed(tracer.module_stack), "") if tracer.module_stack else ""
-        cls = ""
-        if where:
-            try:
-                cls = type(model.get_submodule(where)).__name__
-            except AttributeError:
-                pass
-        place = f"module {where!r} ({cls})" if where else "the top-level forward"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = f"--leaf {cls or where}" if where else "--leaf <ModuleClass>"
-        raise BadInput(
-            f"torch.fx cannot trace {label} at {place}: {reason}; make that module a leaf ({hint})"
-            " or use a coarser --granularity"
-        ) from None
-    gm = fx.GraphModule(tracer.root, graph, model.__class__.__name__)
-    return gm
-
-
-class _ShapeFlopPass(fx.Interpreter):
-    """Annotates every node with ``meta['gapp_value']`` (shape/dtype/bytes) and ``meta['flops']``.
-
-    Runs on meta tensors (or fake tensors for a real model) so it costs no memory.
-    """
-
-    def run_node(self, n: fx.Node) -> Any:
-        if n.op in _COMPUTE_OPS:
-            with FlopCounterMode(display=False) as counter:
-                result = super().run_node(n)
-            n.meta["flops"] = int(counter.get_total_flops())
-        else:
-            result = super().run_node(n)
-            n.meta["flops"] = 0
-        n.meta["gapp_value"] = _describe(n.name, result)
-        return result
-
-
-def _describe(name: str, value: Any) -> TensorInfo:
-    if isinstance(value, torch.Tensor):
-        return TensorInfo(name, tuple(value.shape), str(value.dtype), value.numel() * value.element_size())
-    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
-        nbytes = sum(v.numel() * v.element_size() for v in value)
-        return TensorInfo(name, tuple(value[0].shape), f"{type(value).__name__}[{value[0].dtype}]", nbytes)
-    return TensorInfo(name, (), type(value).__name__, 0)
-
-
-def propagate_shapes(gm: fx.GraphModule, shape: Sequence[int]) -> None:
-    """Fill ``node.meta`` with shapes and FLOPs without running real arithmetic."""
-    params = list(gm.parameters()) + list(gm.buffers())
-    on_meta = all(p.device.type == "meta" for p in params)
-    try:
-        if on_meta:
-            _ShapeFlopPass(gm).run(torch.empty(tuple(shape), device="meta"))
-        else:
-            from torch._subclasses.fake_tensor import FakeTensorMode
-
-            try:
-                with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-                    _ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(tuple(shape))))
-            except Exception:
-                # data-dependent code (a leaf module with an `if` on values) needs real
-                # numbers; the model is real, so run it once for real
-                for n in gm.graph.nodes:
-                    n.meta.pop("gapp_value", None)
-                with torch.no_grad():
-                    _ShapeFlopPass(gm).run(torch.zeros(tuple(shape)))
-    except BadInput:
-        raise
-    except Exception as exc:
-        bad = _failing_node(gm)
-        raise BadInput(
-            f"shape propagation failed at node {bad!r}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-            " (is the input shape right for this model? see --input-shape / --input-size)"
-        ) from None
-
-
-def _failing_node(gm: fx.GraphModule) -> str:
-    for n in gm.graph.nodes:
-        if "gapp_value" not in n.meta:
-            return n.name
-    return "?"
 
 
 # --------------------------------------------------------------------------- natural units
@@ -289,6 +175,8 @@ def _natural_labels(model: nn.Module, compute: list[fx.Node]) -> list[str]:
             if p in units:
                 label = units[p]
                 break
+        if label is None and n.op == "call_module" and any(u.startswith(f"{n.target}.") for u in units.values()):
+            label = str(n.target)  # a leaf module holding natural units: one block of its own
         raw.append(label)
         paths.append(_module_path(n))
     unit_idx = [i for i, lab in enumerate(raw) if lab is not None]
@@ -337,6 +225,7 @@ class BlockChain:
     cuts: list[Cut]  # len(blocks) + 1
     trace_seconds: float = 0.0
     model: nn.Module | None = None  # the unsplit model, for the composition check
+    capture: CaptureReport | None = None  # which front end made the graph, and its leaves
     _output_args: Any = None
 
     # -------------------------------------------------------------- construction
@@ -350,16 +239,24 @@ class BlockChain:
         leaves: Iterable[str] = (),
         model: nn.Module | None = None,
     ) -> BlockChain:
-        """Build the model (``device="meta"``: no memory), trace it and cut it into blocks."""
+        """Build the model (``device="meta"``: no memory), capture it and cut it into blocks.
+
+        The front end is ``spec.capture`` (``auto``: torch.fx with automatic
+        leaves, torch.export when fx cannot trace the model); ``leaves`` are
+        module class names or paths torch.fx must not trace into. The chain's
+        ``spec`` is ``spec`` with its input made explicit (:meth:`ModelSpec.resolved`)
+        and its ``capture`` says how the graph was made.
+        """
         gran = parse_granularity(granularity)
         t0 = time.perf_counter()
         if model is None:
             model = spec.build(device)
-        gm = trace(model, leaves, label=spec.name)
-        propagate_shapes(gm, spec.shape)
+        spec = spec.resolved(model)
+        gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
         chain = cls._split(spec, gran, gm, model)
         chain.trace_seconds = time.perf_counter() - t0
         chain.model = model
+        chain.capture = report
         return chain
 
     @classmethod
@@ -439,7 +336,8 @@ class BlockChain:
             for k in range(n_groups + 1)
         ]
         chain = cls(spec, gran, gm, blocks, cuts)
-        chain._output_args = (output_node.args[0], live[n_groups])
+        # a torch.export graph returns its outputs flat; _out_spec rebuilds the model's structure
+        chain._output_args = (output_node.args[0], live[n_groups], getattr(gm, "_out_spec", None))
         return chain
 
     # -------------------------------------------------------------- running
@@ -465,14 +363,17 @@ class BlockChain:
 
     def rebuild_output(self, values: Sequence[Any]) -> Any:
         """The model's output structure from the tuple the last block returns."""
-        structure, out_nodes = self._output_args
+        structure, out_nodes, out_spec = self._output_args
         lookup = dict(zip(out_nodes, values))
+        if out_spec is not None:
+            flat = fx.node.map_arg(structure, lambda a: lookup[a])
+            return pytree.tree_unflatten(list(flat), out_spec)
         return fx.node.map_arg(structure, lambda a: lookup[a]) if isinstance(structure, (tuple, list, dict)) else lookup[structure]
 
     def composition_error(self, x: torch.Tensor | None = None, model: nn.Module | None = None) -> float:
         """Largest absolute difference between the chain's and the unsplit model's output."""
         if x is None:
-            x = self.spec.example_input(self._device())
+            x = self.spec.example_input(self._device(), float_dtype=self._float_dtype())
         reference = model or self.model or self.graph_module
         with torch.no_grad():
             want = reference(x)
@@ -482,6 +383,9 @@ class BlockChain:
     def block_inputs(self, x: torch.Tensor) -> list[tuple[Any, ...]]:
         """The exact inputs each block receives when the chain runs on ``x``."""
         return self.run(x, record=True)[1]
+
+    def _float_dtype(self) -> torch.dtype | None:
+        return next((p.dtype for p in self.graph_module.parameters() if p.is_floating_point()), None)
 
     def _device(self) -> torch.device:
         for p in self.graph_module.parameters():

@@ -15,6 +15,9 @@ from .common import (
     make_spec,
     opt_batch_size,
     opt_granularity,
+    opt_capture,
+    opt_hf_config,
+    opt_input_dtype,
     opt_input_shape,
     opt_input_size,
     opt_leaf,
@@ -80,6 +83,9 @@ def partition(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
@@ -107,7 +113,7 @@ def partition(
     rates = {d: _rate(v) for d, v in parse_assignments(rate, "--rate", names).items()}
     limits = {d: _bytes(v) for d, v in parse_assignments(memory, "--memory", names).items()}
     hosts: dict[str, str | None] = dict(parse_assignments(host, "--host", names))
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
 
     store = None
     if "measured" in sources.values() or link_from_probe:
@@ -118,6 +124,7 @@ def partition(
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+    spec = chain.spec  # the input made explicit
     shared, per_device = _predictors(predictor, names)
     table = cost_table(chain, sources, store=store, device_keys=keys, rates=rates, mode=mode, predictor=shared,
                        predictors=per_device)

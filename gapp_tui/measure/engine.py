@@ -377,7 +377,8 @@ class _Run:
 
     def execute(self) -> None:
         try:
-            x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed).to(parse_dtype(self.cfg.dtype))
+            # token ids stay integers; only a floating input takes the measured dtype
+            x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed, float_dtype=parse_dtype(self.cfg.dtype))
             with torch.inference_mode():
                 self.recorded = self.chain.block_inputs(x)
             self.x = x
