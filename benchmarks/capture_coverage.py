@@ -21,8 +21,9 @@ none), what `gapp blocks` and `gapp predict` do:
 A model succeeds when all of that holds and its chain has at least two
 blocks (a model that ends as one leaf is not a success). Failures are grouped
 by reason. Each model runs in a worker process (``--workers``, one torch
-thread each) that is replaced after a crash, a timeout (``--timeout``) or
-when its memory passes ``--mem-gb``; results are appended to
+thread each) that is replaced after a crash; a model whose worker passes
+``--mem-gb`` of resident memory or runs over ``--timeout`` is too large to run
+here and is captured on meta tensors only instead. Results are appended to
 ``results/<out>.jsonl`` as they come, so a second run resumes where the first
 stopped. Writes ``results/<out>.md`` and ``.json``.
 """
@@ -89,9 +90,9 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
         params = sum(p.numel() for p in meta_model.parameters())
         weight_bytes = sum(p.numel() * p.element_size() for p in [*meta_model.parameters(), *meta_model.buffers()])
         row["params"] = params
-        del meta_model
-        meta_only = weight_bytes > meta_bytes
+        meta_only = weight_bytes > meta_bytes or bool(task.get("meta_only"))
         if meta_only:
+            row["meta_reason"] = task.get("meta_only") or f"weights {weight_bytes / 2**30:.1f} GB"
             row["stage"] = "capture (meta)"
             chain = BlockChain.from_spec(spec, device="meta")
         else:
@@ -103,7 +104,8 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
             chain = BlockChain.from_spec(spec, device="cpu", model=model)
             row["capture_s"] = round(time.perf_counter() - t1, 2)
         row.update(blocks=len(chain), front_end=chain.capture.front_end,
-                   leaves=[lf.cls for lf in chain.capture.automatic_leaves],
+                   leaves=sorted({lf.cls for lf in chain.capture.automatic_leaves}),
+                   n_leaves=len(chain.capture.automatic_leaves),
                    fx_error=chain.capture.fallback)
         if not meta_only:
             row["stage"] = "composition"
@@ -117,9 +119,12 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
                 return _done(row, t0)
         else:
             del chain
+        # what `gapp predict` does (Predictor.predict_model: capture on meta tensors, features, the GNN),
+        # on the meta model built above instead of a second one
         row["stage"] = "predict"
         t1 = time.perf_counter()
-        doc = predictor.predict_model(spec)
+        doc = _predict(predictor, spec, meta_model)
+        del meta_model
         row["predict_s"] = round(time.perf_counter() - t1, 2)
         times = [b["predicted_ms"] for b in doc["blocks"]]
         row["predicted_ms"] = round(sum(times), 3)
@@ -139,6 +144,25 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         row["reason"] = f"{type(exc).__name__}: {text}"[:500]
     return _done(row, t0)
+
+
+def _predict(predictor: Any, spec: Any, meta_model: Any) -> dict[str, Any]:
+    import warnings
+
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.capture import NeedsRealValues
+    from gapp_tui.features import extract
+
+    try:
+        chain = BlockChain.from_spec(spec, device="meta", model=meta_model)
+    except NeedsRealValues:  # gapp predict builds the model for real then; so does predict_model
+        return predictor.predict_model(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graphs = extract(chain, warn=False)
+    times = predictor.block_times(graphs)
+    return {"blocks": [{"predicted_ms": float(t)} for t in times],
+            "unknown_ops": sorted({u for g in graphs for u in g.unknown_ops})}
 
 
 def _done(row: dict[str, Any], t0: float) -> dict[str, Any]:
@@ -253,11 +277,15 @@ def run_pool(tasks: list[dict[str, Any]], args: argparse.Namespace, results: Pat
                 over_time = time.time() - w.started > args.timeout
                 if over_time or rss > args.mem_gb * 2**30:
                     w.kill()
-                    why = (f"timeout (> {args.timeout} s)" if over_time
-                           else f"memory (> {args.mem_gb} GB resident)")
-                    record({**w.task, "status": "fail", "reason": why, "stage": "limit",
-                            "wall_s": round(time.time() - w.started, 1), "peak_rss_mb": round(w.peak_rss / 2**20)})
+                    why = (f"ran over {args.timeout:.0f} s" if over_time
+                           else f"over {args.mem_gb} GB resident")
                     workers.remove(w)
+                    if w.task.get("meta_only"):  # even on meta tensors
+                        record({**w.task, "status": "fail", "reason": why, "stage": "limit",
+                                "wall_s": round(time.time() - w.started, 1)})
+                    else:  # too large to run here: captured and featurised on meta tensors only
+                        print(f"  {w.task['path']}: {why}; again on meta tensors only", flush=True)
+                        pending.appendleft({**w.task, "meta_only": why})
     for w in workers:
         assert w.proc.stdin is not None
         w.proc.stdin.close()
@@ -269,7 +297,9 @@ def run_pool(tasks: list[dict[str, Any]], args: argparse.Namespace, results: Pat
 
 def reason_class(row: dict[str, Any]) -> str:
     """A failure's reason with the model-specific parts (names, numbers, shapes) taken out."""
-    text = row.get("reason", "")
+    text = row.get("reason", "").replace(row["path"], "the model")
+    if "torch.export cannot capture" in text:  # both front ends failed: export's reason is the one that counts
+        text = "torch.fx and torch.export cannot capture it; export: " + text.split(" either: ", 1)[-1]
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
     text = re.sub(r"\(max abs diff [^)]*\)", "", text)
     text = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", text)
@@ -324,8 +354,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str) -> st
               ", ".join(f"{c} ({k})" for c, k in leaf_counts.most_common(25)) or "none"]
     meta = [r for r in rows if r["status"] == "meta_only"]
     if meta:
-        lines += ["", f"### Captured on meta tensors only (weights over {args.meta_gb} GB)", "",
-                  ", ".join(f"{r['name']} ({r.get('params', 0) / 1e9:.2f} B params)" for r in meta)]
+        lines += ["", f"### Captured on meta tensors only (weights over {args.meta_gb} GB, or too large to run here)", "",
+                  ", ".join(f"{r['name']} ({r.get('params', 0) / 1e9:.2f} B params; {r.get('meta_reason', '')})"
+                            for r in meta)]
     slow = sorted(rows, key=lambda r: -r.get("wall_s", 0))[:5]
     lines += ["", "Slowest: " + ", ".join(f"{r['name']} {r.get('wall_s', 0):.0f} s" for r in slow)]
     return "\n".join(lines) + "\n"
@@ -341,9 +372,11 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=0, help="a random sample of N models per zoo")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per model")
-    ap.add_argument("--mem-gb", type=float, default=8.0, help="resident memory per worker before it is stopped")
-    ap.add_argument("--meta-gb", type=float, default=3.0, help="weights above this are captured on meta only")
+    ap.add_argument("--timeout", type=float, default=1800.0,
+                    help="seconds per model; a model that runs over is captured on meta tensors only")
+    ap.add_argument("--mem-gb", type=float, default=6.0,
+                    help="resident memory per worker; a model that needs more is captured on meta tensors only")
+    ap.add_argument("--meta-gb", type=float, default=2.0, help="weights above this are captured on meta only")
     ap.add_argument("--recycle", type=int, default=20, help="models per worker process before a fresh one")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", default="capture_coverage")
@@ -375,6 +408,7 @@ def main() -> None:
                 row = json.loads(line)
                 done[row["path"]] = row
     todo = [m for m in everything if m["path"] not in done or (args.retry and done[m["path"]]["status"] == "fail")]
+    random.Random(args.seed).shuffle(todo)  # both zoos and all sizes from the start: partial results are a sample
     if not args.report and todo:
         print(f"{len(todo)} models to run ({len(everything) - len(todo)} already recorded)", flush=True)
         t0 = time.time()

@@ -30,7 +30,7 @@ import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
 
-from .capture import CaptureReport, capture
+from .capture import CaptureReport, NeedsRealValues, capture
 from .errors import BadInput
 from .shapes import COMPUTE_OPS as _COMPUTE_OPS
 from .shapes import TensorInfo
@@ -249,10 +249,19 @@ class BlockChain:
         """
         gran = parse_granularity(granularity)
         t0 = time.perf_counter()
+        built = model is None
         if model is None:
             model = spec.build(device)
         spec = spec.resolved(model)
-        gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
+        try:
+            gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
+        except NeedsRealValues:
+            if not built:
+                raise
+            # code that reads values (a leaf with an `if` on a tensor) cannot run on meta tensors:
+            # build the model for real, which the shape pass then runs once
+            model = spec.build("cpu")
+            gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
         chain = cls._split(spec, gran, gm, model)
         chain.trace_seconds = time.perf_counter() - t0
         chain.model = model

@@ -99,6 +99,18 @@ class CaptureError(BadInput):
     """No front end could capture the model; the message says where each one failed."""
 
 
+class NeedsRealValues(BadInput):
+    """The model's code reads tensor values (``if x.mean() > 0``), which meta tensors do not have.
+
+    Raised for a model on the meta device only: the same model built for real
+    can be captured (the shape pass then runs it once).
+    """
+
+
+#: what the errors of code that reads a meta tensor's values say
+_VALUE_MARKERS = ("meta tensor", "item()", "data-dependent", "data dependent", "_local_scalar_dense", "DataDependent")
+
+
 def capture(
     model: nn.Module,
     shape: Sequence[int],
@@ -130,6 +142,10 @@ def capture(
             try:
                 run_shape_pass(gm, shape, dtype)
             except Exception as exc:
+                if _on_meta(model) and any(m in f"{type(exc).__name__}: {exc}" for m in _VALUE_MARKERS):
+                    raise NeedsRealValues(
+                        f"{label} reads tensor values while it runs ({first_line(exc)}); meta tensors have none"
+                    ) from None
                 shape_error = BadInput(
                     f"shape propagation failed at node {failing_node(gm)!r}: {first_line(exc)}"
                     " (is the input shape right for this model? see --input-shape / --input-size)"
@@ -150,6 +166,11 @@ def capture(
     report = CaptureReport("export", front_end, (), fx_failure, 1 if fx_failure is None else 2,
                            time.perf_counter() - t0)
     return gm, report
+
+
+def _on_meta(model: nn.Module) -> bool:
+    tensors = [*model.parameters(), *model.buffers()]
+    return bool(tensors) and all(t.device.type == "meta" for t in tensors)
 
 
 # --------------------------------------------------------------------------- torch.fx

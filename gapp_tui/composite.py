@@ -214,20 +214,32 @@ def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
     """
     if not expandable(node, root):
         return None
+    found = _replay(node, root, real=False)
+    if found is None and node.op == "call_module" and _is_real(root.get_submodule(str(node.target))):
+        # code that reads values (an `if` on a tensor) cannot run on meta tensors; a real leaf runs once
+        # on random inputs of the recorded shapes, and its records describe the path those inputs take
+        found = _replay(node, root, real=True)
+    return found
+
+
+def _replay(node: fx.Node, root: nn.Module, real: bool) -> tuple[list[SubOp], int] | None:
     inputs = node.all_input_nodes
     stand_in: dict[fx.Node, torch.Tensor] = {}
     for a in inputs:
         t = _meta_like(a.meta.get("gapp_value"))
         if t is None:
             return None
+        if real:
+            t = _attribute(root, str(a.target)) if a.op == "get_attr" else _random_like(t)
         stand_in[a] = t
     arg_ids = {id(stand_in[a]): i for i, a in enumerate(inputs) if a.op != "get_attr"}
     params = {id(stand_in[a]) for a in inputs if a.op == "get_attr"}
-    real = lambda v: stand_in[v] if isinstance(v, fx.Node) else v  # noqa: E731
-    call_args = tree_map(real, node.args)
-    call_kwargs = tree_map(real, dict(node.kwargs))
+    real_value = lambda v: stand_in[v] if isinstance(v, fx.Node) else v  # noqa: E731
+    call_args = tree_map(real_value, node.args)
+    call_kwargs = tree_map(real_value, dict(node.kwargs))
     if node.op == "call_module":
-        mod = _meta_copy(root.get_submodule(str(node.target)))
+        mod = root.get_submodule(str(node.target))
+        mod = mod if real else _meta_copy(mod)
         params |= {id(p) for p in mod.parameters()} | {id(b) for b in mod.buffers()}
         fn: Any = mod
     else:
@@ -236,12 +248,31 @@ def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
     try:
         with torch.no_grad(), rec:
             out = fn(*call_args, **call_kwargs)
-    except Exception:  # a call that needs real values: keep it as one node
+    except Exception:  # a call that cannot be replayed: keep it as one node
         return None
     first = out[0] if isinstance(out, (tuple, list)) else out
     if not rec.ops or not isinstance(first, torch.Tensor) or id(first) not in rec.made:
         return None
     return rec.ops, rec.made[id(first)]
+
+
+def _attribute(root: nn.Module, target: str) -> Any:
+    obj: Any = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _is_real(mod: nn.Module) -> bool:
+    tensors = [*mod.parameters(), *mod.buffers()]
+    return bool(tensors) and all(t.device.type != "meta" for t in tensors)
+
+
+def _random_like(t: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    if t.dtype.is_floating_point:
+        return torch.randn(t.shape, generator=gen).to(t.dtype)
+    return torch.zeros(t.shape, dtype=t.dtype)
 
 
 def _meta_copy(mod: nn.Module) -> nn.Module:

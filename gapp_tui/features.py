@@ -198,6 +198,10 @@ def _call_hyper(node: fx.Node, kind: str) -> dict[str, float]:
         return composite.conv_hyper(weight, *composite.conv_options(tuple(args), dict(node.kwargs)))
     if kind == "linear" and shape(1) and len(shape(1)) == 2:
         return {"in_features": float(shape(1)[1]), "out_features": float(shape(1)[0])}
+    if not isinstance(node.target, torch._ops.OpOverload):
+        # the functional norms and pools of a torch.fx graph kept their zeros in feature schema 2
+        # (torchvision's convnext and inception call them); only export graphs get them from arguments
+        return {}
     if kind == "batchnorm" and shape(1):
         return {"in_channels": float(shape(1)[0]), "out_channels": float(shape(1)[0])}
     if kind == "layernorm" and len(args) > 1 and isinstance(args[1], (tuple, list)):

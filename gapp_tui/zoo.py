@@ -265,7 +265,10 @@ def _build_on_meta(construct):
     """
     try:
         with torch.device("meta"):
-            return construct()
+            model = construct()
+        if isinstance(model, nn.Module) and any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
+            model.to("meta")  # tensors made by legacy constructors (torch.LongTensor(...)) ignore the device
+        return model
     except NotImplementedError:
         pass
     reg_param, reg_buffer = nn.Module.register_parameter, nn.Module.register_buffer

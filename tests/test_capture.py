@@ -33,6 +33,14 @@ def test_data_dependent_submodule_becomes_a_leaf_and_composes():
     assert chain.composition_error() <= 1e-4
 
 
+def test_a_leaf_that_reads_values_is_built_for_real_and_recorded():
+    # meta tensors have no values for `if y.mean() > 0`: the model is built for real instead
+    chain = BlockChain.from_spec(custom("gated"), device="meta")
+    assert next(chain.graph_module.parameters()).device.type == "cpu"
+    graph = extract(chain)[chain.names.index("gate")]
+    assert kinds(graph)[:4] == ["input", "conv2d", "mean", "compare"] and "other" not in kinds(graph)
+
+
 def test_a_leaf_is_recorded_op_by_op_on_meta_tensors():
     chain = BlockChain.from_spec(custom("padded"), device="meta")
     assert [lf.cls for lf in chain.capture.leaves] == ["SamePad"]
