@@ -25,6 +25,7 @@ blocks has one input.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +39,12 @@ TEXT_TOKENS = 128
 
 
 def offline() -> None:
-    """Never reach the hub (set before transformers and huggingface_hub are imported)."""
+    """Never reach the hub, and keep stderr to GAPP's own lines (call before transformers is imported)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # importing transformers registers enums with torch's pytree, which logs a deprecation per enum
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
 @lru_cache(maxsize=1)

@@ -230,8 +230,7 @@ class ModelSpec:
 
     def _construct(self) -> nn.Module:
         if is_import_path(self.name):
-            if self.hf_config is not None:
-                hf.offline()
+            hf.offline()  # whatever the package, nothing is downloaded (timm and transformers read the hub's flag)
             factory = resolve(self.name)
             if isinstance(factory, nn.Module):  # the path names a model object
                 return factory

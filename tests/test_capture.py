@@ -135,3 +135,25 @@ def test_integer_inputs_are_token_ids():
     assert x.dtype == torch.int64 and 0 <= int(x.min()) and int(x.max()) < 100
     with pytest.raises(BadInput, match="input dtype"):
         ModelSpec("resnet18", input_dtype="int8")
+
+
+# ----------------------------------------------------------------------------- the zoos' known failures
+
+ISSUE_MODELS = [
+    "timm.models:vit_tiny_patch16_224",  # traced, then forward() missing 'attn_mask' and 'is_causal'
+    "timm.models:mobilevit_xs",  # control flow in MobileVitBlock
+    "pytorchcv.model_provider:bagnet9",  # control flow in BagNetUnit
+    "pytorchcv.model_provider:efficientnet_edge_small_b",  # float() of a size in EffiInitBlock
+    "pytorchcv.model_provider:efficientnet_edge_medium_b",
+    "pytorchcv.model_provider:efficientnet_edge_large_b",
+]
+
+
+@pytest.mark.parametrize("path", ISSUE_MODELS)
+def test_zoo_models_that_used_to_stop_compose_without_flags(path):
+    pytest.importorskip(path.split(".")[0])
+    torch.manual_seed(0)
+    chain = BlockChain.from_spec(ModelSpec(path))
+    assert chain.spec.shape[0] == 1 and len(chain.spec.shape) == 4  # the input the model declares
+    assert len(chain) >= 3 and chain.capture.front_end == "fx"
+    assert chain.composition_error() <= 1e-4

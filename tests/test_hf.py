@@ -64,3 +64,18 @@ def test_configuration_from_a_file(tmp_path):
 def test_what_is_not_supported_is_said(path, config, fragment):
     with pytest.raises(BadInput, match=fragment):
         ModelSpec(path, hf_config=config).build("meta")
+
+
+def test_gapp_blocks_and_predict_take_a_hugging_face_config():
+    from tests.test_cli_models import gapp
+
+    r = gapp("blocks", "transformers:BertModel", "--hf-config", TINY_BERT, "--input-shape", "16", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["input_shape"] == [1, 16] and doc["input_dtype"] == "int64"
+    assert doc["capture"]["front_end"] == "export" and doc["composition_max_abs_diff"] <= 1e-4
+    r = gapp("predict", "transformers:BertModel", "--hf-config", TINY_BERT, "--input-shape", "1,16", "--json")
+    assert r.returncode == 0, r.stderr
+    assert all(b["predicted_ms"] > 0 for b in json.loads(r.stdout)["blocks"])
+    r = gapp("blocks", "transformers:BertModel")
+    assert r.returncode == 2 and "needs a configuration" in r.stderr and len(r.stderr.strip().splitlines()) == 1
