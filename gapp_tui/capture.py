@@ -24,11 +24,14 @@ became leaves, and why.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import copy
 import dataclasses
 import inspect
 import operator
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -127,6 +130,12 @@ def capture(
     """
     if front_end not in FRONT_ENDS:
         raise BadInput(f"capture front end {front_end!r} is not valid; give one of {', '.join(FRONT_ENDS)}")
+    with _state_kept(model):
+        return _capture(model, shape, dtype, front_end, leaves, label)
+
+
+def _capture(model: nn.Module, shape: Sequence[int], dtype: torch.dtype, front_end: str, leaves: Iterable[str],
+             label: str) -> tuple[fx.GraphModule, CaptureReport]:
     t0 = time.perf_counter()
     leaves = tuple(leaves)
     fx_failure: str | None = None
@@ -166,6 +175,46 @@ def capture(
     report = CaptureReport("export", front_end, (), fx_failure, 1 if fx_failure is None else 2,
                            time.perf_counter() - t0)
     return gm, report
+
+
+#: module attributes that hold the model's structure, not state its code keeps between calls
+_STRUCTURE = frozenset({"_parameters", "_buffers", "_modules"})
+
+
+@contextlib.contextmanager
+def _state_kept(model: nn.Module) -> Iterator[None]:
+    """Undo what the model's own code stores on its modules while it is traced, exported or shape-propagated.
+
+    Some models cache tensors on first use (timm's attention-bias caches, keyed by device): filled
+    during capture they would hold proxies or fake tensors, which the real model then reads.
+    """
+    saved = []
+    for m in model.modules():
+        state = vars(m)
+        contents = {k: copy.copy(v) for k, v in state.items()
+                    if k not in _STRUCTURE and type(v) in (dict, list, collections.OrderedDict)}
+        saved.append((state, dict(state), contents))
+    try:
+        yield
+    finally:
+        for state, before, contents in saved:
+            for k in [k for k in state if k not in before]:
+                del state[k]
+            for k, v in before.items():
+                if state.get(k) is not v:
+                    state[k] = v
+            for k, c in contents.items():
+                v = state[k]
+                if not _same_items(v, c):
+                    v.clear()
+                    v.update(c) if isinstance(v, dict) else v.extend(c)
+
+
+def _same_items(a: dict | list, b: dict | list) -> bool:
+    """Same keys and the very same objects (``==`` on tensors would compare values)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(a[k] is b[k] for k in a)  # type: ignore[call-overload]
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
 def _on_meta(model: nn.Module) -> bool:

@@ -157,3 +157,22 @@ def test_zoo_models_that_used_to_stop_compose_without_flags(path):
     assert chain.spec.shape[0] == 1 and len(chain.spec.shape) == 4  # the input the model declares
     assert len(chain) >= 3 and chain.capture.front_end == "fx"
     assert chain.composition_error() <= 1e-4
+
+
+def test_state_the_model_caches_while_captured_is_undone():
+    class Cached(torch.nn.Module):  # like timm's attention-bias caches: filled on first use, keyed by device
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.randn(4))
+            self.cache = {}
+
+        def forward(self, x):
+            key = str(x.device)
+            if key not in self.cache:
+                self.cache[key] = self.bias * 2
+            return x + self.cache[key]
+
+    model = Cached()
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(2, 4)), model=model)
+    assert model.cache == {}  # no proxy or fake tensor left behind for the real model to read
+    assert chain.composition_error() <= 1e-6
