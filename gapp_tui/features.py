@@ -37,7 +37,7 @@ import torch
 from torch import fx, nn
 from torch_geometric.data import Data
 
-from . import composite
+from . import aten_ops, composite
 from .blocks import BlockChain, TensorInfo
 
 FEATURE_SCHEMA_VERSION = 2
@@ -134,32 +134,7 @@ _NAME_KINDS: dict[str, str] = {
     # inside composite calls (gapp_tui.composite)
     "masked_fill": "clamp", "where": "clamp", "new_zeros": "zeros", "zero": "zeros", "clone": "contiguous",
     "exp": "pow", "normalize": "layernorm",
-    # ATen names (torch.export graphs, leaves recorded op by op): the same operations under their ATen names
-    "hardtanh": "relu6", "native_layer_norm": "layernorm", "native_batch_norm": "batchnorm",
-    "native_batch_norm_legit_no_training": "batchnorm", "instance_norm": "instancenorm",
-    "max_pool1d": "maxpool", "max_pool3d": "maxpool", "max_pool2d_with_indices": "maxpool",
-    "avg_pool1d": "avgpool", "avg_pool3d": "avgpool", "adaptive_avg_pool1d": "adaptive_avgpool",
-    "adaptive_avg_pool3d": "adaptive_avgpool", "adaptive_max_pool1d": "adaptive_maxpool",
-    "scaled_dot_product_flash_attention_for_cpu": "attention", "scaled_dot_product_efficient_attention": "attention",
-    "conv_transpose1d": "conv_transpose", "conv_transpose2d": "conv_transpose", "conv_transpose3d": "conv_transpose",
-    "t": "transpose", "slice": "getitem", "select": "getitem", "index": "getitem", "index_select": "getitem",
-    "narrow": "getitem", "split_with_sizes": "split", "tensor_split": "split", "unsafe_view": "reshape",
-    "view_as": "reshape", "alias": "contiguous", "to_copy": "contiguous", "to": "contiguous", "type_as": "contiguous",
-    "detach": "contiguous", "lift_fresh_copy": "contiguous", "copy": "contiguous", "native_dropout": "dropout",
-    "constant_pad_nd": "pad", "reflection_pad1d": "pad", "reflection_pad2d": "pad", "replication_pad2d": "pad",
-    "upsample_nearest2d": "interpolate", "upsample_bilinear2d": "interpolate", "upsample_bicubic2d": "interpolate",
-    "reciprocal": "div", "square": "pow", "clamp_min": "clamp", "clamp_max": "clamp", "minimum": "clamp",
-    "maximum": "clamp", "full": "zeros", "ones": "zeros", "ones_like": "zeros", "full_like": "zeros",
-    "empty": "zeros", "new_ones": "zeros", "new_full": "zeros", "new_empty": "zeros", "scalar_tensor": "zeros",
-    "sym_size": "size", "sym_numel": "size", "assert_tensor_metadata": "size", "assert_scalar": "size",
-    "set_grad_enabled": "size",
-    # operations of Hugging Face and timm models, under the nearest kind: an embedding gathers rows, arange
-    # makes a constant, a cumulative sum sums, logical operators compare
-    "embedding": "getitem", "gather": "getitem", "index_put": "getitem", "arange": "zeros", "cumsum": "sum",
-    "and": "compare", "or": "compare", "logical_and": "compare", "logical_or": "compare", "logical_not": "compare",
-    "bitwise_and": "compare", "bitwise_or": "compare", "bitwise_not": "compare", "any": "compare", "all": "compare",
-    "diff": "sub", "min": "max", "amin": "max", "argmax": "max", "var": "mean", "std": "mean", "tril": "clamp",
-    "triu": "clamp", "log": "pow", "abs": "neg", "sign": "neg",
+    **aten_ops.KINDS,  # ATen names and the operations of zoo models (only new names: schema 2 is unchanged)
 }
 
 
@@ -183,38 +158,6 @@ def op_kind(node: fx.Node, root: nn.Module) -> tuple[str, str]:
     if target is operator.getitem:
         name = "getitem"
     return _NAME_KINDS.get(name, "other"), name
-
-
-def _call_hyper(node: fx.Node, kind: str) -> dict[str, float]:
-    """Hyperparameters of a functional call (an ATen op, ``F.conv2d``) from its arguments' shapes."""
-    args = node.args
-
-    def shape(i: int) -> tuple[int, ...] | None:
-        info = _value(args[i]) if len(args) > i and isinstance(args[i], fx.Node) else None
-        return info.shape if info is not None and info.is_tensor else None
-
-    if kind in ("conv1d", "conv2d", "conv3d") and shape(1):
-        weight = torch.empty(shape(1), device="meta")
-        return composite.conv_hyper(weight, *composite.conv_options(tuple(args), dict(node.kwargs)))
-    if kind == "linear" and shape(1) and len(shape(1)) == 2:
-        return {"in_features": float(shape(1)[1]), "out_features": float(shape(1)[0])}
-    if not isinstance(node.target, torch._ops.OpOverload):
-        # the functional norms and pools of a torch.fx graph kept their zeros in feature schema 2
-        # (torchvision's convnext and inception call them); only export graphs get them from arguments
-        return {}
-    if kind == "batchnorm" and shape(1):
-        return {"in_channels": float(shape(1)[0]), "out_channels": float(shape(1)[0])}
-    if kind == "layernorm" and len(args) > 1 and isinstance(args[1], (tuple, list)):
-        return {"in_features": float(_prod(args[1])), "out_features": float(_prod(args[1]))}
-    if kind in ("maxpool", "avgpool") and len(args) > 1 and not isinstance(args[1], fx.Node):
-        kernel = args[1]
-        stride = args[2] if len(args) > 2 and args[2] else kernel
-        h = {}
-        h["kernel_h"], h["kernel_w"] = _pair(kernel)
-        h["stride_h"], h["stride_w"] = _pair(stride)
-        h["padding_h"], h["padding_w"] = _pair(args[3] if len(args) > 3 else 0)
-        return h
-    return {}
 
 
 # ----------------------------------------------------------------------------- the record
@@ -417,7 +360,7 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
             # an input node stands for a tensor an earlier block computed: it does no
             # work here (its copied meta still carries the producer's FLOPs and bytes)
             read, written, flops = 0, 0, 0.0
-        hyper = _hyper(mod) if mod is not None else _call_hyper(n, kind) if n.op == "call_function" else {}
+        hyper = _hyper(mod) if mod is not None else aten_ops.call_hyper(n, kind) if n.op == "call_function" else {}
         r = add(kind, raw, _row(kind, hyper, in_info, out_info, len(tensor_inputs), flops, read, written, params),
                 n.op != "placeholder")
         for a in n.all_input_nodes:
