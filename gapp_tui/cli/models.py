@@ -59,7 +59,8 @@ def models(
     for fam, names in fams.items():
         table.add_row(fam, ", ".join(names))
     out.print(table)
-    err.print("any package.module:callable returning an nn.Module works too (with --input-shape)")
+    err.print("any package.module:callable returning an nn.Module works too: timm.models:NAME,"
+              " pytorchcv.model_provider:NAME, transformers:AutoModel --hf-config NAME, your own code")
 
 
 @handle_errors
