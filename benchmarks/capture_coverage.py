@@ -202,7 +202,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", "--meta-gb", str(args.meta_gb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(ROOT),
-            preexec_fn=lambda: os.nice(args.nice) if args.nice else None,
+            # at --nice, not --nice more than this process (started with `nice` itself, it would compound)
+            preexec_fn=lambda: os.nice(max(0, args.nice - os.nice(0))),
         )
         self.task: dict[str, Any] | None = None
         self.started = 0.0
