@@ -239,6 +239,7 @@ def run_pool(tasks: list[dict[str, Any]], args: argparse.Namespace, results: Pat
         def record(row: dict[str, Any]) -> None:
             nonlocal n_done
             n_done += 1
+            row["session_started"], row["finished"] = round(t0), round(time.time())
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             rate = (time.time() - t0) / n_done
@@ -415,10 +416,6 @@ def main() -> None:
         t0 = time.time()
         run_pool(todo, args, results)
         print(f"wall clock of this session: {(time.time() - t0) / 60:.1f} min", flush=True)
-        sessions = OUT / f"{args.out}.sessions.jsonl"
-        with sessions.open("a") as fh:
-            fh.write(json.dumps({"started": t0, "wall_s": round(time.time() - t0), "models": len(todo),
-                                 "workers": args.workers}) + "\n")
     latest: dict[str, dict[str, Any]] = {}
     for line in results.read_text().splitlines():
         if line.strip():
@@ -427,11 +424,18 @@ def main() -> None:
     wanted_paths = {m["path"] for m in everything}
     rows = [r for p, r in latest.items() if p in wanted_paths]
     text = report(rows, args, args.out)
+    # wall clock: every session from its start to its last row (a session stopped by hand wrote no summary)
+    spans: dict[int, int] = {}
+    for r in latest.values():
+        if "session_started" in r:
+            spans[r["session_started"]] = max(spans.get(r["session_started"], 0), r["finished"] - r["session_started"])
     sessions = OUT / f"{args.out}.sessions.jsonl"
-    if sessions.exists():
-        walls = [json.loads(s) for s in sessions.read_text().splitlines() if s.strip()]
-        text += (f"\nWall clock: {sum(w['wall_s'] for w in walls) / 3600:.1f} h over {len(walls)} session(s)"
-                 f" ({sum(w['models'] for w in walls)} model runs).\n")
+    if sessions.exists():  # sessions before rows carried their times
+        for line in sessions.read_text().splitlines():
+            doc = json.loads(line) if line.strip() else {}
+            if doc.get("note"):
+                spans[-len(spans) - 1] = doc["wall_s"]
+    text += f"\nWall clock: {sum(spans.values()) / 3600:.1f} h over {len(spans)} session(s).\n"
     print(text)
     (OUT / f"{args.out}.md").write_text(text)
     (OUT / f"{args.out}.json").write_text(json.dumps({"rows": rows}, indent=0))
