@@ -136,3 +136,18 @@ def test_wrong_input_shape_is_a_clear_error():
     spec = ModelSpec("tests.custom_models:two_branch", input_shape=(1, 5, 8, 8))
     with pytest.raises(BadInput, match="input shape"):
         BlockChain.from_spec(spec)
+
+
+def test_overflow_in_both_the_chain_and_the_model_is_not_a_mismatch():
+    class Overflow(torch.nn.Module):  # what a 1,000-layer random-init network does to its activations
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.a(x) * 1e38 * 1e38  # inf
+            return self.b(y - y)  # nan
+
+    spec = ModelSpec("tests.custom_models:two_branch", input_shape=(2, 4))
+    chain = BlockChain.from_spec(spec, model=Overflow())
+    assert chain.composition_error() == 0.0
