@@ -130,8 +130,24 @@ def capture(
     """
     if front_end not in FRONT_ENDS:
         raise BadInput(f"capture front end {front_end!r} is not valid; give one of {', '.join(FRONT_ENDS)}")
+    required = _required_inputs(model)
+    if len(required) > 1:
+        raise BadInput(
+            f"{label} takes {len(required)} inputs ({', '.join(required)}); GAPP captures models with one input"
+            " (the others may have defaults), which this one has not"
+        )
     with _state_kept(model):
         return _capture(model, shape, dtype, front_end, leaves, label)
+
+
+def _required_inputs(model: nn.Module) -> list[str]:
+    """Names of ``forward``'s arguments that have no default (the input and any it cannot do without)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is inspect.Parameter.empty]
 
 
 def _capture(model: nn.Module, shape: Sequence[int], dtype: torch.dtype, front_end: str, leaves: Iterable[str],

@@ -176,3 +176,12 @@ def test_state_the_model_caches_while_captured_is_undone():
     chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(2, 4)), model=model)
     assert model.cache == {}  # no proxy or fake tensor left behind for the real model to read
     assert chain.composition_error() <= 1e-6
+
+
+def test_a_model_that_needs_two_inputs_is_refused_in_one_line():
+    class TwoFrames(torch.nn.Module):
+        def forward(self, first, second):
+            return first - second
+
+    with pytest.raises(BadInput, match=r"takes 2 inputs \(first, second\)"):
+        capture(TwoFrames(), (1, 3))
