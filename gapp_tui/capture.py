@@ -14,7 +14,9 @@
   it ran in (``nn_module_stack``), which is all :mod:`gapp_tui.blocks` needs to
   find the natural blocks.
 * ``auto`` (the default): ``fx``, and ``export`` when ``fx`` cannot trace the
-  model's own ``forward`` or its graph does not run on the shape pass.
+  model's own ``forward``, its graph does not run on the shape pass, or it
+  needed a leaf that holds several natural blocks (a stage whose own
+  ``forward`` it cannot trace), which export keeps apart.
 
 Either way the result is a ``GraphModule`` whose nodes carry
 ``meta['gapp_value']`` and ``meta['flops']`` (:mod:`gapp_tui.shapes`) and a
@@ -39,6 +41,7 @@ from torch import fx, nn
 from torch.fx._symbolic_trace import _assert_is_none
 
 from .errors import BadInput
+from .granularity import unit_map
 from .shapes import failing_node, first_line, propagate_shapes, run_shape_pass
 
 FRONT_ENDS = ("auto", "fx", "export")
@@ -180,7 +183,18 @@ def _capture(model: nn.Module, shape: Sequence[int], dtype: torch.dtype, front_e
                 fx_failure = f"the torch.fx graph of {label} does not run on the shape pass ({first_line(exc)})"
             else:
                 report = CaptureReport("fx", front_end, found, None, attempts, time.perf_counter() - t0)
-                return gm, report
+                swallowed = _swallowing_leaf(model, found)
+                if swallowed is None or front_end == "fx":
+                    return gm, report
+                # a leaf that holds several natural blocks would make them one: export keeps them apart
+                why = (f"torch.fx could trace {label} only with {swallowed[0].cls} ({swallowed[0].path}) as a leaf,"
+                       f" which holds {swallowed[1]} blocks")
+                try:
+                    exported = export_graph(model, shape, dtype, label)
+                    run_shape_pass(exported, shape, dtype)
+                except Exception:  # noqa: BLE001 -- export cannot do better: keep the fx graph and its leaf
+                    return gm, report
+                return exported, CaptureReport("export", front_end, (), why, attempts + 1, time.perf_counter() - t0)
     try:
         gm = export_graph(model, shape, dtype, label, fx_failure)
     except CaptureError:
@@ -231,6 +245,18 @@ def _same_items(a: dict | list, b: dict | list) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(a[k] is b[k] for k in a)  # type: ignore[call-overload]
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _swallowing_leaf(model: nn.Module, leaves: Sequence[Leaf]) -> tuple[Leaf, int] | None:
+    """The first automatic leaf that holds two or more natural blocks, and how many it holds."""
+    if not any(lf.automatic for lf in leaves):
+        return None
+    units = set(unit_map(model).values())
+    for lf in leaves:
+        inside = sum(1 for u in units if u.startswith(f"{lf.path}."))
+        if lf.automatic and inside >= 2:
+            return lf, inside
+    return None
 
 
 def _on_meta(model: nn.Module) -> bool:

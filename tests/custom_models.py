@@ -159,5 +159,34 @@ def size_loop() -> nn.Module:
     return SizeLoop()
 
 
+class ShapeStage(nn.Module):
+    """A stage of units whose own forward torch.fx cannot trace (a loop that reads a size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units = nn.ModuleList([Unit(8), Unit(8)])
+
+    def forward(self, x):
+        for unit in self.units:
+            if x.shape[-1] >= 4:
+                x = unit(x)
+        return x
+
+
+class Staged(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stage = ShapeStage()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.stage(self.stem(x)).mean(dim=(2, 3)))
+
+
+def staged() -> nn.Module:
+    return Staged()
+
+
 #: an import path naming this is refused: it is not callable
 NOT_CALLABLE = 3
