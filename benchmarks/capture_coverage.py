@@ -386,6 +386,9 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", default="capture_coverage")
     ap.add_argument("--retry", action="store_true", help="run failed models again (resume skips them otherwise)")
+    ap.add_argument("--rerun-before", type=float, default=None, metavar="EPOCH",
+                    help="also run again the models with automatic leaves recorded by a session started before"
+                         " EPOCH (after a change to how leaves are chosen)")
     ap.add_argument("--report", action="store_true", help="only write the tables from recorded rows")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -412,7 +415,13 @@ def main() -> None:
             if line.strip():
                 row = json.loads(line)
                 done[row["path"]] = row
-    todo = [m for m in everything if m["path"] not in done or (args.retry and done[m["path"]]["status"] == "fail")]
+    def again(row: dict[str, Any]) -> bool:
+        if args.retry and row["status"] == "fail":
+            return True
+        return (args.rerun_before is not None and bool(row.get("leaves"))
+                and row.get("session_started", 0) < args.rerun_before)
+
+    todo = [m for m in everything if m["path"] not in done or again(done[m["path"]])]
     random.Random(args.seed).shuffle(todo)  # both zoos and all sizes from the start: partial results are a sample
     if not args.report and todo:
         print(f"{len(todo)} models to run ({len(everything) - len(todo)} already recorded)", flush=True)
