@@ -88,9 +88,9 @@ class CaptureReport:
         }
 
     def summary(self) -> str:
-        """One line: ``torch.fx, 3 automatic leaves: MobileVitBlock (3)``."""
+        """One line: ``torch.fx, 3 automatic leaves: BagNetUnit (3)``; ``fallback`` says why when it is export."""
         name = {"fx": "torch.fx", "export": "torch.export"}[self.front_end]
-        text = name + (" (torch.fx could not trace it)" if self.fallback else "")
+        text = name + (" in place of torch.fx" if self.fallback else "")
         auto = self.automatic_leaves
         if auto:
             counts: dict[str, int] = {}
