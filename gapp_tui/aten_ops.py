@@ -42,8 +42,8 @@ KINDS: dict[str, str] = {
     "sym_size": "size", "sym_numel": "size", "assert_tensor_metadata": "size", "assert_scalar": "size",
     "set_grad_enabled": "size",
     # operations of Hugging Face and timm models, under the nearest kind: an embedding gathers rows,
-    # arange makes a constant, a cumulative sum sums, logical operators compare
-    "embedding": "getitem", "gather": "getitem", "index_put": "getitem", "arange": "zeros", "cumsum": "sum",
+    # arange makes a constant, logical operators compare (a cumulative sum stays outside: no such kind)
+    "embedding": "getitem", "gather": "getitem", "index_put": "getitem", "arange": "zeros",
     "and": "compare", "or": "compare", "logical_and": "compare", "logical_or": "compare", "logical_not": "compare",
     "bitwise_and": "compare", "bitwise_or": "compare", "bitwise_not": "compare", "any": "compare", "all": "compare",
     "diff": "sub", "min": "max", "amin": "max", "argmax": "max", "var": "mean", "std": "mean", "tril": "clamp",
@@ -58,6 +58,15 @@ def _pair(v: object) -> tuple[float, float]:
     return float(v), float(v)  # type: ignore[arg-type]
 
 
+def _number(v: object) -> object:
+    """An argument as written, or 0 where the graph computes it (a node: its value is not recorded)."""
+    if isinstance(v, fx.Node):
+        return 0
+    if isinstance(v, (tuple, list)):
+        return [0 if isinstance(x, fx.Node) else x for x in v]
+    return v
+
+
 def call_hyper(node: fx.Node, kind: str) -> dict[str, float]:
     """Hyperparameters of a functional call (an ATen op, ``F.conv2d``) from its arguments' shapes."""
     args = node.args
@@ -68,7 +77,10 @@ def call_hyper(node: fx.Node, kind: str) -> dict[str, float]:
 
     if kind in ("conv1d", "conv2d", "conv3d") and shape(1):
         weight = torch.empty(shape(1), device="meta")
-        return conv_hyper(weight, *conv_options(tuple(args), dict(node.kwargs)))
+        stride, padding, dilation, groups = conv_options(tuple(args), dict(node.kwargs))
+        if not isinstance(groups, int):  # computed from a size (timm's CondConv): input channels / weight's
+            groups = shape(0)[1] // shape(1)[1] if shape(0) and len(shape(0)) > 1 else 1
+        return conv_hyper(weight, _number(stride), _number(padding), _number(dilation), groups)
     if kind == "linear" and shape(1) and len(shape(1)) == 2:
         return {"in_features": float(shape(1)[1]), "out_features": float(shape(1)[0])}
     if not isinstance(node.target, torch._ops.OpOverload):
