@@ -11,6 +11,13 @@ name, the tensors it read (which earlier op or which outer input produced
 each), the tensor it made and its FLOPs. :mod:`gapp_tui.features` turns
 the records into nodes and edges in place of the one node.
 
+A leaf module -- one ``torch.fx`` was told not to trace into (``--leaf``) or
+found it could not trace (:mod:`gapp_tui.capture`) -- is a composite call too:
+any ``call_module`` node whose module is not a ``torch.nn`` layer is replayed
+and recorded the same way, so the predictor sees its convolutions, norms and
+reshapes rather than one opaque node. A leaf whose code needs real values
+(an ``if`` on a tensor's contents) cannot run on meta tensors and stays one node.
+
 ``F.multi_head_attention_forward`` checks for torch-function overrides
 itself, so it cannot be recorded from the inside; it is replaced by the
 same computation written out (:func:`_mha`) — the path PyTorch takes with
@@ -31,7 +38,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.flop_counter import FlopCounterMode
 
-from .blocks import TensorInfo
+from .shapes import TensorInfo
 
 #: call_function targets (by ``__name__``) and call_module classes (by name) that are expanded
 EXPANDED_FUNCTIONS = frozenset({"shifted_window_attention", "shifted_window_attention_v2"})
@@ -140,6 +147,8 @@ class _Recorder(TorchFunctionMode):
         hyper: dict[str, float] = {}
         if name == "linear" and len(args) > 1 and isinstance(args[1], torch.Tensor):
             hyper = {"in_features": float(args[1].shape[-1]), "out_features": float(args[1].shape[0])}
+        elif name in _CONV_FUNCTIONS and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            hyper = conv_hyper(args[1], *conv_options(args, kwargs))
         self.ops.append(SubOp(name, [_info(t) for t in acts], [_info(t) for t in tensors if id(t) in self.params],
                               _info(first), int(counter.get_total_flops()), sources, hyper))
         for t in tree_flatten(out)[0]:
@@ -149,12 +158,51 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
+_CONV_FUNCTIONS = frozenset({"conv1d", "conv2d", "conv3d"})
+
+
+def conv_options(args: tuple, kwargs: dict) -> tuple[Any, Any, Any, int]:
+    """(stride, padding, dilation, groups) of a ``conv2d(input, weight, bias, stride, padding, dilation, groups)`` call."""
+    names = ("stride", "padding", "dilation", "groups")
+    defaults = (1, 0, 1, 1)
+    values = list(args[3:7]) + [None] * (4 - len(args[3:7]))
+    return tuple(kwargs.get(k, v if v is not None else d) for k, v, d in zip(names, values, defaults))  # type: ignore[return-value]
+
+
+def conv_hyper(weight: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> dict[str, float]:
+    """A convolution's hyperparameters from its weight's shape (out, in / groups, kH[, kW]) and options."""
+
+    def pair(v: Any) -> tuple[float, float]:
+        if isinstance(v, str):  # padding="same" / "valid"
+            return -1.0, -1.0
+        if isinstance(v, (tuple, list)):
+            v = list(v) + [v[-1]] if len(v) == 1 else v
+            return float(v[0]), float(v[1])
+        return float(v), float(v)
+
+    shape = list(weight.shape)
+    kernel = shape[2:] + [1] * (2 - len(shape[2:])) if len(shape) < 4 else shape[2:4]
+    h: dict[str, float] = {"in_channels": float(shape[1] * groups), "out_channels": float(shape[0]),
+                           "groups": float(groups), "kernel_h": float(kernel[0]), "kernel_w": float(kernel[1])}
+    h["stride_h"], h["stride_w"] = pair(stride)
+    h["padding_h"], h["padding_w"] = pair(padding)
+    h["dilation_h"], h["dilation_w"] = pair(dilation)
+    return h
+
+
 def expandable(node: fx.Node, root: nn.Module) -> bool:
+    """Is ``node`` a composite call: an expanded function, an expanded torch.nn module, or a leaf module?"""
     if node.op == "call_function":
         return getattr(node.target, "__name__", "") in EXPANDED_FUNCTIONS
     if node.op == "call_module":
-        return type(root.get_submodule(str(node.target))).__name__ in EXPANDED_MODULES
+        mod = root.get_submodule(str(node.target))
+        return type(mod).__name__ in EXPANDED_MODULES or is_leaf_module(mod)
     return False
+
+
+def is_leaf_module(mod: nn.Module) -> bool:
+    """A module torch.fx kept whole although it is not a torch.nn layer (a user's or an automatic leaf)."""
+    return not type(mod).__module__.startswith("torch.")
 
 
 def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
@@ -166,20 +214,32 @@ def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
     """
     if not expandable(node, root):
         return None
+    found = _replay(node, root, real=False)
+    if found is None and node.op == "call_module" and _is_real(root.get_submodule(str(node.target))):
+        # code that reads values (an `if` on a tensor) cannot run on meta tensors; a real leaf runs once
+        # on random inputs of the recorded shapes, and its records describe the path those inputs take
+        found = _replay(node, root, real=True)
+    return found
+
+
+def _replay(node: fx.Node, root: nn.Module, real: bool) -> tuple[list[SubOp], int] | None:
     inputs = node.all_input_nodes
     stand_in: dict[fx.Node, torch.Tensor] = {}
     for a in inputs:
         t = _meta_like(a.meta.get("gapp_value"))
         if t is None:
             return None
+        if real:
+            t = _attribute(root, str(a.target)) if a.op == "get_attr" else _random_like(t)
         stand_in[a] = t
     arg_ids = {id(stand_in[a]): i for i, a in enumerate(inputs) if a.op != "get_attr"}
     params = {id(stand_in[a]) for a in inputs if a.op == "get_attr"}
-    real = lambda v: stand_in[v] if isinstance(v, fx.Node) else v  # noqa: E731
-    call_args = tree_map(real, node.args)
-    call_kwargs = tree_map(real, dict(node.kwargs))
+    real_value = lambda v: stand_in[v] if isinstance(v, fx.Node) else v  # noqa: E731
+    call_args = tree_map(real_value, node.args)
+    call_kwargs = tree_map(real_value, dict(node.kwargs))
     if node.op == "call_module":
-        mod = copy.deepcopy(root.get_submodule(str(node.target))).to("meta").eval()
+        mod = root.get_submodule(str(node.target))
+        mod = mod if real else _meta_copy(mod)
         params |= {id(p) for p in mod.parameters()} | {id(b) for b in mod.buffers()}
         fn: Any = mod
     else:
@@ -188,9 +248,38 @@ def expand(node: fx.Node, root: nn.Module) -> tuple[list[SubOp], int] | None:
     try:
         with torch.no_grad(), rec:
             out = fn(*call_args, **call_kwargs)
-    except Exception:  # a call that needs real values: keep it as one node
+    except Exception:  # a call that cannot be replayed: keep it as one node
         return None
     first = out[0] if isinstance(out, (tuple, list)) else out
     if not rec.ops or not isinstance(first, torch.Tensor) or id(first) not in rec.made:
         return None
     return rec.ops, rec.made[id(first)]
+
+
+def _attribute(root: nn.Module, target: str) -> Any:
+    obj: Any = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _is_real(mod: nn.Module) -> bool:
+    tensors = [*mod.parameters(), *mod.buffers()]
+    return bool(tensors) and all(t.device.type != "meta" for t in tensors)
+
+
+def _random_like(t: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    if t.dtype.is_floating_point:
+        return torch.randn(t.shape, generator=gen).to(t.dtype)
+    return torch.zeros(t.shape, dtype=t.dtype)
+
+
+def _meta_copy(mod: nn.Module) -> nn.Module:
+    """A copy of ``mod`` on the meta device that never copies its real weights (a leaf may hold many)."""
+    memo: dict[int, Any] = {}
+    for p in mod.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="meta"), requires_grad=p.requires_grad)
+    for b in mod.buffers():
+        memo[id(b)] = torch.empty(b.shape, dtype=b.dtype, device="meta")
+    return copy.deepcopy(mod, memo).to("meta").eval()

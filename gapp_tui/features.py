@@ -37,7 +37,7 @@ import torch
 from torch import fx, nn
 from torch_geometric.data import Data
 
-from . import composite
+from . import aten_ops, composite
 from .blocks import BlockChain, TensorInfo
 
 FEATURE_SCHEMA_VERSION = 2
@@ -136,6 +136,7 @@ _NAME_KINDS: dict[str, str] = {
     # inside composite calls (gapp_tui.composite)
     "masked_fill": "clamp", "where": "clamp", "new_zeros": "zeros", "zero": "zeros", "clone": "contiguous",
     "exp": "pow", "normalize": "layernorm",
+    **aten_ops.KINDS,  # ATen names and the operations of zoo models (only new names: schema 2 is unchanged)
 }
 
 
@@ -151,6 +152,9 @@ def op_kind(node: fx.Node, root: nn.Module) -> tuple[str, str]:
         name = type(mod).__name__
         return _NAME_KINDS.get(name.lower(), "other"), name
     target = node.target
+    if isinstance(target, torch._ops.OpOverload):  # an ATen op of a torch.export graph: aten.relu_.default
+        name = target._opname
+        return _NAME_KINDS.get(name) or _NAME_KINDS.get(name.strip("_"), "other"), name
     name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
     name = name.strip("_") if name not in ("relu_",) else name
     if target is operator.getitem:
@@ -388,7 +392,8 @@ def block_graph(chain: BlockChain, index: int) -> BlockGraph:
             # an input node stands for a tensor an earlier block computed: it does no
             # work here (its copied meta still carries the producer's FLOPs and bytes)
             read, written, flops = 0, 0, 0.0
-        r = add(kind, raw, _row(kind, _hyper(mod), in_info, out_info, len(tensor_inputs), flops, read, written, params),
+        hyper = _hyper(mod) if mod is not None else aten_ops.call_hyper(n, kind) if n.op == "call_function" else {}
+        r = add(kind, raw, _row(kind, hyper, in_info, out_info, len(tensor_inputs), flops, read, written, params),
                 n.op != "placeholder")
         for a in n.all_input_nodes:
             if a in pos:

@@ -1,24 +1,26 @@
 """ModelSpec and the model registry.
 
 A ModelSpec names a model (any torchvision classification model, or a
-``package.module:callable`` import path) and the input it is run on. Models are
+``package.module:callable`` import path: timm, pytorchcv, Hugging Face with
+``hf_config``, the user's own code) and the input it is run on. Models are
 always randomly initialised: nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import os
 import re
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
 
+from . import hf
+from .capture import FRONT_ENDS
 from .errors import BadInput, closest
+from .import_paths import resolve
 
 #: models whose natural input is 299x299 (everything else is 224x224)
 _INPUT_299 = {"inception_v3"}
@@ -26,6 +28,13 @@ _INPUT_299 = {"inception_v3"}
 _NO_AUX = {"inception_v3", "googlenet"}
 #: models whose constructor must be told the image size
 _IMAGE_SIZE_KW = {"vit": "image_size", "maxvit": "input_size"}
+#: input dtypes a model may take (--input-dtype)
+INPUT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32")
+#: integer inputs (token ids) are drawn from 0 .. TOKEN_IDS - 1, valid for any vocabulary of that size or more
+TOKEN_IDS = 100
+#: the input rank of a model whose first layer is one of these (Conv1d: batch, channels, length; ...)
+_RANK_OF_FIRST = ((nn.Conv1d, 3), (nn.Conv2d, 4), (nn.Conv3d, 5), (nn.ConvTranspose1d, 3),
+                  (nn.ConvTranspose2d, 4), (nn.ConvTranspose3d, 5), (nn.Embedding, 2), (nn.EmbeddingBag, 2))
 
 
 @lru_cache(maxsize=1)
@@ -81,9 +90,15 @@ class ModelSpec:
     """What to build and what to feed it.
 
     ``name`` is a torchvision model name or ``package.module:callable``.
-    ``input_shape`` is the full input shape including the batch dimension; when
-    not given it is ``(batch_size, 3, S, S)`` with S the model's natural size
-    (or ``input_size`` when given).
+    ``input_shape`` is the full input shape including the batch dimension, or
+    the shape of one item (the model's input rank minus one: ``3,224,224``), to
+    which :meth:`resolved` adds ``batch_size`` once the model is built; when not
+    given it is ``(batch_size, 3, S, S)`` with S the model's natural size (or
+    ``input_size``), the size an import-path model declares (timm's
+    ``pretrained_cfg``, pytorchcv's ``in_size``) or the configuration's input
+    (``hf_config``). ``input_dtype``: ``int64`` for token ids; the default is
+    float32 (int64 for Hugging Face text models). ``capture``: the front end
+    (:mod:`gapp_tui.capture`).
     """
 
     name: str
@@ -91,6 +106,9 @@ class ModelSpec:
     num_classes: int = 1000
     input_size: int | None = None
     input_shape: tuple[int, ...] | None = None
+    input_dtype: str | None = None
+    hf_config: str | None = None
+    capture: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
@@ -101,10 +119,19 @@ class ModelSpec:
             raise BadInput(f"input size {self.input_size!r} is not valid; give a positive integer such as 224")
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", parse_shape(self.input_shape))
+        if self.input_dtype is not None and self.input_dtype not in INPUT_DTYPES:
+            raise BadInput(f"input dtype {self.input_dtype!r} is not valid; give one of {', '.join(INPUT_DTYPES)}")
+        if self.capture not in FRONT_ENDS:
+            raise BadInput(f"capture front end {self.capture!r} is not valid; give one of {', '.join(FRONT_ENDS)}")
         if not is_import_path(self.name) and self.name not in model_names():
             raise BadInput(
                 f"unknown model {self.name!r}{closest(self.name, model_names())}"
                 " (see `gapp models`, or give package.module:callable)"
+            )
+        if self.hf_config is not None and not is_import_path(self.name):
+            raise BadInput(
+                f"--hf-config {self.hf_config!r} is for Hugging Face import paths such as transformers:AutoModel,"
+                f" not the registry model {self.name!r}"
             )
 
     @property
@@ -117,14 +144,54 @@ class ModelSpec:
         if self.input_shape is not None:
             if is_import_path(self.name):
                 return self.input_shape
-            # a registry model: the batch dimension follows --batch-size
-            return (self.batch_size, *self.input_shape[1:])
+            # a registry model (rank 4): the batch dimension follows --batch-size
+            return (self.batch_size, *self.input_shape[-3:])
+        if self.hf_config is not None and not self.input_size:
+            return (self.batch_size, *hf.natural_input(self.hf_config)[0])
         size = self.input_size or (299 if self.name in _INPUT_299 else 224)
         return (self.batch_size, 3, size, size)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The input tensor's dtype."""
+        name = self.input_dtype
+        if name is None:
+            name = hf.natural_input(self.hf_config)[1] if self.hf_config is not None else "float32"
+        return getattr(torch, name)
+
+    def resolved(self, model: nn.Module) -> ModelSpec:
+        """This spec with the input made explicit from the built model (import paths only).
+
+        A shape of one item (the model's input rank minus one) gets the batch
+        dimension; with no shape at all, the input the model declares (timm's
+        ``pretrained_cfg['input_size']``, pytorchcv's ``in_size``) is used.
+        """
+        if not is_import_path(self.name):
+            return self
+        if self.input_shape is not None:
+            rank = input_rank(model)
+            if rank is not None and len(self.input_shape) == rank - 1:
+                return dataclasses.replace(self, input_shape=(self.batch_size, *self.input_shape))
+            return self
+        if self.input_size is None and self.hf_config is None:
+            declared = declared_input(model)
+            if declared is not None:
+                return dataclasses.replace(self, input_shape=(self.batch_size, *declared))
+        return self
 
     def label(self) -> str:
         """Short text naming the model and its input, for tables and file names."""
         return f"{self.name} {'x'.join(map(str, self.shape))}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields a plan or a stage process needs to build this spec again (new fields only when set)."""
+        doc: dict[str, Any] = {"name": self.name, "batch_size": self.batch_size, "num_classes": self.num_classes,
+                               "input_size": self.input_size,
+                               "input_shape": list(self.input_shape) if self.input_shape else None}
+        for key, default in (("input_dtype", None), ("hf_config", None), ("capture", "auto")):
+            if getattr(self, key) != default:
+                doc[key] = getattr(self, key)
+        return doc
 
     def build(self, device: str | torch.device = "cpu") -> nn.Module:
         """Construct the model, randomly initialised, in eval mode.
@@ -144,15 +211,37 @@ class ModelSpec:
             )
         return model.eval()
 
-    def example_input(self, device: str | torch.device = "cpu", seed: int = 0) -> torch.Tensor:
-        """A reproducible random input of :attr:`shape`."""
+    def example_input(self, device: str | torch.device = "cpu", seed: int = 0,
+                      float_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """A reproducible random input of :attr:`shape` and :attr:`dtype`.
+
+        Floating inputs are normal (in ``float_dtype`` when given: the dtype a
+        measurement runs in); integer inputs (token ids) are uniform in
+        ``0 .. TOKEN_IDS - 1``.
+        """
         gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(self.shape, generator=gen)
+        dtype = self.dtype
+        if dtype.is_floating_point:
+            x = torch.randn(self.shape, generator=gen)
+            x = x.to(float_dtype or dtype)
+        else:
+            x = torch.randint(0, TOKEN_IDS, self.shape, generator=gen, dtype=dtype)
         return x.to(device)
 
     def _construct(self) -> nn.Module:
         if is_import_path(self.name):
-            return _import_callable(self.name)()
+            hf.offline()  # whatever the package, nothing is downloaded (timm and transformers read the hub's flag)
+            factory = resolve(self.name)
+            if isinstance(factory, nn.Module):  # the path names a model object
+                return factory
+            if self.hf_config is not None:
+                return hf.build(factory, self.hf_config, self.name)
+            if hf.needs_config(factory):
+                raise BadInput(
+                    f"{self.name} needs a configuration; give --hf-config (shipped: {', '.join(hf.config_names())};"
+                    " or type:field=value,...; or a config.json)"
+                )
+            return factory()
         import torchvision
 
         kwargs: dict[str, object] = {"weights": None, "num_classes": self.num_classes}
@@ -175,7 +264,10 @@ def _build_on_meta(construct):
     """
     try:
         with torch.device("meta"):
-            return construct()
+            model = construct()
+        if isinstance(model, nn.Module) and any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
+            model.to("meta")  # tensors made by legacy constructors (torch.LongTensor(...)) ignore the device
+        return model
     except NotImplementedError:
         pass
     reg_param, reg_buffer = nn.Module.register_parameter, nn.Module.register_buffer
@@ -195,22 +287,25 @@ def _build_on_meta(construct):
         nn.Module.register_parameter, nn.Module.register_buffer = reg_param, reg_buffer
 
 
-def _import_callable(path: str):
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise BadInput(f"import path {path!r} is malformed; give package.module:callable")
-    # like `python -m` and uvicorn: modules in the current directory are importable
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BadInput(f"import path {path!r}: module {module_name!r} cannot be imported ({exc})") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise BadInput(f"import path {path!r}: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise BadInput(f"import path {path!r} names a {type(obj).__name__}, not a callable returning a module")
-    return obj
+def input_rank(model: nn.Module) -> int | None:
+    """The rank of the input the model's first layer takes (Conv2d: 4, Embedding: 2), or None when unknown."""
+    for m in model.modules():
+        for cls, rank in _RANK_OF_FIRST:
+            if isinstance(m, cls):
+                return rank
+        if isinstance(m, (nn.Linear, nn.LayerNorm, nn.MultiheadAttention)):
+            return None
+    return None
+
+
+def declared_input(model: nn.Module) -> tuple[int, ...] | None:
+    """The input of one item a model says it takes: timm's ``pretrained_cfg``, pytorchcv's ``in_size``."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if isinstance(cfg, dict) and isinstance(cfg.get("input_size"), (tuple, list)) and len(cfg["input_size"]) == 3:
+        return tuple(int(d) for d in cfg["input_size"])
+    size = getattr(model, "in_size", None)
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(d, int) for d in size):
+        conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        if conv is not None:
+            return (conv.in_channels, *size)
+    return None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -54,3 +57,136 @@ def branchy() -> nn.Module:
 
 def not_a_module():
     return 42
+
+
+class SamePad(nn.Module):
+    """TensorFlow-style 'same' padding computed from the input's size: torch.fx cannot trace ``math.ceil``
+    of a size, but the arithmetic only needs shapes, so meta tensors can replay it."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+
+    def forward(self, x):
+        h = x.shape[-1]
+        pad = max((math.ceil(h / 2) - 1) * 2 + 3 - h, 0)
+        x = F.pad(x, [pad // 2, pad - pad // 2, pad // 2, pad - pad // 2])
+        return torch.relu(self.conv(x))
+
+
+class Unit(nn.Module):
+    """Two convolutions and a residual: a natural block."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.b = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.b(torch.relu(self.a(x)))
+
+
+class Padded(nn.Module):
+    """A stack of units with one SamePad module that torch.fx cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.down = SamePad(8)
+        self.layers = nn.Sequential(Unit(8), Unit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.layers(self.down(self.stem(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class GatedUnit(nn.Module):
+    """Data-dependent control flow (an ``if`` on values) around a convolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.mean() > 0:
+            return torch.relu(y)
+        return -y
+
+
+class Gated(nn.Module):
+    """A stack of units with one GatedUnit that torch.fx cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.gate = GatedUnit(8)
+        self.layers = nn.Sequential(Unit(8), Unit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.layers(self.gate(self.stem(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def gated() -> nn.Module:
+    return Gated()
+
+
+def padded() -> nn.Module:
+    return Padded()
+
+
+class SizeLoop(nn.Module):
+    """torch.fx cannot trace this model's own forward (a loop over a size); torch.export can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.layers = nn.Sequential(Unit(8), Unit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for _ in range(x.shape[-1] // 8):  # halve the map until it is 8 wide
+            x = F.max_pool2d(x, 2) if x.shape[-1] > 8 else x
+        x = self.layers(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def size_loop() -> nn.Module:
+    return SizeLoop()
+
+
+class ShapeStage(nn.Module):
+    """A stage of units whose own forward torch.fx cannot trace (a loop that reads a size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units = nn.ModuleList([Unit(8), Unit(8)])
+
+    def forward(self, x):
+        for unit in self.units:
+            if x.shape[-1] >= 4:
+                x = unit(x)
+        return x
+
+
+class Staged(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stage = ShapeStage()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.stage(self.stem(x)).mean(dim=(2, 3)))
+
+
+def staged() -> nn.Module:
+    return Staged()
+
+
+#: an import path naming this is refused: it is not callable
+NOT_CALLABLE = 3

@@ -43,6 +43,19 @@ def test_blocks_table_for_a_model_defined_in_a_test_file():
     assert "block1" in r.stdout and "composition check" in r.stderr
 
 
+def test_blocks_reports_automatic_leaves_and_the_front_end():
+    r = gapp("blocks", "tests.custom_models:gated", "--input-shape", "3,16,16", "--batch-size", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["input_shape"] == [2, 3, 16, 16]  # one item's shape: the batch dimension is added
+    assert doc["capture"]["front_end"] == "fx"
+    assert [(lf["path"], lf["cls"], lf["automatic"]) for lf in doc["capture"]["leaves"]] == [("gate", "GatedUnit", True)]
+    assert doc["composition_max_abs_diff"] <= 1e-4
+    r = gapp("blocks", "tests.custom_models:size_loop", "--input-shape", "1,3,32,32")
+    assert r.returncode == 0, r.stderr
+    assert "captured with torch.export" in r.stderr and "own forward" in r.stderr
+
+
 def test_features_writes_graphs_and_summary(tmp_path):
     r = gapp("features", "mobilenet_v3_small", "--output-dir", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
@@ -64,7 +77,12 @@ def test_seed_style_feature_extractor(tmp_path):
         (["blocks", "resnet19"], "resnet18"),
         (["blocks", "nosuch.module:f"], "cannot be imported"),
         (["blocks", "tests.custom_models:not_a_module"], "not a torch.nn.Module"),
-        (["blocks", "tests.custom_models:branchy", "--input-shape", "1,3,8,8"], "--leaf Gate"),
+        (["blocks", "tests.custom_models:size_loop", "--input-shape", "1,3,32,32", "--capture", "fx"],
+         "--capture export"),
+        (["blocks", "resnet18", "--capture", "jit"], "capture front end 'jit'"),
+        (["blocks", "tests.custom_models:NOT_CALLABLE"], "not a callable"),
+        (["blocks", "tests.custom_models:two_branch", "--input-dtype", "int8"], "input dtype 'int8'"),
+        (["blocks", "resnet18", "--hf-config", "bert-base-uncased"], "Hugging Face import paths"),
         (["blocks", "resnet18", "--batch-size", "0"], "batch size 0"),
         (["blocks", "resnet18", "--batch_size", "-1"], "batch size -1"),
         (["blocks", "tests.custom_models:two_branch", "--input-shape", "1,3,x"], "does not parse"),

@@ -106,7 +106,29 @@ def opt_input_size() -> Any:
 
 def opt_input_shape() -> Any:
     return typer.Option(
-        None, "--input-shape", "--input_shape", help="Full input shape for import-path models, e.g. 1,3,32,32."
+        None, "--input-shape", "--input_shape",
+        help="Input shape, e.g. 1,3,32,32; one item's shape (3,32,32) takes the batch from --batch-size.",
+    )
+
+
+def opt_input_dtype() -> Any:
+    return typer.Option(
+        None, "--input-dtype", help="Input dtype: float32 (default), int64 for token ids, float16, ...",
+    )
+
+
+def opt_hf_config() -> Any:
+    return typer.Option(
+        None, "--hf-config",
+        help="Hugging Face configuration for transformers:AutoModel and the like: a shipped name"
+        " (bert-base-uncased, ...), type:field=value,... or a config.json. Random weights, no download.",
+    )
+
+
+def opt_capture() -> Any:
+    return typer.Option(
+        "auto", "--capture",
+        help="Front end: auto (torch.fx with automatic leaves, torch.export when fx cannot trace), fx or export.",
     )
 
 
@@ -131,9 +153,24 @@ def make_spec(
     num_classes: int = 1000,
     input_size: int | None = None,
     input_shape: str | None = None,
+    input_dtype: str | None = None,
+    hf_config: str | None = None,
+    capture: str = "auto",
 ):
     """A ModelSpec from CLI options (BadInput on anything invalid)."""
     from ..zoo import ModelSpec, parse_shape  # slow (torch): only commands that take a model pay for it
 
     shape = parse_shape(input_shape) if input_shape else None
-    return ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size, input_shape=shape)
+    return ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size, input_shape=shape,
+                     input_dtype=input_dtype, hf_config=hf_config, capture=capture)
+
+
+def capture_line(chain: Any) -> str:
+    """What a person reads about how the chain was captured (stderr)."""
+    report = chain.capture
+    if report is None:
+        return ""
+    text = f"captured with {report.summary()}"
+    if report.fallback:
+        text += f"\n  torch.fx: {report.fallback}"
+    return text

@@ -27,6 +27,9 @@ from .common import (
     make_spec,
     opt_batch_size,
     opt_granularity,
+    opt_capture,
+    opt_hf_config,
+    opt_input_dtype,
     opt_input_shape,
     opt_input_size,
     opt_leaf,
@@ -71,6 +74,9 @@ def measure(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     device: str = typer.Option("cpu", "--device", "-d", help="cpu or cuda (cuda[:i])."),
@@ -136,7 +142,7 @@ def measure(
         raise BadInput("no model given; name one (e.g. `gapp measure resnet18` or --model_family resnet18)")
     if threads is not None and threads < 1:
         raise BadInput(f"--threads {threads} is not valid; give a positive integer (default: all cores)")
-    spec = make_spec(name, batch_size, num_classes, input_size, input_shape)
+    spec = make_spec(name, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
     precision = _precision(Precision, repeats, min_runs, max_runs, target_ci, max_time, warmup)
     config = MeasureConfig(
         modes=parse_modes(mode), device=device, threads=threads, dtype=dtype, precision=precision,

@@ -10,13 +10,17 @@ import typer
 from rich.table import Table
 
 from .common import (
+    capture_line,
     err,
     handle_errors,
     format_bytes,
     format_count,
     make_spec,
     opt_batch_size,
+    opt_capture,
     opt_granularity,
+    opt_hf_config,
+    opt_input_dtype,
     opt_input_shape,
     opt_input_size,
     opt_leaf,
@@ -55,7 +59,8 @@ def models(
     for fam, names in fams.items():
         table.add_row(fam, ", ".join(names))
     out.print(table)
-    err.print("any package.module:callable returning an nn.Module works too (with --input-shape)")
+    err.print("any package.module:callable returning an nn.Module works too: timm.models:NAME,"
+              " pytorchcv.model_provider:NAME, transformers:AutoModel --hf-config NAME, your own code")
 
 
 @handle_errors
@@ -65,6 +70,9 @@ def blocks(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the chain on a real input and compare with the unsplit model."),
@@ -73,17 +81,20 @@ def blocks(
     """Trace MODEL, cut it into blocks and show each block and the bytes crossing every cut."""
     from ..blocks import BlockChain
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
-    with err.status(f"tracing {spec.label()}"):
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    with err.status(f"tracing {spec.name}"):
         chain = BlockChain.from_spec(spec, granularity, device="cpu" if check else "meta", leaves=leaf or ())
         diff = chain.composition_error() if check else None
+    spec = chain.spec  # the input made explicit (a batch dimension added, the size the model declares)
     rows = chain.summary()
     if json_:
         print_json(
             {
                 "model": spec.name,
                 "input_shape": list(spec.shape),
+                "input_dtype": str(spec.dtype).replace("torch.", ""),
                 "granularity": chain.granularity,
+                "capture": chain.capture.to_dict() if chain.capture else None,
                 "blocks": rows,
                 "input_bytes": chain.cuts[0].bytes,
                 "composition_max_abs_diff": diff,
@@ -101,6 +112,7 @@ def blocks(
         table.add_row(str(r["index"]), r["name"], str(r["ops"]), format_count(r["params"]), format_count(r["flops"]),
                       shapes, format_bytes(r["out_bytes"]), str(r["out_tensors"]))
     out.print(table)
+    err.print(capture_line(chain), highlight=False, markup=False)
     if diff is not None:
         ok = "[green]ok[/]" if diff <= 1e-4 else "[red]MISMATCH[/]"
         err.print(f"composition check: max |chain - model| = {diff:.2e} {ok}")
@@ -114,6 +126,9 @@ def features(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
@@ -122,17 +137,19 @@ def features(
     from ..blocks import BlockChain
     from ..features import extract, save_features
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
     t0 = time.perf_counter()
-    with err.status(f"extracting features of {spec.label()}"):
+    with err.status(f"extracting features of {spec.name}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
         graphs = extract(chain)
     seconds = time.perf_counter() - t0
+    spec = chain.spec
     files = save_features(graphs, chain, output_dir)
     doc = {
         "model": spec.name,
         "input_shape": list(spec.shape),
         "granularity": chain.granularity,
+        "capture": chain.capture.to_dict() if chain.capture else None,
         "seconds": round(seconds, 3),
         "files": {k: str(v) for k, v in files.items()},
         "blocks": [g.totals_dict() for g in graphs],
@@ -141,5 +158,6 @@ def features(
         print_json(doc)
         return
     err.print(f"{len(graphs)} block graphs of {spec.label()} in {seconds:.2f} s -> {output_dir}")
+    err.print(capture_line(chain), highlight=False, markup=False)
     for k, v in files.items():
         out.print(f"  {k}: {v}")

@@ -30,6 +30,9 @@ from .common import (
     make_spec,
     opt_batch_size,
     opt_granularity,
+    opt_capture,
+    opt_hf_config,
+    opt_input_dtype,
     opt_input_shape,
     opt_input_size,
     opt_leaf,
@@ -102,6 +105,9 @@ def partition(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
@@ -129,7 +135,7 @@ def partition(
     names = [d.name for d in specs]
     limits = {d: parse_bytes(v, "--memory") for d, v in _pairs(memory, "--memory", names).items()}
     hosts: dict[str, str | None] = dict(_pairs(host, "--host", names))
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
 
     needs_store = link_from_probe or any(d.source == "measured" for d in specs)
     store = Store(db, readonly=True) if needs_store else Store.if_exists(db)
@@ -137,6 +143,7 @@ def partition(
 
     with err.status(f"tracing {spec.label()}"):
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+    spec = chain.spec  # the input made explicit
     table, columns = cost_table(chain, specs, store=store, mode=mode, predict=registry.service(store))
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)

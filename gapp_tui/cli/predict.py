@@ -16,6 +16,9 @@ from .common import (
     make_spec,
     opt_batch_size,
     opt_granularity,
+    opt_capture,
+    opt_hf_config,
+    opt_input_dtype,
     opt_input_shape,
     opt_input_size,
     opt_leaf,
@@ -247,6 +250,9 @@ def predict(
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
     input_shape: Optional[str] = opt_input_shape(),
+    input_dtype: Optional[str] = opt_input_dtype(),
+    hf_config: Optional[str] = opt_hf_config(),
+    capture: str = opt_capture(),
     granularity: str = opt_granularity(),
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
@@ -254,7 +260,7 @@ def predict(
     """Predict each block's time of MODEL from its features alone (nothing is run or measured)."""
     from ..predict.predictor import Predictor, default_predictor_path
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
+    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
     path = predictor or default_predictor_path()
     pred = Predictor.load(path)
     with err.status(f"predicting {spec.label()}"):

@@ -128,7 +128,7 @@ def write_bundle(
     dt = parse_dtype(dtype)
     # the same reproducible input as local measurement (engine: spec.example_input(seed=...)), kept on CPU:
     # the agent maps everything onto its own device
-    x = chain.spec.example_input("cpu", seed=seed).to(dt)
+    x = chain.spec.example_input("cpu", seed=seed, float_dtype=dt)
     with torch.inference_mode():
         recorded = chain.block_inputs(x)
     files, methods = list(AGENT_FILES), []

@@ -263,7 +263,8 @@ class _LocalRun:
         rec = self.record
         workdir = tempfile.TemporaryDirectory(prefix="gapp-measure-")  # artifacts, under a runtime
         try:
-            x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed).to(parse_dtype(self.cfg.dtype))
+            # token ids stay integers; only a floating input takes the measured dtype
+            x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed, float_dtype=parse_dtype(self.cfg.dtype))
             with torch.inference_mode():
                 self.recorded = self.chain.block_inputs(x)
             self.x = x

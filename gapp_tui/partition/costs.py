@@ -111,13 +111,7 @@ class CostTable:
         param_bytes = [_module_bytes(b.module) for b in blocks]
         cuttable = [all(str(t.dtype).startswith("torch.") for t in c.tensors) for c in chain.cuts]
         spec = chain.spec
-        model = {
-            "name": spec.name,
-            "batch_size": spec.batch_size,
-            "num_classes": spec.num_classes,
-            "input_size": spec.input_size,
-            "input_shape": list(spec.input_shape) if spec.input_shape is not None else None,
-        }
+        model = spec.to_dict()  # name, batch_size, num_classes, input_size, input_shape (+ dtype, hf_config, capture when set)
         return cls(
             [b.name for b in blocks],
             times_by_device,

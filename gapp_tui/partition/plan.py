@@ -10,7 +10,8 @@ back from the last device to the first over one more link, ``links[k - 1]``.
 The plan file (JSON, ``version`` 1) is what ``gapp pipeline run`` reads::
 
     {"version": 1,
-     "model": {"name", "batch_size", "num_classes", "input_size", "input_shape"},
+     "model": {"name", "batch_size", "num_classes", "input_size", "input_shape"
+               (+ "input_dtype", "hf_config", "capture" when they are not the defaults)},
      "granularity": "natural",
      "devices": ["pi", "server"],
      "hosts": {"pi": "user@10.0.0.2:22", "server": null},

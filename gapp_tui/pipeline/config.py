@@ -21,7 +21,7 @@ from ..errors import BadInput
 from ..partition.plan import Plan
 from ..zoo import ModelSpec
 
-_SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape")
+_SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape", "input_dtype", "hf_config", "capture")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +65,7 @@ def spec_from_dict(doc: Mapping[str, Any]) -> ModelSpec:
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "batch_size": spec.batch_size,
-        "num_classes": spec.num_classes,
-        "input_size": spec.input_size,
-        "input_shape": list(spec.input_shape) if spec.input_shape else None,
-    }
+    return spec.to_dict()
 
 
 def read_plan(source: str | Path | Mapping[str, Any] | Plan) -> PlanView:

@@ -91,8 +91,10 @@ class Predictor:
             graphs = extract(chain, warn=True)
         unknown = sorted({u for g in graphs for u in g.unknown_ops})
         times = self.block_times(graphs)
+        spec = chain.spec  # the input made explicit
         return {
             "model": spec.name, "input_shape": list(spec.shape), "granularity": chain.granularity,
+            "capture": chain.capture.to_dict() if chain.capture else None,
             "device": self.device,
             "blocks": [{"index": g.block_index, "name": g.block_name, "predicted_ms": float(t),
                         "flops": float(g.totals_dict()["flops"])} for g, t in zip(graphs, times)],
