@@ -52,7 +52,9 @@ Public API (used by measure, predict, partition, the TUI)
 ``setting_key(...)``, and on a store: ``add_device``, ``add_rows``,
 ``start_run``/``finish_run``, ``rows``, ``measured_blocks``, ``block_times``,
 ``block_table``, ``devices``, ``models``, ``settings``, ``runs``, ``count``,
-``export_csv``, ``export_json``, ``export``.
+``export_csv``, ``export_json``, ``export``, and the device predictors
+``gapp calibrate`` records: ``set_device_predictor``, ``device_predictor``,
+``device_predictors``.
 """
 
 from __future__ import annotations
@@ -161,6 +163,15 @@ CREATE TABLE IF NOT EXISTS measurements (
     PRIMARY KEY (device_key, model, setting, mode, block)
 );
 CREATE INDEX IF NOT EXISTS measurements_by_model ON measurements (model, device_key, setting, mode);
+CREATE TABLE IF NOT EXISTS device_predictors (
+    device_key  TEXT NOT NULL,
+    runtime     TEXT NOT NULL DEFAULT 'eager',
+    threads     INTEGER NOT NULL DEFAULT 0,  -- the thread count it was calibrated at (0: not recorded)
+    path        TEXT NOT NULL,               -- the predictor file (gapp calibrate --out)
+    made_for    TEXT NOT NULL,               -- JSON: device_key, label, runtime, threads, setting, description
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (device_key, runtime, threads)
+);
 """
 
 
@@ -593,6 +604,48 @@ class Store:
             d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
             out.append(d)
         return out
+
+    # ------------------------------------------------------------------ device predictors
+    # (`gapp calibrate` records the predictor it made for a device; a table of its own, created with the
+    # schema: stores written before it get it the next time they are opened for writing)
+
+    def set_device_predictor(self, device_key: str, path: str | os.PathLike[str], made_for: Mapping[str, Any],
+                             runtime: str = "eager", threads: int | None = None) -> None:
+        """Record ``path`` as the predictor of ``device_key`` under ``runtime`` (and thread count), replacing any."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO device_predictors (device_key, runtime, threads, path, made_for, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (device_key, runtime, int(threads or 0), str(Path(path).resolve()), json.dumps(dict(made_for), default=str),
+                 now_iso()),
+            )
+
+    def device_predictor(self, device_key: str, runtime: str = "eager", threads: int | None = None) -> dict[str, Any] | None:
+        """The newest predictor recorded for a device and runtime (``threads``: that thread count only), or None.
+
+        ``{"device_key", "runtime", "threads", "path", "made_for": dict, "created_at"}``.
+        """
+        found = self.device_predictors(device_key, runtime)
+        if threads is not None:
+            found = [r for r in found if r["threads"] == int(threads)]
+        return found[0] if found else None
+
+    def device_predictors(self, device_key: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded device predictor, newest first (optionally of one device and runtime)."""
+        clauses, args = [], []
+        for col, v in (("device_key", device_key), ("runtime", runtime)):
+            if v is not None:
+                clauses.append(f"{col} = ?")
+                args.append(v)
+        sql = ("SELECT device_key, runtime, threads, path, made_for, created_at FROM device_predictors"
+               + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY created_at DESC, rowid DESC")
+        with self._lock:
+            try:
+                got = self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:  # a read-only store written before the table existed
+                return []
+        return [{"device_key": k, "runtime": r, "threads": int(t), "path": p, "made_for": json.loads(m or "{}"),
+                 "created_at": c} for k, r, t, p, m, c in got]
 
     # ------------------------------------------------------------------ link probes
     # (`gapp link probe` keeps them in a table of its own in this file: gapp_tui.link_probe)

@@ -114,8 +114,18 @@ def train(
     db: Optional[Path] = typer.Option(None, "--db", help="Train on a measurement store instead of the corpus."),
     device: Optional[str] = typer.Option(None, "--device", help="The store's device key to train on (see `gapp results`)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads."),
-    few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to these few measurements instead of training from scratch."),
+    few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to a device's samples (store rows with "
+                                  "--db/--device, whole-model latencies with --totals) instead of training from scratch."),
     base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt with --few-shot (default: the shipped one)."),
+    totals: Optional[Path] = typer.Option(None, "--totals", help="--few-shot: a CSV of whole-model latencies on the device "
+                                          "(columns model,input_shape,latency_ms; model = registry name or "
+                                          "package.module:callable).", show_default=False),
+    method: str = typer.Option("auto", "--method", help="--few-shot: auto or embedding (the head's efficiencies moved "
+                               "along its embedding's main directions, the prior's strength chosen by cross-validation "
+                               "on the samples), or log-affine (t' = exp(b) t^a only: the old correction, a baseline)."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="--few-shot: how to name the device the samples come "
+                                          "from, wherever its predictions are shown (default: its store key or the "
+                                          "totals file).", show_default=False),
     steps: int = typer.Option(2500, "--steps", help="Training steps (early stopping may end sooner)."),
     members: int = typer.Option(1, "--members", help="Train an ensemble of this many GNNs (seeds seed, seed+1, ...);"
                                 " predictions are their geometric mean. The shipped predictor uses 3."),
@@ -144,7 +154,18 @@ def train(
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
     cache_mb_or_off = _check_cache_mb(cache_mb)
+    if method not in ("auto", "embedding", "log-affine"):
+        raise BadInput(f"--method {method!r} is not valid; give auto, embedding or log-affine")
+    if totals is not None and not few_shot:
+        raise BadInput("--totals adapts a trained predictor; add --few-shot (and --base, default: the shipped one)")
     t0 = time.perf_counter()
+    if few_shot and (totals is not None or method != "log-affine"):
+        doc = _few_shot(base, db, device, threads, totals, method, machine, out_path, t0)
+        if json_:
+            print_json(doc)
+            return
+        _print_few_shot(doc)
+        return
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic)
     desc = ds.description
     if few_shot:
@@ -214,13 +235,89 @@ def train(
     out.print(f"predictor written to {out_path}")
 
 
+def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
+              totals: Optional[Path], method: str, machine: Optional[str], out_path: Path, t0: float) -> dict:
+    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.adapt.adapt`, chosen by cross-validation)."""
+    import numpy as np
+
+    from ..errors import BadInput
+    from ..predict.adapt import adapt
+    from ..predict.dataset import BlockDataset, assemble, concat
+    from ..predict.evaluate import metrics
+    from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.samples import read_totals, totals_dataset, totals_features_cache
+
+    if totals is None and db is None and device is None:
+        raise BadInput("--few-shot needs samples of the device: --db/--device (measured blocks) or --totals FILE.csv")
+    rows_totals = read_totals(totals) if totals is not None else None  # checked before anything is traced
+    base_path = base or default_predictor_path()
+    pred = Predictor.load(base_path)
+    parts: list[BlockDataset] = []
+    made_for: dict = {}
+    left_out: list = []
+    if db is not None or device is not None:
+        rows, desc = _rows(None, db, device, threads)
+        parts.append(assemble(rows, desc, progress=_progress))
+        made_for = {"device_key": desc["device"], "label": machine or desc["device"], "runtime": "eager",
+                    "threads": threads}
+    if rows_totals is not None:
+        tds = totals_dataset(rows_totals, cache=totals_features_cache(), progress=_progress,
+                             description={"source": str(totals)})
+        left_out = tds.description["left_out"]
+        for lo in left_out:
+            err.print(f"[yellow]left out[/] {lo['model']} {lo['input_shape']}: {lo['reason']}", highlight=False)
+        if len(tds):
+            parts.append(tds)
+        made_for = made_for or {"device_key": machine or Path(totals).stem, "label": machine or f"the device of {totals}",
+                                "runtime": "", "threads": None}
+    if not parts or not sum(len(p) for p in parts):
+        raise BadInput("none of the samples could be used (every model was left out); see the lines above")
+    ds = parts[0] if len(parts) == 1 else concat(*parts)
+    grain = "model" if rows_totals is not None and len(parts) == 1 and not (db or device) else "item"
+    methods = ("embedding",) if method in ("auto", "embedding") else ("log-affine",)
+    ad = adapt(pred.model, ds.graphs, ds.items, ds.y, methods=methods, grain=grain, progress=_progress)
+    adapted = Predictor(pred.model, str(made_for.get("device_key", "")), training={**pred.training, "few_shot": {
+        "samples": len(ds), "base": str(base_path), "totals": str(totals) if totals else None, "left_out": left_out}},
+        metrics=pred.metrics, node_columns=pred.node_columns, total_columns=pred.total_columns,
+        adaptation=ad, made_for=made_for)
+    from ..predict.adapt import adapted_member_times, base_member_times
+
+    raw = base_member_times(pred.model, ds.graphs, ds.items, ad.output)
+    after = adapted_member_times(pred.model, ad, ds.graphs, ds.items)
+    gm = lambda t: np.exp(np.log(t).mean(0))  # noqa: E731
+    adapted.save(out_path)
+    chosen = ad.cv.get("candidates", {}).get(ad.cv.get("chosen", ""), {})
+    return {"predictor": str(out_path), "mode": "few-shot", "method": ad.method, "lambda": ad.lam,
+            "samples": len(ds), "left_out": left_out, "made_for": made_for,
+            "fit_before": metrics(gm(raw), ds.y), "fit_after": metrics(gm(after), ds.y),
+            "held_out": chosen, "cv": ad.cv, "interval": ad.interval.to_dict() if ad.interval else None,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _print_few_shot(doc: dict) -> None:
+    held = doc.get("held_out") or {}
+    err.print(f"adapted to {doc['samples']} samples of {doc['made_for'].get('label')}: {doc['method']}"
+              + (f" (lambda {doc['lambda']:g})" if doc.get("lambda") else ""), highlight=False)
+    if held:
+        err.print(f"on held-out samples (cross-validation): within ±10% {held['within10']:.0f}%, MAPE {held['mape']:.1f}%",
+                  highlight=False)
+    err.print(f"on the samples themselves: MAPE {doc['fit_before']['mape']:.1f}% -> {doc['fit_after']['mape']:.1f}%",
+              highlight=False)
+    out.print(f"predictor written to {doc['predictor']}")
+
+
 # ----------------------------------------------------------------------------- gapp predict
 
 
 @handle_errors
 def predict(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
-    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the shipped CPU predictor)."),
+    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the device's "
+                                             "own with --device, else the shipped one).", show_default=False),
+    device: Optional[str] = typer.Option(None, "--device", help="Use the predictor `gapp calibrate` recorded for this "
+                                         "device key (see `gapp results devices`).", show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help="The store --device is looked up in (default: $GAPP_DB, else "
+                                      "the user data directory).", show_default=False),
     batch_size: int = opt_batch_size(),
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
@@ -229,11 +326,26 @@ def predict(
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Predict each block's time of MODEL from its features alone (nothing is run or measured)."""
+    """Predict each block's time of MODEL from its features alone (nothing is run or measured).
+
+    The table and the JSON name the machine the predictor was made for; with a calibrated predictor
+    (or the shipped one) every time has a 90 % interval.
+    """
+    from ..errors import BadInput
     from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.registry import predictor_for
 
     spec = make_spec(model, batch_size, num_classes, input_size, input_shape)
-    path = predictor or default_predictor_path()
+    if predictor is not None and device is not None:
+        raise BadInput("give --predictor or --device, not both")
+    if device is not None:
+        rec = predictor_for(device, db=db)
+        if rec is None:
+            raise BadInput(f"device {device!r} has no predictor of its own in the store; make one with"
+                           f" `gapp calibrate` (on it, or --host) or give --predictor FILE")
+        path = Path(rec["path"])
+    else:
+        path = predictor or default_predictor_path()
     pred = Predictor.load(path)
     with err.status(f"predicting {spec.label()}"):
         with warnings.catch_warnings():
@@ -245,14 +357,28 @@ def predict(
     if json_:
         print_json(doc)
         return
-    table = Table(title=f"{spec.label()}: predicted on {pred.device or 'the predictor device'}")
-    for c, j in (("#", "right"), ("block", "left"), ("predicted ms", "right"), ("share", "right")):
+    iv = doc.get("interval")
+    table = Table(title=f"{spec.label()}: predicted for {doc['made_for']}")
+    cols = [("#", "right"), ("block", "left"), ("predicted ms", "right")]
+    if iv:
+        cols.append((f"{100 * iv['level']:.0f} % interval ms", "right"))
+    cols.append(("share", "right"))
+    for c, j in cols:
         table.add_column(c, justify=j)  # type: ignore[arg-type]
     for b in doc["blocks"]:
         share = 100 * b["predicted_ms"] / doc["sum_ms"] if doc["sum_ms"] else 0.0
-        table.add_row(str(b["index"]), b["name"], f"{b['predicted_ms']:.3f}", f"{share:.1f}%")
-    table.add_row("", "[bold]sum[/]", f"[bold]{doc['sum_ms']:.3f}[/]", "")
+        cells = [str(b["index"]), b["name"], f"{b['predicted_ms']:.3f}"]
+        if iv:
+            cells.append(f"{b['low_ms']:.3f}-{b['high_ms']:.3f}")
+        table.add_row(*cells, f"{share:.1f}%")
+    total = ["", "[bold]sum[/]", f"[bold]{doc['sum_ms']:.3f}[/]"]
+    if iv:
+        total.append(f"[bold]{doc['sum_low_ms']:.3f}-{doc['sum_high_ms']:.3f}[/]")
+    table.add_row(*total, "")
     out.print(table)
+    if not iv:
+        err.print("no interval: this predictor has no calibrated uncertainty (adapt it with `gapp calibrate` or"
+                  " `gapp train --few-shot`)", highlight=False)
 
 
 # ----------------------------------------------------------------------------- gapp evaluate

@@ -90,6 +90,9 @@ class MeasureConfig:
     device_name: str | None = None  # replaces the hostname in the device key
     seed: int = 0  # of the random input
     clock: str = "wall"  # or "cpu": the thread's CPU time (one thread, CPU only) for a shared machine
+    #: measure only these block indices (standalone mode only; the others are neither timed nor reported): a
+    #: calibration measures the probes it chooses, round by round (gapp_tui.predict.calibrate)
+    blocks: tuple[int, ...] | None = None
 
     def check(self) -> None:
         """BadInput on anything unusable (before any work is done)."""
@@ -105,6 +108,10 @@ class MeasureConfig:
             raise BadInput(f"clock {self.clock!r} is not valid; give wall or cpu")
         if self.clock == "cpu" and (self.threads != 1 or torch.device(self.device).type != "cpu"):
             raise BadInput("--clock cpu needs --threads 1 on --device cpu (it counts the calling thread's CPU time only)")
+        if self.blocks is not None:
+            self.blocks = tuple(sorted({int(b) for b in self.blocks}))
+            if "in-context" in self.modes:
+                raise BadInput("choosing blocks needs --mode standalone (in context every block runs)")
 
 
 @dataclasses.dataclass
@@ -361,6 +368,12 @@ class _Run:
         c = self.ctx
         return self.store.measured_blocks(c.device_key, c.model, c.setting, mode, c.chain_sig)
 
+    def _excluded(self) -> set[int]:
+        """Blocks this run leaves alone (``MeasureConfig.blocks``): neither timed nor reported."""
+        if self.cfg.blocks is None:
+            return set()
+        return set(range(len(self.names))) - set(self.cfg.blocks)
+
     def _keep(self, row: dict[str, Any]) -> None:
         if self.store is not None:
             self.store.add_row(row, self.ctx.run_id)
@@ -403,9 +416,12 @@ class _Run:
 
     def _standalone(self) -> None:
         done = self._done("standalone")
+        excluded = self._excluded()
         n = len(self.names)
         running = 0.0
         for i, block in enumerate(self.chain.blocks):
+            if i in excluded:
+                continue
             if i in done:
                 self.skipped += 1
                 self.report(Progress("standalone", i + 1, n, block.name, None, running, skipped=True))

@@ -126,11 +126,12 @@ class _RemoteRun(engine._Run):
         c.setting = setting_key(self.chain.spec.shape, self.cfg.dtype, c.threads, self.chain.granularity,
                                 self.chain.spec.num_classes, c.device_type)
         skip: dict[str, list[int]] = {}
+        excluded = self._excluded()
         for mode in list(self.cfg.modes) + (["full"] if self.cfg.full else []):
-            skip[mode] = sorted(self._done(mode))
+            skip[mode] = sorted(self._done(mode) | (excluded if mode != "full" else set()))
         n = len(self.names)
         for mode in self.cfg.modes:  # as the engine counts: every stored block of either mode
-            self.skipped += len(set(skip[mode]) & set(range(n)))
+            self.skipped += len(set(skip[mode]) & set(range(n)) - excluded)
         if self.cfg.full and -1 in skip.get("full", []):
             self.skipped += 1
         if self.store is not None:
