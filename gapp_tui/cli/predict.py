@@ -126,6 +126,12 @@ def train(
     machine: Optional[str] = typer.Option(None, "--machine", help="--few-shot: how to name the device the samples come "
                                           "from, wherever its predictions are shown (default: its store key or the "
                                           "totals file).", show_default=False),
+    pretrain: bool = typer.Option(False, "--pretrain", help="Train one GNN on every device table there is (the corpus, "
+                                  "NAS-Bench-201's 27 devices, the public ARM tables): one output per device, the corpus "
+                                  "machine first; a base for --few-shot and gapp calibrate."),
+    hold_out: Optional[list[str]] = typer.Option(None, "--hold-out", help="--pretrain: leave this device's table out "
+                                                 "(repeatable), e.g. jetson_nano_ort or nb201:raspi4.", show_default=False),
+    nb201_networks: int = typer.Option(2000, "--nb201-networks", help="--pretrain: NAS-Bench-201 networks to train on (0: none)."),
     steps: int = typer.Option(2500, "--steps", help="Training steps (early stopping may end sooner)."),
     members: int = typer.Option(1, "--members", help="Train an ensemble of this many GNNs (seeds seed, seed+1, ...);"
                                 " predictions are their geometric mean. The shipped predictor uses 3."),
@@ -159,6 +165,16 @@ def train(
     if totals is not None and not few_shot:
         raise BadInput("--totals adapts a trained predictor; add --few-shot (and --base, default: the shipped one)")
     t0 = time.perf_counter()
+    if pretrain:
+        if few_shot:
+            raise BadInput("--pretrain trains a base from the device tables; --few-shot adapts one: give one of them")
+        doc = _pretrain(hold_out or [], nb201_networks, steps, members, hidden, layers, seed, dispatch, cache_mb_or_off,
+                        out_path, t0)
+        if json_:
+            print_json(doc)
+            return
+        out.print(f"pre-trained on {len(doc['devices'])} devices ({doc['items']} items); predictor written to {out_path}")
+        return
     if few_shot and (totals is not None or method != "log-affine"):
         doc = _few_shot(base, db, device, threads, totals, method, machine, out_path, t0)
         if json_:
@@ -275,7 +291,8 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
     ds = parts[0] if len(parts) == 1 else concat(*parts)
     grain = "model" if rows_totals is not None and len(parts) == 1 and not (db or device) else "item"
     methods = ("embedding",) if method in ("auto", "embedding") else ("log-affine",)
-    ad = adapt(pred.model, ds.graphs, ds.items, ds.y, methods=methods, grain=grain, progress=_progress)
+    outputs = list(range(int(getattr(pred.model, "n_out", 1))))  # a pre-trained base: start from the closest device
+    ad = adapt(pred.model, ds.graphs, ds.items, ds.y, outputs=outputs, methods=methods, grain=grain, progress=_progress)
     adapted = Predictor(pred.model, str(made_for.get("device_key", "")), training={**pred.training, "few_shot": {
         "samples": len(ds), "base": str(base_path), "totals": str(totals) if totals else None, "left_out": left_out}},
         metrics=pred.metrics, node_columns=pred.node_columns, total_columns=pred.total_columns,
@@ -292,6 +309,34 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
             "fit_before": metrics(gm(raw), ds.y), "fit_after": metrics(gm(after), ds.y),
             "held_out": chosen, "cv": ad.cv, "interval": ad.interval.to_dict() if ad.interval else None,
             "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _pretrain(hold_out: list, nb201_networks: int, steps: int, members: int, hidden: int, layers: int, seed: int,
+              dispatch: bool, cache_mb: Optional[float], out_path: Path, t0: float) -> dict:
+    """`gapp train --pretrain`: :func:`gapp_tui.predict.pretrain.pretrain` on every table less --hold-out."""
+    from ..errors import BadInput
+    from ..predict.pretrain import device_tables, pretrain
+    from ..predict.samples import totals_features_cache
+    from ..predict.tables import device_tables as arm_tables
+    from ..predict.train import TrainConfig
+
+    if nb201_networks < 0:
+        raise BadInput(f"--nb201-networks {nb201_networks} is not valid; give 0 or more")
+    known = set(arm_tables()) | {"corpus-cpu-t1"}
+    for h in hold_out:
+        if h not in known and not h.startswith("nb201:"):
+            from ..errors import closest
+
+            raise BadInput(f"--hold-out {h!r} is not a device table{closest(h, sorted(known))}"
+                           f" (tables: {', '.join(sorted(known))}, nb201:<device>)")
+    tables = device_tables(hold_out, nb201_networks, arm_cache=totals_features_cache(), progress=_progress)
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch,
+                      cache_mb=cache_mb)
+    pred = pretrain(tables, cfg, seed=seed, progress=_progress)
+    pred.save(out_path)
+    return {"predictor": str(out_path), "mode": "pretrain", "devices": tables.devices, "hold_out": hold_out,
+            "items": len(tables.items), "validation": pred.metrics.get("validation"),
+            "left_out": tables.left_out, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _print_few_shot(doc: dict) -> None:

@@ -233,9 +233,11 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         idx = sorted(st.measured)
         items = [[(i, 1)] for i in idx]
         y = [st.measured[i] for i in idx]
+        outputs = list(range(int(getattr(base.model, "n_out", 1))))  # a pre-trained base: the closest device
         if lam is not None:
-            return adapt(base.model, graphs, items, y, lambdas=(lam,), grain="block", cross_validate=False), idx
-        return adapt(base.model, graphs, items, y, level=level, grain="block"), idx
+            return adapt(base.model, graphs, items, y, outputs=[first_fit.output], lambdas=(lam,), grain="block",
+                         cross_validate=False), idx
+        return adapt(base.model, graphs, items, y, outputs=outputs, level=level, grain="block"), idx
 
     # 3-4. adapt (choosing lambda), then active rounds ranked by quick refits at that lambda
     adaptation, _ = fit()
