@@ -53,11 +53,11 @@ def main() -> None:
         half = set(np.random.RandomState(s).permutation(fams)[: len(fams) // 2])
         a = np.array([f in half for f in fam])
         for cal, test in ((a, ~a), (~a, a)):
-            m = calibrate(r[cal], np.zeros(cal.sum()), args.level, grain="block")
+            m = calibrate(r[cal], None, args.level, grain="block")
             lo, hi = m.bounds(np.log(p[test]), np.zeros(test.sum()))
             covs.append(coverage(y[test], lo, hi))
             widths.append(float(np.exp(m.q * m.tau)))
-    full = calibrate(r, np.zeros(len(r)), args.level, grain="block")
+    full = calibrate(r, None, args.level, grain="block")
     doc = {"blocks": len(rows), "families": fams, "level": args.level, "interval": full.to_dict(),
            "factor": float(np.exp(full.q * full.tau)),
            "split_halves": {"splits": args.splits, "coverage_mean": float(np.mean(covs)), "coverage_min": float(np.min(covs)),
@@ -74,6 +74,7 @@ def main() -> None:
 
         before = Predictor.load(DEFAULT_PREDICTOR).block_times(graphs)
         raw["interval"] = IntervalModel.to_dict(full)
+        raw.pop("interval_note", None)
         torch.save(raw, DEFAULT_PREDICTOR)
         after = Predictor.load(DEFAULT_PREDICTOR)
         assert np.array_equal(before, after.block_times(graphs)), "the predictions changed"

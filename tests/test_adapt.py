@@ -114,8 +114,9 @@ def test_whole_model_samples_and_block_samples_are_fitted_alike(two_devices):
 
 
 def test_conformal_quantile_and_calibrated_coverage():
-    assert conformal_quantile(range(1, 21), 0.9) == 19  # ceil(21 * 0.9) = 19th of 20
-    assert conformal_quantile([1.0, 2.0], 0.9) == 2.0  # too few: the largest
+    assert conformal_quantile(range(1, 21), 0.9, conservative=True) == 19  # ceil(21 * 0.9) = 19th of 20
+    assert conformal_quantile([1.0, 2.0], 0.9, conservative=True) == 2.0  # too few: the largest
+    assert conformal_quantile(range(1, 21), 0.9) == pytest.approx(18.1)  # the default: the 0.9 quantile
     rng = np.random.RandomState(0)
     sigma = rng.uniform(0.02, 0.2, 4000)
     r = rng.normal(0, 1, 4000) * sigma * 1.5  # errors proportional to the spread, 1.5x wider than it says

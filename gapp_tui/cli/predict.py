@@ -1,4 +1,8 @@
-"""`gapp train`, `gapp predict`, `gapp evaluate`: the block-time predictor."""
+"""`gapp train`, `gapp predict`, `gapp evaluate`: the block-time predictor.
+
+One concept over 500 lines: the predictor's commands (training, pre-training, few-shot adaptation,
+prediction with intervals, evaluation), each only parsing its options and calling gapp_tui.predict.
+"""
 
 from __future__ import annotations
 
@@ -253,13 +257,10 @@ def train(
 
 def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
               totals: Optional[Path], method: str, machine: Optional[str], out_path: Path, t0: float) -> dict:
-    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.adapt.adapt`, chosen by cross-validation)."""
-    import numpy as np
-
+    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.fewshot.adapt_predictor`)."""
     from ..errors import BadInput
-    from ..predict.adapt import adapt
-    from ..predict.dataset import BlockDataset, assemble, concat
-    from ..predict.evaluate import metrics
+    from ..predict.dataset import assemble
+    from ..predict.fewshot import adapt_predictor
     from ..predict.predictor import Predictor, default_predictor_path
     from ..predict.samples import read_totals, totals_dataset, totals_features_cache
 
@@ -268,9 +269,7 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
     rows_totals = read_totals(totals) if totals is not None else None  # checked before anything is traced
     base_path = base or default_predictor_path()
     pred = Predictor.load(base_path)
-    parts: list[BlockDataset] = []
-    made_for: dict = {}
-    left_out: list = []
+    parts, made_for = [], {}
     if db is not None or device is not None:
         rows, desc = _rows(None, db, device, threads)
         parts.append(assemble(rows, desc, progress=_progress))
@@ -279,56 +278,25 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
     if rows_totals is not None:
         tds = totals_dataset(rows_totals, cache=totals_features_cache(), progress=_progress,
                              description={"source": str(totals)})
-        left_out = tds.description["left_out"]
-        for lo in left_out:
+        for lo in tds.description["left_out"]:
             err.print(f"[yellow]left out[/] {lo['model']} {lo['input_shape']}: {lo['reason']}", highlight=False)
-        if len(tds):
-            parts.append(tds)
+        parts.append(tds)
         made_for = made_for or {"device_key": machine or Path(totals).stem, "label": machine or f"the device of {totals}",
                                 "runtime": "", "threads": None}
-    if not parts or not sum(len(p) for p in parts):
-        raise BadInput("none of the samples could be used (every model was left out); see the lines above")
-    ds = parts[0] if len(parts) == 1 else concat(*parts)
-    grain = "model" if rows_totals is not None and len(parts) == 1 and not (db or device) else "item"
-    methods = ("embedding",) if method in ("auto", "embedding") else ("log-affine",)
-    outputs = list(range(int(getattr(pred.model, "n_out", 1))))  # a pre-trained base: start from the closest device
-    ad = adapt(pred.model, ds.graphs, ds.items, ds.y, outputs=outputs, methods=methods, grain=grain, progress=_progress)
-    adapted = Predictor(pred.model, str(made_for.get("device_key", "")), training={**pred.training, "few_shot": {
-        "samples": len(ds), "base": str(base_path), "totals": str(totals) if totals else None, "left_out": left_out}},
-        metrics=pred.metrics, node_columns=pred.node_columns, total_columns=pred.total_columns,
-        adaptation=ad, made_for=made_for)
-    from ..predict.adapt import adapted_member_times, base_member_times
-
-    raw = base_member_times(pred.model, ds.graphs, ds.items, ad.output)
-    after = adapted_member_times(pred.model, ad, ds.graphs, ds.items)
-    gm = lambda t: np.exp(np.log(t).mean(0))  # noqa: E731
+    adapted, doc = adapt_predictor(pred, parts, made_for, method, progress=_progress,
+                                   source={"base": str(base_path), "totals": str(totals) if totals else None})
     adapted.save(out_path)
-    chosen = ad.cv.get("candidates", {}).get(ad.cv.get("chosen", ""), {})
-    return {"predictor": str(out_path), "mode": "few-shot", "method": ad.method, "lambda": ad.lam,
-            "samples": len(ds), "left_out": left_out, "made_for": made_for,
-            "fit_before": metrics(gm(raw), ds.y), "fit_after": metrics(gm(after), ds.y),
-            "held_out": chosen, "cv": ad.cv, "interval": ad.interval.to_dict() if ad.interval else None,
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {"predictor": str(out_path), "mode": "few-shot", **doc, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _pretrain(hold_out: list, nb201_networks: int, steps: int, members: int, hidden: int, layers: int, seed: int,
               dispatch: bool, cache_mb: Optional[float], out_path: Path, t0: float) -> dict:
     """`gapp train --pretrain`: :func:`gapp_tui.predict.pretrain.pretrain` on every table less --hold-out."""
-    from ..errors import BadInput
-    from ..predict.pretrain import device_tables, pretrain
+    from ..predict.pretrain import check_hold_out, device_tables, pretrain
     from ..predict.samples import totals_features_cache
-    from ..predict.tables import device_tables as arm_tables
     from ..predict.train import TrainConfig
 
-    if nb201_networks < 0:
-        raise BadInput(f"--nb201-networks {nb201_networks} is not valid; give 0 or more")
-    known = set(arm_tables()) | {"corpus-cpu-t1"}
-    for h in hold_out:
-        if h not in known and not h.startswith("nb201:"):
-            from ..errors import closest
-
-            raise BadInput(f"--hold-out {h!r} is not a device table{closest(h, sorted(known))}"
-                           f" (tables: {', '.join(sorted(known))}, nb201:<device>)")
+    check_hold_out(hold_out, nb201_networks)
     tables = device_tables(hold_out, nb201_networks, arm_cache=totals_features_cache(), progress=_progress)
     cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch,
                       cache_mb=cache_mb)

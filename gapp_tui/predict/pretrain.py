@@ -49,6 +49,20 @@ class DeviceTables:
                 "graphs": len(self.graphs), "left_out": self.left_out}
 
 
+def check_hold_out(hold_out: Sequence[str], nb201_networks: int = 0) -> None:
+    """BadInput unless every name is a table (``corpus-cpu-t1``, an ARM table, ``nb201:<device>``)."""
+    from ..errors import BadInput, closest
+    from .tables import device_tables as arm_tables
+
+    if nb201_networks < 0:
+        raise BadInput(f"--nb201-networks {nb201_networks} is not valid; give 0 or more")
+    known = set(arm_tables()) | {BASE_DEVICE}
+    for h in hold_out:
+        if h not in known and not h.startswith("nb201:"):
+            raise BadInput(f"--hold-out {h!r} is not a device table{closest(h, sorted(known))}"
+                           f" (tables: {', '.join(sorted(known))}, nb201:<device>)")
+
+
 def device_tables(hold_out: Sequence[str] = (), nb201_networks: int = 2000, arm: bool = True,
                   arm_cache: str | Path | None = None, seed: int = 1234,
                   progress: Callable[[str], None] | None = None) -> DeviceTables:
