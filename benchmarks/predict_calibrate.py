@@ -138,6 +138,29 @@ def main() -> None:
                          "low_ms": float(lo[i]) if lo is not None else None,
                          "high_ms": float(hi[i]) if hi is not None else None}
                         for i, (n, a) in enumerate(zip(names, y))]
+    # 4. what the probes buy: adapted on the core alone, on the core and N probes the ensemble chooses
+    #    (the active rule, replayed on the stored rows), and on the core and N random probes
+    measured = {int(r["block"]): float(r["min_ms"] or r["median_ms"]) for r in probe_rows}
+    core = [i for i in probes.core() if i in measured]
+
+    def score(idx: list[int]) -> dict:
+        ad = adapt(base.model, pg, [[(i, 1)] for i in idx], [measured[i] for i in idx], grain="block")
+        p = np.exp(np.log(adapted_member_times(base.model, ad, graphs)).mean(0))
+        return {"probes": len(idx), **metrics(p, y)}
+
+    rest = [i for i in sorted(measured) if i not in core]
+    doc["ablation"] = {"core only": score(core)}
+    n_more = min(len(rest), len(core))
+    if n_more:
+        first = adapt(base.model, pg, [[(i, 1)] for i in core], [measured[i] for i in core], grain="block")
+        mu_p, sig_p = spread(np.log(adapted_member_times(base.model, first, pg)))
+        secs = np.array(probes.estimate_seconds(np.exp(mu_p), CALIBRATION_PRECISION))
+        active = sorted(rest, key=lambda i: -sig_p[i] ** 2 / secs[i])[:n_more]
+        doc["ablation"][f"core + {n_more} chosen by the ensemble"] = score(core + active)
+        doc["ablation"][f"core + {n_more} at random (3 draws, mean)"] = {
+            k: float(np.mean([v[k] for v in [score(core + list(np.random.RandomState(s).choice(rest, n_more, replace=False)))
+                                              for s in range(3)]])) for k in ("probes", "within10", "mape", "spearman")}
+    doc["ablation"]["every measured probe"] = score(sorted(measured))
     store.close()
     text = render(doc)
     print(text)
@@ -168,6 +191,10 @@ def render(doc: dict) -> str:
     for f, per in doc["per_family"].items():
         n = next(iter(per.values()))["n"]
         lines.append(f"| {f} | {n} | " + " | ".join(f"{m['within10']:.0f} % / {m['mape']:.1f}" for m in per.values()) + " |")
+    lines += ["", "What the probes buy (adapted on subsets of the probes measured above, same test blocks):", "",
+              "| adapted on | probes | within ±10 % | MAPE % | Spearman |", "|---|---|---|---|---|"]
+    for k, m in doc.get("ablation", {}).items():
+        lines.append(f"| {k} | {m['probes']:.0f} | {m['within10']:.1f} | {m['mape']:.1f} | {m['spearman']:.3f} |")
     lines += ["", f"Load average (1 min) of the 2-core machine: {ld['calibrate_start'][0]} and {ld['calibrate_end'][0]}"
               f" before and after the calibration, {ld['blocks_start'][0]} and {ld['blocks_end'][0]} around the test"
               " blocks. The machine was shared with other jobs: a load above 1 distorts timings at 2 threads.", "",
