@@ -58,7 +58,9 @@ Public API (used by measure, predict, partition, the TUI)
 ``setting_key(...)``, and on a store: ``add_device``, ``add_rows``,
 ``start_run``/``finish_run``, ``rows``, ``measured_blocks``, ``block_times``,
 ``block_table``, ``devices``, ``models``, ``settings``, ``runs``, ``count``,
-``export_csv``, ``export_json``, ``export``.
+``export_csv``, ``export_json``, ``export``, and the device predictors
+``gapp calibrate`` records: ``set_device_predictor``, ``device_predictor``,
+``device_predictors``.
 """
 
 from __future__ import annotations
@@ -186,13 +188,13 @@ CREATE TABLE IF NOT EXISTS link_probes (  -- `gapp link probe`: one row per dire
     detail        TEXT                -- JSON: every transfer, the fit
 );
 CREATE TABLE IF NOT EXISTS device_predictors (  -- `gapp calibrate`: the predictor made for a device
-    name        TEXT NOT NULL,        -- a device key, or the name the user gave the device (pi)
-    runtime     TEXT NOT NULL,        -- eager | executorch | onnxruntime
-    path        TEXT NOT NULL,
-    device_key  TEXT,
-    made_for    TEXT,                 -- JSON: the machine, threads, samples, held-out accuracy
+    device_key  TEXT NOT NULL,
+    runtime     TEXT NOT NULL DEFAULT 'eager',
+    threads     INTEGER NOT NULL DEFAULT 0,  -- the thread count it was calibrated at (0: not recorded)
+    path        TEXT NOT NULL,               -- the predictor file (gapp calibrate --out)
+    made_for    TEXT NOT NULL,               -- JSON: device_key, label, runtime, threads, setting, description
     created_at  TEXT NOT NULL,
-    PRIMARY KEY (name, runtime)
+    PRIMARY KEY (device_key, runtime, threads)
 );
 """
 
@@ -639,6 +641,48 @@ class Store:
             out.append(d)
         return out
 
+    # ------------------------------------------------------------------ device predictors
+    # (`gapp calibrate` records the predictor it made for a device; a table of its own, created with the
+    # schema: stores written before it get it the next time they are opened for writing)
+
+    def set_device_predictor(self, device_key: str, path: str | os.PathLike[str], made_for: Mapping[str, Any],
+                             runtime: str = "eager", threads: int | None = None) -> None:
+        """Record ``path`` as the predictor of ``device_key`` under ``runtime`` (and thread count), replacing any."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO device_predictors (device_key, runtime, threads, path, made_for, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (device_key, runtime, int(threads or 0), str(Path(path).resolve()), json.dumps(dict(made_for), default=str),
+                 now_iso()),
+            )
+
+    def device_predictor(self, device_key: str, runtime: str = "eager", threads: int | None = None) -> dict[str, Any] | None:
+        """The newest predictor recorded for a device and runtime (``threads``: that thread count only), or None.
+
+        ``{"device_key", "runtime", "threads", "path", "made_for": dict, "created_at"}``.
+        """
+        found = self.device_predictors(device_key, runtime)
+        if threads is not None:
+            found = [r for r in found if r["threads"] == int(threads)]
+        return found[0] if found else None
+
+    def device_predictors(self, device_key: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded device predictor, newest first (optionally of one device and runtime)."""
+        clauses, args = [], []
+        for col, v in (("device_key", device_key), ("runtime", runtime)):
+            if v is not None:
+                clauses.append(f"{col} = ?")
+                args.append(v)
+        sql = ("SELECT device_key, runtime, threads, path, made_for, created_at FROM device_predictors"
+               + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY created_at DESC, rowid DESC")
+        with self._lock:
+            try:
+                got = self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:  # a read-only store written before the table existed
+                return []
+        return [{"device_key": k, "runtime": r, "threads": int(t), "path": p, "made_for": json.loads(m or "{}"),
+                 "created_at": c} for k, r, t, p, m, c in got]
+
     # ------------------------------------------------------------------ link probes
 
     def add_link_probe(self, probe: Mapping[str, Any]) -> int:
@@ -671,35 +715,6 @@ class Store:
     def latest_link(self, host: str | None = None, direction: str = "from_device") -> dict[str, Any] | None:
         """The newest probe of one direction (device to server by default), or None."""
         found = self.links(host, direction)
-        return found[0] if found else None
-
-    # ------------------------------------------------------------------ device predictors
-
-    def set_device_predictor(self, name: str, path: str | os.PathLike[str], runtime: str = "eager",
-                             device_key: str | None = None, made_for: Mapping[str, Any] | None = None) -> None:
-        """Record ``path`` as the predictor of device ``name`` under ``runtime`` (replacing an older one)."""
-        with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO device_predictors (name, runtime, path, device_key, made_for, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (name, runtime, str(Path(path).expanduser().resolve()), device_key,
-                 json.dumps(dict(made_for or {}), default=str), now_iso()),
-            )
-
-    def device_predictors(self, name: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
-        """Recorded device predictors (newest first): ``name``, ``runtime``, ``path``, ``device_key``, ``made_for``."""
-        if not self._has_table("device_predictors"):
-            return []
-        clauses = [(c, v) for c, v in (("name", name), ("runtime", runtime)) if v]
-        where = (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in clauses)) if clauses else ""
-        with self._lock:
-            got = self._conn.execute(f"SELECT * FROM device_predictors{where} ORDER BY created_at DESC, name",
-                                     [v for _, v in clauses]).fetchall()
-        return [{**dict(r), "made_for": json.loads(r["made_for"]) if r["made_for"] else {}} for r in got]
-
-    def device_predictor(self, name: str, runtime: str = "eager") -> dict[str, Any] | None:
-        """The predictor recorded for device ``name`` (a device key or the name given at calibration), or None."""
-        found = self.device_predictors(name, runtime)
         return found[0] if found else None
 
     def _has_table(self, table: str) -> bool:

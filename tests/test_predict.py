@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from gapp_tui.cli import app
 from gapp_tui.errors import BadInput
 from gapp_tui.predict.dataset import model_graphs
-from gapp_tui.predict.fewshot import apply_calibration, fit_calibration
+from gapp_tui.predict.adapt import apply_calibration, fit_calibration
 from gapp_tui.predict.predictor import Predictor
 from gapp_tui.predict.train import ItemBatcher, TrainConfig, fit_gnn, item_times
 
@@ -256,11 +256,18 @@ def test_cli_few_shot_adapts_a_predictor_to_a_few_measured_blocks(tiny_predictor
         dev = res.all_rows()[0]["device_key"]
     out = tmp_path / "adapted.pt"
     cli = CliRunner().invoke(app, ["train", "--few-shot", "--base", str(base), "--db", str(tmp_db), "--device", dev,
-                                   "--out", str(out), "--json"])
+                                   "--method", "log-affine", "--out", str(out), "--json"])
     assert cli.exit_code == 0, cli.output
-    doc = json.loads(cli.stdout)
+    doc = json.loads(cli.stdout)  # the old correction, kept as a baseline: t' = exp(b) t^a
     assert doc["samples"] > 3 and doc["fit_after"]["rms_log_error"] <= doc["fit_before"]["rms_log_error"] + 1e-9
     assert Predictor.load(out).calibration["samples"] == doc["samples"]
+    cli = CliRunner().invoke(app, ["train", "--few-shot", "--base", str(base), "--db", str(tmp_db), "--device", dev,
+                                   "--out", str(out), "--json"])  # the default: relative costs, chosen by cross-validation
+    assert cli.exit_code == 0, cli.output
+    doc = json.loads(cli.stdout)
+    assert doc["method"] == "embedding" and doc["samples"] > 3 and doc["made_for"]["device_key"] == dev
+    adapted = Predictor.load(out)
+    assert adapted.adaptation is not None and adapted.machine == dev and adapted.interval is not None
     # and a predictor trained from scratch on the same store rows
     scratch = tmp_path / "scratch.pt"
     cli = CliRunner().invoke(app, ["train", "--db", str(tmp_db), "--device", dev, "--steps", "30", "--hidden", "16",

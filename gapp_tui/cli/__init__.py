@@ -67,6 +67,9 @@ _export.register(app)
 from . import predict as _predict  # noqa: E402  train, predict, evaluate
 
 _predict.register(app)
+from . import calibrate as _calibrate  # noqa: E402  calibrate (probe suite -> a device's predictor)
+
+_calibrate.register(app)
 from . import serve as _serve  # noqa: E402  serve (the terminal app in a browser)
 
 _serve.register(app)

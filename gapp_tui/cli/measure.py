@@ -411,19 +411,25 @@ def results_show(
 @results_app.command("devices")
 @handle_errors
 def results_devices(db: Optional[Path] = opt_db(), json_: bool = opt_json()) -> None:
-    """Every device the store has rows from, with its description."""
+    """Every device the store has rows from, with its description and the predictor `gapp calibrate` made for it."""
     with _open(db) as store:
         devs = store.devices()
+        predictors = store.device_predictors()
     if json_:
-        print_json({"devices": devs})
+        print_json({"devices": devs, "predictors": predictors})
         return
+    own = {}
+    for p in predictors:  # newest first: the one `gapp predict --device` uses
+        own.setdefault(p["device_key"], p)
     table = Table(title=f"{len(devs)} devices")
-    for col in ("key", "CPU", "cores", "torch", "OS", "accelerator", "rows", "last seen"):
+    for col in ("key", "CPU", "cores", "torch", "OS", "accelerator", "rows", "last seen", "predictor"):
         table.add_column(col)
     for d in devs:
         desc = d["description"]
+        pred = own.get(d["key"])
         table.add_row(d["key"], str(desc.get("cpu_model", "")), str(desc.get("cores", "")), str(desc.get("torch", "")),
-                      str(desc.get("os", "")), str(desc.get("accelerator") or "-"), str(d["rows"]), str(d["last_seen"] or ""))
+                      str(desc.get("os", "")), str(desc.get("accelerator") or "-"), str(d["rows"]), str(d["last_seen"] or ""),
+                      f"{pred['runtime']}, {pred['threads'] or '?'} threads" if pred else "-")
     out.print(table)
 
 

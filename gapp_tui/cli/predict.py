@@ -1,4 +1,8 @@
-"""`gapp train`, `gapp predict`, `gapp evaluate`: the block-time predictor."""
+"""`gapp train`, `gapp predict`, `gapp evaluate`: the block-time predictor.
+
+One concept: the predictor's commands (training, pre-training, few-shot adaptation,
+prediction with intervals, evaluation), each only parsing its options and calling gapp_tui.predict.
+"""
 
 from __future__ import annotations
 
@@ -139,8 +143,24 @@ def train(
                                 " onnxruntime): a predictor is for one runtime."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: only the int8 rows of --runtime.",
                                            show_default=False),
-    few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to these few measurements instead of training from scratch."),
+    few_shot: bool = typer.Option(False, "--few-shot", help="Adapt --base to a device's samples (store rows with "
+                                  "--db/--device, whole-model latencies with --totals) instead of training from scratch."),
     base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt with --few-shot (default: the shipped one)."),
+    totals: Optional[Path] = typer.Option(None, "--totals", help="--few-shot: a CSV of whole-model latencies on the device "
+                                          "(columns model,input_shape,latency_ms; model = registry name or "
+                                          "package.module:callable).", show_default=False),
+    method: str = typer.Option("auto", "--method", help="--few-shot: auto or embedding (the head's efficiencies moved "
+                               "along its embedding's main directions, the prior's strength chosen by cross-validation "
+                               "on the samples), or log-affine (t' = exp(b) t^a only: the old correction, a baseline)."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="--few-shot: how to name the device the samples come "
+                                          "from, wherever its predictions are shown (default: its store key or the "
+                                          "totals file).", show_default=False),
+    pretrain: bool = typer.Option(False, "--pretrain", help="Train one GNN on every device table there is (the corpus, "
+                                  "NAS-Bench-201's 27 devices, the public ARM tables): one output per device, the corpus "
+                                  "machine first; a base for --few-shot and gapp calibrate."),
+    hold_out: Optional[list[str]] = typer.Option(None, "--hold-out", help="--pretrain: leave this device's table out "
+                                                 "(repeatable), e.g. jetson_nano_ort or nb201:raspi4.", show_default=False),
+    nb201_networks: int = typer.Option(2000, "--nb201-networks", help="--pretrain: NAS-Bench-201 networks to train on (0: none)."),
     steps: int = typer.Option(2500, "--steps", help="Training steps (early stopping may end sooner)."),
     members: int = typer.Option(1, "--members", help="Train an ensemble of this many GNNs (seeds seed, seed+1, ...);"
                                 " predictions are their geometric mean. The shipped predictor uses 3."),
@@ -169,11 +189,32 @@ def train(
     if members < 1:
         raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
     cache_mb_or_off = _check_cache_mb(cache_mb)
+    if method not in ("auto", "embedding", "log-affine"):
+        raise BadInput(f"--method {method!r} is not valid; give auto, embedding or log-affine")
+    if totals is not None and not few_shot:
+        raise BadInput("--totals adapts a trained predictor; add --few-shot (and --base, default: the shipped one)")
     t0 = time.perf_counter()
+    if pretrain:
+        if few_shot:
+            raise BadInput("--pretrain trains a base from the device tables; --few-shot adapts one: give one of them")
+        doc = _pretrain(hold_out or [], nb201_networks, steps, members, hidden, layers, seed, dispatch, cache_mb_or_off,
+                        out_path, t0)
+        if json_:
+            print_json(doc)
+            return
+        out.print(f"pre-trained on {len(doc['devices'])} devices ({doc['items']} items); predictor written to {out_path}")
+        return
+    if few_shot and (totals is not None or method != "log-affine"):
+        doc = _few_shot(base, db, device, threads, totals, method, machine, out_path, t0)
+        if json_:
+            print_json(doc)
+            return
+        _print_few_shot(doc)
+        return
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic, runtime, quantize)
     desc = ds.description
     if few_shot:
-        from ..predict.fewshot import apply_calibration, fit_calibration
+        from ..predict.adapt import apply_calibration, fit_calibration
 
         base_path = base or default_predictor_path()
         pred = Predictor.load(base_path)
@@ -239,13 +280,82 @@ def train(
     out.print(f"predictor written to {out_path}")
 
 
+def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
+              totals: Optional[Path], method: str, machine: Optional[str], out_path: Path, t0: float) -> dict:
+    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.fewshot.adapt_predictor`)."""
+    from ..errors import BadInput
+    from ..predict.dataset import assemble
+    from ..predict.fewshot import adapt_predictor
+    from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.samples import read_totals, totals_dataset, totals_features_cache
+
+    if totals is None and db is None and device is None:
+        raise BadInput("--few-shot needs samples of the device: --db/--device (measured blocks) or --totals FILE.csv")
+    rows_totals = read_totals(totals) if totals is not None else None  # checked before anything is traced
+    base_path = base or default_predictor_path()
+    pred = Predictor.load(base_path)
+    parts, made_for = [], {}
+    if db is not None or device is not None:
+        rows, desc = _rows(None, db, device, threads)
+        parts.append(assemble(rows, desc, progress=_progress))
+        made_for = {"device_key": desc["device"], "label": machine or desc["device"], "runtime": "eager",
+                    "threads": threads}
+    if rows_totals is not None:
+        tds = totals_dataset(rows_totals, cache=totals_features_cache(), progress=_progress,
+                             description={"source": str(totals)})
+        for lo in tds.description["left_out"]:
+            err.print(f"[yellow]left out[/] {lo['model']} {lo['input_shape']}: {lo['reason']}", highlight=False)
+        parts.append(tds)
+        made_for = made_for or {"device_key": machine or Path(totals).stem, "label": machine or f"the device of {totals}",
+                                "runtime": "", "threads": None}
+    adapted, doc = adapt_predictor(pred, parts, made_for, method, progress=_progress,
+                                   source={"base": str(base_path), "totals": str(totals) if totals else None})
+    adapted.save(out_path)
+    return {"predictor": str(out_path), "mode": "few-shot", **doc, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _pretrain(hold_out: list, nb201_networks: int, steps: int, members: int, hidden: int, layers: int, seed: int,
+              dispatch: bool, cache_mb: Optional[float], out_path: Path, t0: float) -> dict:
+    """`gapp train --pretrain`: :func:`gapp_tui.predict.pretrain.pretrain` on every table less --hold-out."""
+    from ..predict.pretrain import check_hold_out, device_tables, pretrain
+    from ..predict.samples import totals_features_cache
+    from ..predict.train import TrainConfig
+
+    check_hold_out(hold_out, nb201_networks)
+    tables = device_tables(hold_out, nb201_networks, arm_cache=totals_features_cache(), progress=_progress)
+    cfg = TrainConfig(steps=steps, hidden=hidden, layers=layers, seed=seed, members=members, dispatch=dispatch,
+                      cache_mb=cache_mb)
+    pred = pretrain(tables, cfg, seed=seed, progress=_progress)
+    pred.save(out_path)
+    return {"predictor": str(out_path), "mode": "pretrain", "devices": tables.devices, "hold_out": hold_out,
+            "items": len(tables.items), "validation": pred.metrics.get("validation"),
+            "left_out": tables.left_out, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _print_few_shot(doc: dict) -> None:
+    held = doc.get("held_out") or {}
+    err.print(f"adapted to {doc['samples']} samples of {doc['made_for'].get('label')}: {doc['method']}"
+              + (f" (lambda {doc['lambda']:g})" if doc.get("lambda") else ""), highlight=False)
+    if held:
+        err.print(f"on held-out samples (cross-validation): within ±10% {held['within10']:.0f}%, MAPE {held['mape']:.1f}%",
+                  highlight=False)
+    err.print(f"on the samples themselves: MAPE {doc['fit_before']['mape']:.1f}% -> {doc['fit_after']['mape']:.1f}%",
+              highlight=False)
+    out.print(f"predictor written to {doc['predictor']}")
+
+
 # ----------------------------------------------------------------------------- gapp predict
 
 
 @handle_errors
 def predict(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
-    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the shipped CPU predictor)."),
+    predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the device's "
+                                             "own with --device, else the shipped one).", show_default=False),
+    device: Optional[str] = typer.Option(None, "--device", help="Use the predictor `gapp calibrate` recorded for this "
+                                         "device key (see `gapp results devices`).", show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help="The store --device is looked up in (default: $GAPP_DB, else "
+                                      "the user data directory).", show_default=False),
     batch_size: int = opt_batch_size(),
     num_classes: int = opt_num_classes(),
     input_size: Optional[int] = opt_input_size(),
@@ -257,11 +367,26 @@ def predict(
     leaf: Optional[list[str]] = opt_leaf(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Predict each block's time of MODEL from its features alone (nothing is run or measured)."""
+    """Predict each block's time of MODEL from its features alone (nothing is run or measured).
+
+    The table and the JSON name the machine the predictor was made for; with a calibrated predictor
+    (or the shipped one) every time has a 90 % interval.
+    """
+    from ..errors import BadInput
     from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.device_predictors import predictor_for
 
     spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
-    path = predictor or default_predictor_path()
+    if predictor is not None and device is not None:
+        raise BadInput("give --predictor or --device, not both")
+    if device is not None:
+        rec = predictor_for(device, db=db)
+        if rec is None:
+            raise BadInput(f"device {device!r} has no predictor of its own in the store; make one with"
+                           f" `gapp calibrate` (on it, or --host) or give --predictor FILE")
+        path = Path(rec["path"])
+    else:
+        path = predictor or default_predictor_path()
     pred = Predictor.load(path)
     with err.status(f"predicting {spec.label()}"):
         with warnings.catch_warnings():
@@ -273,14 +398,28 @@ def predict(
     if json_:
         print_json(doc)
         return
-    table = Table(title=f"{spec.label()}: predicted on {pred.device or 'the predictor device'}")
-    for c, j in (("#", "right"), ("block", "left"), ("predicted ms", "right"), ("share", "right")):
+    iv = doc.get("interval")
+    table = Table(title=f"{spec.label()}: predicted for {doc['made_for']}")
+    cols = [("#", "right"), ("block", "left"), ("predicted ms", "right")]
+    if iv:
+        cols.append((f"{100 * iv['level']:.0f} % interval ms", "right"))
+    cols.append(("share", "right"))
+    for c, j in cols:
         table.add_column(c, justify=j)  # type: ignore[arg-type]
     for b in doc["blocks"]:
         share = 100 * b["predicted_ms"] / doc["sum_ms"] if doc["sum_ms"] else 0.0
-        table.add_row(str(b["index"]), b["name"], f"{b['predicted_ms']:.3f}", f"{share:.1f}%")
-    table.add_row("", "[bold]sum[/]", f"[bold]{doc['sum_ms']:.3f}[/]", "")
+        cells = [str(b["index"]), b["name"], f"{b['predicted_ms']:.3f}"]
+        if iv:
+            cells.append(f"{b['low_ms']:.3f}-{b['high_ms']:.3f}")
+        table.add_row(*cells, f"{share:.1f}%")
+    total = ["", "[bold]sum[/]", f"[bold]{doc['sum_ms']:.3f}[/]"]
+    if iv:
+        total.append(f"[bold]{doc['sum_low_ms']:.3f}-{doc['sum_high_ms']:.3f}[/]")
+    table.add_row(*total, "")
     out.print(table)
+    if not iv:
+        err.print("no interval: this predictor has no calibrated uncertainty (adapt it with `gapp calibrate` or"
+                  " `gapp train --few-shot`)", highlight=False)
 
 
 # ----------------------------------------------------------------------------- gapp evaluate

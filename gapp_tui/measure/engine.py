@@ -104,6 +104,9 @@ class MeasureConfig:
     runtime: str = "eager"
     quantize: str | None = None  # "int8": each block (and the full model) quantized for its runtime
     calibration: int = 8  # random inputs int8 is calibrated on
+    #: measure only these block indices (standalone mode only; the others are neither timed nor reported): a
+    #: calibration measures the probes it chooses, round by round (gapp_tui.predict.calibrate)
+    blocks: tuple[int, ...] | None = None
 
     def check(self) -> None:
         """BadInput on anything unusable (before any work is done)."""
@@ -128,6 +131,10 @@ class MeasureConfig:
             raise BadInput(f"clock {self.clock!r} is not valid; give wall or cpu")
         if self.clock == "cpu" and (self.threads != 1 or torch.device(self.device).type != "cpu"):
             raise BadInput("--clock cpu needs --threads 1 on --device cpu (it counts the calling thread's CPU time only)")
+        if self.blocks is not None:
+            self.blocks = tuple(sorted({int(b) for b in self.blocks}))
+            if "in-context" in self.modes:
+                raise BadInput("choosing blocks needs --mode standalone (in context every block runs)")
 
 
 def prepare_chain(spec: Any, granularity: str | int = "natural", device: str = "cpu", dtype: str = "float32",
@@ -291,9 +298,12 @@ class _LocalRun:
 
     def _standalone(self) -> None:
         done = self.record.done("standalone")
+        excluded = self.record.excluded()
         n = len(self.names)
         running = 0.0
         for i, block in enumerate(self.chain.blocks):
+            if i in excluded:
+                continue
             if i in done:
                 self.record.skipped += 1
                 self.report(Progress("standalone", i + 1, n, block.name, None, running, skipped=True))

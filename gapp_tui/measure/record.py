@@ -210,6 +210,11 @@ class RunRecord:
         c = self.ctx
         return self.store.measured_blocks(c.device_key, c.model, c.setting, mode, c.chain_sig)
 
+    def excluded(self) -> set[int]:
+        """Blocks this run leaves alone (``MeasureConfig.blocks``): neither timed nor reported."""
+        chosen = getattr(self.cfg, "blocks", None)
+        return set() if chosen is None else set(range(len(self.names))) - set(chosen)
+
     def keep(self, row: dict[str, Any], counted: bool = True) -> None:
         """Store a row now and keep it; ``counted=False`` for a row that replaces one already counted."""
         if self.store is not None:

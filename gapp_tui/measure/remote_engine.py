@@ -127,10 +127,11 @@ class _RemoteRun:
         c.threads = int(desc.get("threads") or 1)
         c.setting = setting_key(self.chain.spec.shape, self.cfg.dtype, c.threads, self.chain.granularity,
                                 self.chain.spec.num_classes, c.device_type)
-        skip = {mode: sorted(rec.done(mode)) for mode in rec.all_modes}
+        excluded = rec.excluded()
+        skip = {mode: sorted(rec.done(mode) | (excluded if mode != "full" else set())) for mode in rec.all_modes}
         n = len(rec.names)
         for mode in self.cfg.modes:  # as the engine counts: every stored block of either mode
-            rec.skipped += len(set(skip[mode]) & set(range(n)))
+            rec.skipped += len(set(skip[mode]) & set(range(n)) - excluded)
         if self.cfg.full and -1 in skip.get("full", []):
             rec.skipped += 1
         rec.open(self.command)

@@ -131,7 +131,15 @@ def rows_from_store(store: Any, device: str | None = None, mode: str = "standalo
 
 def model_graphs(model: str, batch_size: int, input_size: int | None = None, input_shape: tuple[int, ...] | None = None,
                  num_classes: int = 1000) -> tuple[list[Any], str]:
-    """(BlockGraphs at natural granularity, chain signature) of one model and input, on meta tensors."""
+    """(BlockGraphs at natural granularity, chain signature) of one model and input, on meta tensors.
+
+    The probe suite (:data:`gapp_tui.predict.probes.MODEL_NAME`, what ``gapp calibrate`` measures) is not
+    a model but a pool of independent blocks: its graphs come from :mod:`gapp_tui.predict.probes`.
+    """
+    from . import probes
+
+    if model == probes.MODEL_NAME:
+        return probes.graphs(), probes.signature()
     from ..blocks import BlockChain
     from ..features import extract
     from ..zoo import ModelSpec, is_import_path

@@ -8,6 +8,11 @@ Two mechanisms, both fitted on k measured items (k = 10, 20, 50):
   --few-shot`` does for a user who measured a few blocks on a new Pi: the
   predictor trained on this machine's CPU corpus keeps its ranking of blocks,
   the correction moves it to the Pi's speed.
+* :func:`adapt_predictor` -- what ``gapp train --few-shot`` does now: a
+  predictor adapted to a device's samples (block rows and whole-model
+  latencies alike) by :func:`gapp_tui.predict.adapt.adapt`, which moves the
+  base's relative costs, not only its scale; ``method="log-affine"`` is the
+  correction above.
 * :func:`fit_mixture` -- with a GNN trained on several source devices at once
   (one output per device, a shared encoder), the target's time of an item is
   modelled as a non-negative mix of the source devices' predicted times,
@@ -28,26 +33,43 @@ from typing import Any
 
 import numpy as np
 
+from .adapt import adapt as adapt_embedding
+from .adapt import adapted_member_times, apply_calibration, base_member_times, fit_calibration
 from .evaluate import metrics
 
 
-def fit_calibration(pred: np.ndarray, y: np.ndarray, shrink: float = 2.0) -> dict[str, float]:
-    """``{"a", "b", "samples"}`` of ``log y ~ a log pred + b`` (a shrunk towards 1 with weight ``shrink``)."""
-    lp, ly = np.log(np.asarray(pred, float)), np.log(np.asarray(y, float))
-    k = len(lp)
-    if k == 0:
-        return {"a": 1.0, "b": 0.0, "samples": 0}
-    if k < 3:
-        return {"a": 1.0, "b": float(np.mean(ly - lp)), "samples": k}
-    xm, ym = lp.mean(), ly.mean()
-    sxx = float(((lp - xm) ** 2).sum())
-    sxy = float(((lp - xm) * (ly - ym)).sum())
-    a = (sxy + shrink * 1.0) / (sxx + shrink)
-    return {"a": float(a), "b": float(ym - a * xm), "samples": k}
+def adapt_predictor(base: Any, datasets: Sequence[Any], made_for: dict[str, Any], method: str = "auto",
+                    progress: Callable[[str], None] | None = None,
+                    source: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """``(adapted Predictor, report)``: ``base`` adapted to the items of ``datasets`` (BlockDatasets of one device).
 
+    ``method``: ``auto``/``embedding`` (:func:`gapp_tui.predict.adapt.adapt`'s default) or ``log-affine``.
+    A base pre-trained on several devices starts from the closest one's output.
+    """
+    from ..errors import BadInput
+    from .dataset import concat
+    from .predictor import Predictor
 
-def apply_calibration(pred: np.ndarray, cal: dict[str, float]) -> np.ndarray:
-    return np.exp(cal["b"]) * np.power(np.asarray(pred, float), cal["a"])
+    parts = [d for d in datasets if len(d)]
+    left_out = [lo for d in datasets for lo in d.description.get("left_out", [])]
+    if not parts:
+        raise BadInput("none of the samples could be used (every model was left out); see the lines above")
+    ds = parts[0] if len(parts) == 1 else concat(*parts)
+    grain = "model" if all(len(it) > 1 for it in ds.items) else "block" if all(len(it) == 1 for it in ds.items) else "item"
+    methods = ("log-affine",) if method == "log-affine" else ("embedding",)
+    outputs = list(range(int(getattr(base.model, "n_out", 1))))
+    ad = adapt_embedding(base.model, ds.graphs, ds.items, ds.y, outputs=outputs, methods=methods, grain=grain, progress=progress)
+    adapted = Predictor(base.model, str(made_for.get("device_key", "")),
+                        training={**base.training, "few_shot": {"samples": len(ds), "left_out": left_out, **(source or {})}},
+                        metrics=base.metrics, node_columns=base.node_columns, total_columns=base.total_columns,
+                        adaptation=ad, made_for=made_for)
+    gm = lambda t: np.exp(np.log(t).mean(0))  # noqa: E731  (the ensemble's geometric mean)
+    before = gm(base_member_times(base.model, ds.graphs, ds.items, ad.output))
+    after = gm(adapted_member_times(base.model, ad, ds.graphs, ds.items))
+    chosen = ad.cv.get("candidates", {}).get(ad.cv.get("chosen", ""), {})
+    return adapted, {"method": ad.method, "lambda": ad.lam, "samples": len(ds), "left_out": left_out,
+                     "made_for": made_for, "fit_before": metrics(before, ds.y), "fit_after": metrics(after, ds.y),
+                     "held_out": chosen, "cv": ad.cv, "interval": ad.interval.to_dict() if ad.interval else None}
 
 
 def fit_mixture(p_src: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> np.ndarray:

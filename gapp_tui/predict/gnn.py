@@ -234,6 +234,15 @@ class BlockGNN(nn.Module):
 
     def forward(self, data) -> torch.Tensor:
         """Milliseconds, shape ``[num_graphs, n_out]``."""
+        terms = self.terms(data)
+        t_node = terms["flop"] + terms["byte"] + terms["overhead"]
+        return global_add_pool(t_node, terms["batch"]) + terms["block"]
+
+    def terms(self, data) -> dict[str, torch.Tensor]:
+        """The head's terms: per node ``flop`` = MFLOP/exp(e), ``byte`` = MB/exp(m), ``overhead`` = exp(o)
+        (each ``[nodes, n_out]``, ms), per graph ``block`` = exp(b) (``[graphs, n_out]``), and ``batch``
+        (node -> graph). ``forward`` is their sum; device adaptation (:mod:`gapp_tui.predict.adapt`)
+        rescales them one by one."""
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
             data.x.shape[0], dtype=torch.long, device=data.x.device)
         x = self._without_input_work(data.x)
@@ -247,11 +256,10 @@ class BlockGNN(nn.Module):
         e = (out[:, 0] + c[0]).clamp(c[0] - _LOG_CLAMP, c[0] + _LOG_CLAMP)
         m = (out[:, 1] + c[1]).clamp(c[1] - _LOG_CLAMP, c[1] + _LOG_CLAMP)
         o = (out[:, 2] + c[2]).clamp(c[2] - _LOG_CLAMP, c[2] + _LOG_CLAMP)
-        t_node = mflop * torch.exp(-e) + mbyte * torch.exp(-m) + torch.exp(o)
-        t_op = global_add_pool(t_node, batch)
         pooled = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch), tot], dim=1)
         b = (self.block_head(pooled) + c[3]).clamp(c[3] - _LOG_CLAMP, c[3] + _LOG_CLAMP)
-        return t_op + torch.exp(b)
+        return {"flop": mflop * torch.exp(-e), "byte": mbyte * torch.exp(-m), "overhead": torch.exp(o),
+                "block": torch.exp(b), "batch": batch}
 
     @torch.no_grad()
     def init_output_scale(self, mflop_per_ms: float, mbyte_per_ms: float, ms_per_node: float) -> None:

@@ -1,6 +1,8 @@
 """Which predictor a device's times come from: the files there are, and the choice for a device.
 
-A predictor is a file written by ``gapp train`` or ``gapp calibrate``. The ones
+A predictor is a file written by ``gapp train`` or ``gapp calibrate`` (which
+records it in the store as the device's own: :meth:`gapp_tui.store.Store.set_device_predictor`,
+found again by :func:`predictor_for`). The ones
 to choose from (:func:`available`) are the one GAPP ships, every ``*.pt`` in
 ``$GAPP_PREDICTORS`` and in ``<user data dir>/gapp/predictors``, and those the
 store records as a device's own (``gapp calibrate``). A device's predictor
@@ -55,9 +57,7 @@ def folders() -> list[Path]:
 @lru_cache(maxsize=32)
 def _made_for(path: str, mtime: float) -> str:
     """What a predictor file says it was made for (read once per file version)."""
-    predictor = load(path)
-    note = predictor.training.get("device_note") or predictor.device or "an unnamed device"
-    return str(note)
+    return load(path).machine
 
 
 def made_for(path: str | Path) -> str:

@@ -1,0 +1,144 @@
+"""`gapp calibrate`: a predictor for this machine or an SSH host, from a probe suite measured within a time budget."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from . import remote as _remote
+from .common import err, handle_errors, out, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate)
+
+
+def _say(event: dict[str, Any]) -> None:
+    """Progress lines on stderr (stdout stays for --json)."""
+    e = event["event"]
+    if e == "round" and event["phase"] == "start":
+        err.print(f"[bold cyan]{event['kind']}[/]: measuring {event['probes']} probe block(s)", highlight=False)
+    elif e == "round":
+        err.print(f"  {event['kind']} done in {event['seconds']:.1f} s; device time {event['spent_s']:.0f} s of"
+                  f" {event['budget_s']:.0f} s", highlight=False)
+    elif e == "block":
+        err.print(f"  [dim]{event['index']}/{event['total']} {event['name'][:60]} {event['ms']:.3f} ms"
+                  f" ({event['spent_s']:.0f}/{event['budget_s']:.0f} s)[/]", highlight=False)
+    elif e == "estimate":
+        err.print(f"this device runs the probes {event['speed_vs_base']:.2f}x the base predictor's times;"
+                  f" estimated device time: core {event['core_probes']} probes ~{event['core_s']:.0f} s,"
+                  f" all {event['pool_probes']} ~{event['pool_s']:.0f} s; budget {event['budget_s']:.0f} s"
+                  f" (the ensemble chooses what to measure after the core)", highlight=False)
+    elif e == "adapted":
+        cv = event.get("cv") or {}
+        if cv:
+            err.print(f"  adapted to {event['probes']} probes ({event['method']}): held-out probes"
+                      f" {cv.get('within10', float('nan')):.0f}% within ±10%, MAPE {cv.get('mape', float('nan')):.1f}%",
+                      highlight=False)
+
+
+@handle_errors
+def calibrate(
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the device's predictor "
+                                            "(default: <user data dir>/gapp/predictors/<device key>.pt).", show_default=False),
+    budget: str = typer.Option("10m", "--budget", help="Device time to spend measuring probes, e.g. 10m, 90s "
+                               "(the default fits a Raspberry Pi 4-class CPU)."),
+    base: Optional[Path] = typer.Option(None, "--base", help="The predictor to adapt (default: the shipped one).",
+                                        show_default=False),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", help="torch threads on the device (default: all cores).",
+                                          show_default=False),
+    level: float = typer.Option(0.9, "--level", help="Level of the prediction intervals (0.9: 90 %)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="The store the probe rows and the device's predictor are "
+                                      "recorded in (default: $GAPP_DB, else the user data directory).", show_default=False),
+    device_name: Optional[str] = typer.Option(None, "--device-name", help="Name the device in its key instead of its hostname."),
+    host: Optional[str] = _remote.opt_host(),
+    port: Optional[int] = _remote.opt_port(),
+    identity: Optional[Path] = _remote.opt_identity(),
+    remote_python: str = _remote.opt_remote_python(),
+    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
+    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
+    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
+    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
+    connect_timeout: float = _remote.opt_connect_timeout(),
+    json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Measure a probe suite on this machine (or --host) within --budget, adapt the predictor, record it.
+
+    Probe rows go to the store as they are measured: Ctrl-C keeps them, and the same command resumes.
+    The predictor is recorded as this device's, so `gapp predict --device KEY` uses it.
+    """
+    from ..errors import BadInput
+    from ..predict.calibrate import Interrupted, LocalRunner, RemoteRunner, calibrate as run, default_output_path, parse_budget
+    from ..predict.predictor import Predictor, default_predictor_path
+    from ..store import Store
+
+    budget_s = parse_budget(budget)
+    ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
+                              accept_new_host_key, connect_timeout) if host else None
+    if threads is not None and threads < 1:
+        raise BadInput(f"--threads {threads} is not valid; give a positive integer (default: all cores)")
+    if not 0.5 <= level < 1:
+        raise BadInput(f"--level {level} is not valid; give a level between 0.5 and 0.99 (0.9: 90 %)")
+    base_path = base or default_predictor_path()
+    base_pred = Predictor.load(base_path)
+    if out_path is not None:
+        _writable(out_path)
+    command = "gapp calibrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    say = _say
+    with Store(db) as store:
+        try:
+            if ssh is not None:
+                with _remote.connect(ssh) as session:
+                    session.check_python(remote_python)
+                    runner = RemoteRunner(session, store, threads, remote_python, remote_tmp, device_name=device_name,
+                                          log=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+                    pred, report = run(runner, base_pred, budget_s, level=level, on_event=say, command=command)
+            else:
+                runner = LocalRunner(store, threads, device_name=device_name)
+                pred, report = run(runner, base_pred, budget_s, level=level, on_event=say, command=command)
+        except Interrupted as exc:
+            err.print(f"[yellow]interrupted[/]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+        path = out_path or default_output_path(report["device_key"])
+        pred.training["base"] = str(base_path)
+        pred.save(path)
+        store.set_device_predictor(report["device_key"], path, pred.made_for, runtime=pred.made_for.get("runtime", "eager"),
+                                   threads=pred.made_for.get("threads"))
+        report.update(predictor=str(path), db=str(store.path), base=str(base_path))
+    if json_:
+        print_json(report)
+        return
+    table = Table(title=f"calibrated {report['machine']}")
+    table.add_column("")
+    table.add_column("", justify="right")
+    held = report["held_out"]
+    la = report.get("log_affine_held_out") or {}
+    iv = report.get("interval") or {}
+    for k, v in (("device key", report["device_key"]), ("probes measured", str(report["probes_measured"])),
+                 ("device time", f"{report['device_seconds']:.0f} s of {report['budget_s']:.0f} s"),
+                 ("adaptation", f"{report['method']}" + (f" (lambda {report['lambda']:g})" if report["lambda"] else "")),
+                 ("held-out probes within ±10 %", f"{held.get('within10') or float('nan'):.0f} %"),
+                 ("held-out probes MAPE", f"{held.get('mape') or float('nan'):.1f} %"),
+                 ("log-affine only (held out)", f"{la.get('within10', float('nan')):.0f} % / {la.get('mape', float('nan')):.1f} %"),
+                 ("interval", f"{100 * iv['level']:.0f} %, calibrated on {iv['samples']} held-out probes" if iv else "none"),
+                 ("predictor", report["predictor"])):
+        table.add_row(k, v)
+    out.print(table)
+    err.print(f"recorded as the predictor of {report['device_key']} in {report['db']}:"
+              f" `gapp predict MODEL --device {report['device_key']}` uses it", highlight=False, soft_wrap=True)
+
+
+def _writable(path: Path) -> None:
+    from ..errors import BadInput
+
+    if path.is_dir():
+        raise BadInput(f"--out {str(path)!r} is a directory; give a file path such as {str(path / 'device.pt')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {str(path)!r}: cannot create its directory ({exc.strerror}); give a writable path") from None

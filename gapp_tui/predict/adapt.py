@@ -1,0 +1,482 @@
+"""Adapting a trained predictor to a new device from its samples: relative costs, not just a scale.
+
+What moves
+----------
+The base GNN's head (:meth:`gapp_tui.predict.gnn.BlockGNN.terms`) gives every
+operation ``v`` of a block three terms -- compute ``MFLOP_v / exp(e_v)``,
+memory ``MB_v / exp(m_v)``, overhead ``exp(o_v)`` -- plus a per-block term
+``beta``, and the block's time is their sum. ``(e_v, m_v, o_v)`` are the last
+linear layer of the head applied to the operation's hidden vector ``u_v``
+(64 numbers that encode its kind, shapes and neighbourhood). A device differs
+from the base machine in *how efficiently* each kind of operation runs, so
+the adaptation moves that last layer::
+
+    (e_v, m_v, o_v)'  =  (e_v, m_v, o_v) - Delta z_v,      z_v = [ P^T (u_v - mu) / s , 1 ]
+
+    t'(block) = exp(g) * [ sum_v  sum_k  T_{k,v} exp(Delta_k . z_v)  +  beta * exp(delta) ]
+
+``P`` holds the ``r`` principal directions (:data:`RANK` = 16) of the hidden
+vectors of the probe pool's operations (:mod:`.probes`: every kind of block,
+so the directions along which operations differ most), ``mu`` and ``s``
+their mean and spread; ``Delta`` is ``3 x (r + 1)``: per term, how the
+efficiency moves along each direction, and an intercept. Directions rather
+than all 64 hidden units or hand-made categories: measured on the Jetson Nano
+table at k = 20 (5 seeds, ``benchmarks/predict_arm.py``'s protocol), hand-made
+categories (dense / pointwise / depthwise / grouped convolutions, linear,
+matmul, norms, activations, ... times five size bins, 52 parameters) reached
+56 % of the other models within +-10 %, the embedding's 16 directions 68 %,
+8 directions 61-63 %, 32 directions 66 %; the embedding already separates
+what a device treats differently (a depthwise convolution on a large map, a
+GEMM with few rows, a memory-bound element-wise op).
+
+The prior and its strength
+--------------------------
+``g`` (a global log scale) is free; ``Delta`` and ``delta`` have a Gaussian
+prior centred on 0 -- the base model's relative costs -- with precision
+``lambda`` (a tenth of it on the intercepts)::
+
+    minimise  mean_i (log t'_i - log y_i)^2  +  lambda * |Delta|^2
+
+An item -- a measured block, or a whole model from a totals CSV -- is a list
+of ``(block, count)`` and its time the sum, so block samples and whole-model
+samples are fitted alike. ``lambda`` is chosen by cross-validation on the
+samples themselves (leave-one-out up to 10 samples, else 5 folds) from
+:data:`LAMBDAS` (the largest keeps close to "a scale only"). The old log-affine
+correction (``t' = exp(b) t^a``, :mod:`.fewshot`) can be asked for
+(``methods``) and is the baseline of the benchmarks, but is not a default
+candidate (see :data:`DEFAULT_METHODS`). Every ensemble member is adapted with the chosen ``lambda``
+(members differ in ``u_v`` and ``P``); the prediction is their geometric mean,
+their spread the uncertainty, calibrated into an interval on the
+cross-validation residuals (:mod:`.interval`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+TERMS = ("flop", "byte", "overhead")
+#: principal directions of the head's hidden vectors the adaptation moves along
+RANK = 16
+#: the prior precisions cross-validation chooses from (on the Jetson table at k = 20, seeds 0-2, each fixed
+#: value from 3e-4 to 1e-2 put 62-64 % of the other models within +-10 %, 0.03 60 %, 0.1 51 %)
+LAMBDAS = (0.001, 0.003, 0.01, 0.03)
+METHODS = ("log-affine", "embedding")
+#: what ``adapt`` chooses from unless told: the embedding shift at every ``lambda``. The log-affine
+#: correction is not a candidate by default: its slope ``a``, fitted on ten samples of similar size,
+#: extrapolates to models ten times larger as ``10^a`` -- on the Jetson table (k = 10, seed 0) leave-one-out
+#: preferred it and it then put 3 % of the other models within +-10 % (MAPE 56 %); the free ``g`` with a
+#: strong prior is the safe form of "only a scale"
+DEFAULT_METHODS = ("embedding",)
+#: cross-validation folds above 10 samples
+FOLDS = 5
+#: fewer samples than this: a scale only (log-affine with a = 1) and no choice
+MIN_SAMPLES = 3
+#: fewer held-out samples than this: no interval
+MIN_SAMPLES_INTERVAL = 5
+_CLAMP = 10.0
+
+
+
+def fit_calibration(pred: np.ndarray, y: np.ndarray, shrink: float = 2.0) -> dict[str, float]:
+    """``{"a", "b", "samples"}`` of ``log y ~ a log pred + b`` (a shrunk towards 1 with weight ``shrink``)."""
+    lp, ly = np.log(np.asarray(pred, float)), np.log(np.asarray(y, float))
+    k = len(lp)
+    if k == 0:
+        return {"a": 1.0, "b": 0.0, "samples": 0}
+    if k < 3:
+        return {"a": 1.0, "b": float(np.mean(ly - lp)), "samples": k}
+    xm, ym = lp.mean(), ly.mean()
+    sxx = float(((lp - xm) ** 2).sum())
+    sxy = float(((lp - xm) * (ly - ym)).sum())
+    a = (sxy + shrink * 1.0) / (sxx + shrink)
+    return {"a": float(a), "b": float(ym - a * xm), "samples": k}
+
+
+def apply_calibration(pred: np.ndarray, cal: dict[str, float]) -> np.ndarray:
+    return np.exp(cal["b"]) * np.power(np.asarray(pred, float), cal["a"])
+
+def members_of(model: Any) -> list[Any]:
+    return list(model.members) if hasattr(model, "members") else [model]
+
+
+# ----------------------------------------------------------------------------- what the head computes
+
+
+@dataclasses.dataclass
+class HeadData:
+    """One member's head on a list of graphs: ``terms [nodes, 3]`` ms, ``hidden [nodes, H]``, ``graph [nodes]``,
+    ``block [graphs]`` ms."""
+
+    terms: torch.Tensor
+    hidden: torch.Tensor
+    graph: torch.Tensor
+    block: torch.Tensor
+    n_graphs: int
+
+    def graph_times(self) -> torch.Tensor:
+        return torch.zeros(self.n_graphs, dtype=torch.float64).index_add(0, self.graph, self.terms.sum(1)) + self.block
+
+
+@torch.no_grad()
+def head_data(model: Any, graphs: Sequence[Any], output: int = 0, chunk: int = 512) -> list[HeadData]:
+    """Every member's terms and hidden vectors on ``graphs`` (output column ``output``)."""
+    from torch_geometric.data import Batch
+
+    from .train import as_data
+
+    data = [as_data(g) for g in graphs]
+    out = []
+    for m in members_of(model):
+        m.eval()
+        terms, hidden, graph, block = [], [], [], []
+        for s in range(0, len(data), chunk):
+            b = Batch.from_data_list(data[s: s + chunk])
+            captured: dict[str, torch.Tensor] = {}
+            hook = m.node_head[1].register_forward_hook(lambda mod, i, o: captured.__setitem__("u", o))
+            try:
+                t = m.terms(b)
+            finally:
+                hook.remove()
+            terms.append(torch.stack([t[k][:, output] for k in TERMS], 1).double())
+            hidden.append(captured["u"].double())
+            graph.append(t["batch"] + s)
+            block.append(t["block"][:, output].double())
+        if not data:
+            h = m.node_head[0].out_features
+            out.append(HeadData(torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, h, dtype=torch.float64),
+                                torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.float64), 0))
+            continue
+        out.append(HeadData(torch.cat(terms), torch.cat(hidden), torch.cat(graph), torch.cat(block), len(data)))
+    return out
+
+
+@dataclasses.dataclass
+class Basis:
+    """``z = [P^T (u - mu) / s, 1]``: the directions one member's adaptation moves along."""
+
+    mean: list[float]
+    directions: list[list[float]]  # [H, r]
+    scale: list[float]
+
+    def features(self, hidden: torch.Tensor) -> torch.Tensor:
+        p = torch.tensor(self.directions, dtype=torch.float64)
+        z = (hidden - torch.tensor(self.mean, dtype=torch.float64)) @ p / torch.tensor(self.scale, dtype=torch.float64)
+        return torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Basis:
+        return cls(list(d["mean"]), [list(r) for r in d["directions"]], list(d["scale"]))
+
+
+def bases(model: Any, rank: int = RANK, output: int = 0) -> list[Basis]:
+    """Per member: the top ``rank`` principal directions of the head's hidden vectors on the probe pool."""
+    from . import probes
+
+    out = []
+    for hd in head_data(model, probes.graphs(), output):
+        u = hd.hidden
+        mu = u.mean(0)
+        _, _, v = torch.linalg.svd(u - mu, full_matrices=False)
+        p = v[:rank].T  # [H, r]
+        scale = ((u - mu) @ p).std(0).clamp_min(1e-6)
+        out.append(Basis(mu.tolist(), p.tolist(), scale.tolist()))
+    return out
+
+
+# ----------------------------------------------------------------------------- one member's fit
+
+
+@dataclasses.dataclass
+class Shift:
+    """One member's fitted adaptation: ``Delta`` (3 x (r + 1)), ``delta`` (block term) and ``g`` (log scale)."""
+
+    delta_head: list[list[float]]
+    delta_block: float
+    g: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Shift:
+        return cls([list(r) for r in d["delta_head"]], float(d["delta_block"]), float(d["g"]))
+
+    def graph_times(self, hd: HeadData, z: torch.Tensor) -> torch.Tensor:
+        w = torch.tensor(self.delta_head, dtype=torch.float64)
+        per_node = (hd.terms * torch.exp((z @ w.T).clamp(-_CLAMP, _CLAMP))).sum(1)
+        t = torch.zeros(hd.n_graphs, dtype=torch.float64).index_add(0, hd.graph, per_node)
+        return math.exp(self.g) * (t + hd.block * math.exp(self.delta_block))
+
+
+def _count_matrix(items: Sequence[Sequence[tuple[int, int]]], graphs: Sequence[int]) -> torch.Tensor:
+    col = {g: j for j, g in enumerate(graphs)}
+    m = np.zeros((len(items), len(graphs)))
+    for r, it in enumerate(items):
+        for g, c in it:
+            m[r, col[g]] += c
+    return torch.from_numpy(m)
+
+
+def fit_shift(hd: HeadData, z: torch.Tensor, items: Sequence[Sequence[tuple[int, int]]], y: Sequence[float],
+              lam: float, max_iter: int = 20) -> Shift:
+    """Minimise ``mean(r_i^2) + lam (|Delta|^2 + |delta|^2) + lam/10 |intercepts|^2`` with ``g`` profiled out.
+
+    ``r_i = log y_i - log t'_i - mean(...)``: for given ``Delta`` the best ``g``
+    is the mean log residual, so the loss is the residuals' variance plus the
+    prior. Damped Gauss-Newton on the operations of the graphs the items use:
+    ``log t'_i`` has the Jacobian ``J_i = sum_v sum_k T_kv e^(Delta_k z_v) z_v / t_i``
+    (per term ``k``), so a step solves ``(J^T C J / n + lam W + mu I) s = J^T C r / n - lam W theta``
+    (``C`` centres over items); a step that does not lower the loss is retried
+    with more damping. A few milliseconds for 20 whole models (a first version
+    with torch's L-BFGS took 0.1-0.5 s a fit, and cross-validation makes ~100 fits).
+    """
+    used = sorted({g for it in items for g, _ in it})
+    remap = np.full(hd.n_graphs, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    node_graph_all = hd.graph.numpy()
+    mask = remap[node_graph_all] >= 0
+    terms = hd.terms.numpy()[mask]  # [N, 3]
+    zz = z.numpy()[mask]  # [N, p]
+    graph = remap[node_graph_all[mask]]
+    block = hd.block.numpy()[used]
+    from scipy.sparse import csr_matrix
+
+    counts = _count_matrix(items, used).numpy()  # [k, G]
+    # items x nodes, sparse: how often each item runs each node (a whole model runs each of its blocks once)
+    node_items = csr_matrix(counts) @ csr_matrix((np.ones(len(graph)), (graph, np.arange(len(graph)))),
+                                                 shape=(len(used), len(graph)))
+    ly = np.log(np.asarray(y, float))
+    n, p = len(ly), zz.shape[1]
+    weight = np.ones((3, p))
+    weight[:, -1] = 0.1
+    wvec = np.concatenate([weight.ravel(), [1.0]])
+    theta = np.zeros(3 * p + 1)
+
+    def evaluate(th: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        w = th[:-1].reshape(3, p)
+        e = terms * np.exp(np.clip(zz @ w.T, -_CLAMP, _CLAMP))  # [N, 3]
+        b = block * math.exp(th[-1])
+        t = node_items @ e.sum(1) + counts @ b  # [k]
+        lt = np.log(np.maximum(t, 1e-300))
+        r = ly - lt
+        r = r - r.mean()
+        loss = float((r ** 2).mean() + lam * (wvec * th ** 2).sum())
+        # d log t_i / d theta: per term k, sum_v items_iv e_vk z_v / t_i; the block term: sum_g counts_ig b_g / t_i
+        jac = np.concatenate([np.asarray(node_items @ (e[:, k:k + 1] * zz)) for k in range(3)] + [(counts @ b)[:, None]], 1)
+        jac = jac / np.maximum(t, 1e-300)[:, None]
+        return loss, r, jac
+
+    if n > 1:
+        loss, r, jac = evaluate(theta)
+        damping = 1e-3
+        for _ in range(max_iter):
+            jc = jac - jac.mean(0)
+            h = jc.T @ jc / n + np.diag(lam * wvec)
+            grad = jc.T @ r / n - lam * wvec * theta
+            improved = False
+            for _ in range(8):
+                step = np.linalg.solve(h + damping * np.eye(len(theta)), grad)
+                cand = theta + step
+                c_loss, c_r, c_jac = evaluate(cand)
+                if c_loss < loss:
+                    improved = True
+                    theta, r, jac = cand, c_r, c_jac
+                    converged = loss - c_loss < 1e-10 * max(loss, 1e-12)
+                    loss = c_loss
+                    damping = max(damping / 3, 1e-9)
+                    break
+                damping *= 10
+            if not improved or converged:
+                break
+    w = theta[:-1].reshape(3, p)
+    e = terms * np.exp(np.clip(zz @ w.T, -_CLAMP, _CLAMP))
+    t = node_items @ e.sum(1) + counts @ (block * math.exp(theta[-1]))
+    g = float((ly - np.log(np.maximum(t, 1e-300))).mean())
+    return Shift(w.tolist(), float(theta[-1]), g)
+
+
+# ----------------------------------------------------------------------------- the adaptation
+
+
+@dataclasses.dataclass
+class Adaptation:
+    """A fitted adaptation: how a base predictor's members become a device's predictions.
+
+    ``method`` is ``embedding`` (a :class:`Shift` and a :class:`Basis` per member,
+    on base output ``output``) or ``log-affine`` (``t' = exp(b) t^a`` per member,
+    the old ``--few-shot``); ``cv`` holds every candidate's cross-validated error,
+    ``interval`` the conformal interval calibrated on the same held-out
+    predictions (None below :data:`MIN_SAMPLES_INTERVAL` samples).
+    """
+
+    method: str
+    output: int
+    lam: float | None
+    shifts: list[Shift]
+    bases: list[Basis]
+    log_affine: list[dict[str, float]]
+    interval: Any
+    cv: dict[str, Any]
+    samples: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "output": self.output, "lam": self.lam,
+                "shifts": [s.to_dict() for s in self.shifts], "bases": [b.to_dict() for b in self.bases],
+                "log_affine": self.log_affine,
+                "interval": self.interval.to_dict() if self.interval is not None else None, "cv": self.cv,
+                "samples": self.samples}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Adaptation:
+        from .interval import IntervalModel
+
+        iv = d.get("interval")
+        return cls(d["method"], int(d.get("output", 0)), d.get("lam"),
+                   [Shift.from_dict(s) for s in d.get("shifts") or []], [Basis.from_dict(b) for b in d.get("bases") or []],
+                   list(d.get("log_affine") or []), IntervalModel.from_dict(iv) if iv else None,
+                   dict(d.get("cv") or {}), dict(d.get("samples") or {}))
+
+    def graph_times(self, heads: list[HeadData]) -> np.ndarray:
+        """``[members, graphs]`` adapted ms."""
+        if self.method == "embedding":
+            return np.stack([s.graph_times(hd, b.features(hd.hidden)).numpy()
+                             for s, b, hd in zip(self.shifts, self.bases, heads)])
+
+        return np.stack([apply_calibration(hd.graph_times().numpy(), cal) for cal, hd in zip(self.log_affine, heads)])
+
+
+def _folds(n: int, seed: int) -> list[np.ndarray]:
+    """Leave-one-out up to 10 samples, else :data:`FOLDS` seeded folds (held-out index arrays)."""
+    if n <= 10:
+        return [np.array([i]) for i in range(n)]
+    perm = np.random.RandomState(seed).permutation(n)
+    return [np.sort(perm[j::FOLDS]) for j in range(FOLDS)]
+
+
+def _items_times(gt: np.ndarray, items: Sequence[Sequence[tuple[int, int]]]) -> np.ndarray:
+    """``[members, items]`` from ``[members, graphs]``."""
+    return np.stack([[sum(c * row[g] for g, c in it) for it in items] for row in gt])
+
+
+def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int, int]]], y: Sequence[float],
+          outputs: Sequence[int] = (0,), lambdas: Sequence[float] = LAMBDAS, level: float = 0.9, seed: int = 0,
+          grain: str = "item", methods: Sequence[str] = DEFAULT_METHODS, rank: int = RANK,
+          progress: Callable[[str], None] | None = None, cross_validate: bool = True) -> Adaptation:
+    """Choose (by cross-validation on the samples) and fit the adaptation of ``model`` to ``items`` / ``y``.
+
+    ``items`` index ``graphs``; only the graphs they use are evaluated.
+    ``outputs``: the base outputs to start from (a pre-trained GNN has one per
+    known device, :mod:`.pretrain`); the one whose log-affine correction
+    predicts held-out samples best is kept (a cheap first pass), then the
+    candidate with the smallest cross-validated mean absolute log error on it
+    is refitted on every sample, and its held-out residuals calibrate the interval.
+    ``cross_validate=False`` fits ``lambdas[0]`` alone (no choice, no interval:
+    what a calibration's intermediate rounds need to rank the next probes).
+    """
+    from .interval import calibrate, spread
+
+    bad = set(methods) - set(METHODS)
+    if bad or not methods:
+        raise ValueError(f"unknown adaptation methods {sorted(bad)} (methods: {', '.join(METHODS)})")
+    y = np.asarray(y, float)
+    k = len(y)
+    if k == 0:
+        raise ValueError("no samples to adapt to")
+    used = sorted({g for it in items for g, _ in it})
+    local = {g: j for j, g in enumerate(used)}
+    items = [[(local[g], c) for g, c in it] for it in items]
+    sub = [graphs[g] for g in used]
+    folds = _folds(k, seed) if k >= MIN_SAMPLES else []
+    output_scores: dict[str, float] = {}
+    if len(outputs) > 1 and folds:
+        for o in outputs:
+            raw_o = _items_times(np.stack([hd.graph_times().numpy() for hd in head_data(model, sub, o)]), items)
+            lt = np.zeros_like(raw_o)
+            for test in folds:
+                fit = np.setdiff1d(np.arange(k), test)
+                for m in range(len(raw_o)):
+                    cal = fit_calibration(raw_o[m, fit], y[fit])
+                    lt[m, test] = np.log(np.maximum(apply_calibration(raw_o[m, test], cal), 1e-12))
+            output_scores[str(o)] = float(np.abs(lt.mean(0) - np.log(y)).mean())
+        output = int(min(output_scores, key=output_scores.get))
+    else:
+        output = int(outputs[0])
+    heads = head_data(model, sub, output)
+    members = len(heads)
+    raw = _items_times(np.stack([hd.graph_times().numpy() for hd in heads]), items)  # [members, k]
+    samples = {"items": k, "blocks": int(sum(c for it in items for _, c in it)), "grain": grain}
+    if k < MIN_SAMPLES:
+        cals = [fit_calibration(raw[m], y) for m in range(members)]  # below 3 samples: a scale only
+        return Adaptation("log-affine", output, None, [], [], cals, None,
+                          {"folds": 0, "note": "too few samples to choose"}, samples)
+    basis = bases(model, rank, output) if "embedding" in methods else []
+    zs = [b.features(hd.hidden) for b, hd in zip(basis, heads)]
+    if not cross_validate and "embedding" in methods:  # one lambda, no choice and no interval (a quick refit)
+        lam = float(lambdas[0])
+        shifts = [fit_shift(heads[m], zs[m], items, y, lam) for m in range(members)]
+        return Adaptation("embedding", output, lam, shifts, basis, [], None, {"folds": 0, "chosen": _name("embedding", lam)},
+                          samples)
+    cands: list[tuple[str, float | None]] = ([("log-affine", None)] if "log-affine" in methods else []) + (
+        [("embedding", lam) for lam in lambdas] if "embedding" in methods else [])
+    held: dict[tuple[str, float | None], np.ndarray] = {}
+    scores: dict[str, dict[str, Any]] = {}
+    for j, (method, lam) in enumerate(cands):
+        lt = np.zeros((members, k))
+        for test in folds:
+            fit = np.setdiff1d(np.arange(k), test)
+            for m in range(members):
+                if method == "log-affine":
+                    cal = fit_calibration(raw[m, fit], y[fit])
+                    lt[m, test] = np.log(np.maximum(apply_calibration(raw[m, test], cal), 1e-12))
+                else:
+                    s = fit_shift(heads[m], zs[m], [items[i] for i in fit], y[fit], float(lam))
+                    gt = s.graph_times(heads[m], zs[m]).numpy()
+                    lt[m, test] = np.log(np.maximum(_items_times(gt[None], [items[i] for i in test])[0], 1e-12))
+        held[(method, lam)] = lt
+        mu = lt.mean(0)
+        rel = np.abs(np.exp(mu) / y - 1)
+        scores[_name(method, lam)] = {"method": method, "lam": lam,
+                                      "mean_abs_log_error": float(np.abs(mu - np.log(y)).mean()),
+                                      "mape": float(100 * rel.mean()), "within10": float(100 * (rel <= 0.1).mean())}
+        if progress:
+            progress(f"cross-validation {j + 1}/{len(cands)}: {_name(method, lam)}"
+                     f" {scores[_name(method, lam)]['within10']:.0f}% within ±10%")
+    best = min(cands, key=lambda c: scores[_name(*c)]["mean_abs_log_error"])
+    method, lam = best
+    mu, sigma = spread(held[best])
+    interval = calibrate(np.log(y) - mu, sigma, level, grain) if k >= MIN_SAMPLES_INTERVAL else None
+    if method == "embedding":
+        shifts = [fit_shift(heads[m], zs[m], items, y, float(lam)) for m in range(members)]
+        cals: list[dict[str, float]] = []
+    else:
+        shifts, basis, cals = [], [], [fit_calibration(raw[m], y) for m in range(members)]
+    cv = {"folds": len(folds), "chosen": _name(*best), "candidates": scores, "output": output,
+          "outputs": output_scores}
+    return Adaptation(method, output, lam, shifts, basis, cals, interval, cv, samples)
+
+
+def _name(method: str, lam: float | None) -> str:
+    return method + (f" lambda={lam:g}" if lam is not None else "")
+
+
+def adapted_member_times(model: Any, adaptation: Adaptation, graphs: Sequence[Any],
+                         items: Sequence[Sequence[tuple[int, int]]] | None = None) -> np.ndarray:
+    """``[members, n]`` adapted ms of ``items`` (default: every graph alone)."""
+    gt = adaptation.graph_times(head_data(model, graphs, adaptation.output))
+    return gt if items is None else _items_times(gt, items)
+
+
+def base_member_times(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int, int]]] | None = None,
+                      output: int = 0) -> np.ndarray:
+    """``[members, n]`` unadapted ms of ``items`` (default: every graph alone) on base output ``output``."""
+    gt = np.stack([hd.graph_times().numpy() for hd in head_data(model, graphs, output)])
+    return gt if items is None else _items_times(gt, items)
