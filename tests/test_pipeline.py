@@ -19,7 +19,7 @@ from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
 from gapp_tui.pipeline import PipelineError, check_cuts, plan_dict, read_plan, run_plan
 from gapp_tui.zoo import ModelSpec
-from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1: the "remote" host)
+from tests.sshd import python_without, sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1: the "remote" host)
 
 RESNET = ModelSpec("resnet18", input_size=32, num_classes=10)
 TWO_BRANCH = ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16))
@@ -262,17 +262,6 @@ def exports(tmp_path_factory):
     return {"fp32": root / "fp32", "int8": root / "int8"}
 
 
-def _python_without(tmp_path: Path, modules: list[str]) -> str:
-    """A "host's" Python on which ``modules`` cannot be imported (a wrapper whose sitecustomize blocks them)."""
-    block = tmp_path / "block"
-    block.mkdir(exist_ok=True)
-    (block / "sitecustomize.py").write_text("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
-    wrapper = tmp_path / f"python-without-{'-'.join(modules)}"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={block} exec {sys.executable} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 @needs_ort
 def test_exported_stages_run_locally_and_give_the_unsplit_models_output(exports):
     d = exports["fp32"]
@@ -312,7 +301,7 @@ def test_an_exported_stage_runs_over_ssh_without_gapp_on_the_host(exports, sshd,
     artifact are copied there, into a private directory that is gone afterwards."""
     from gapp_tui.ssh import SSHOptions
 
-    python = _python_without(tmp_path, ["gapp_tui"])
+    python = python_without(tmp_path, ["gapp_tui"])
     assert subprocess.run([python, "-c", "import gapp_tui"], capture_output=True).returncode != 0
     remote_tmp = tmp_path / "remote-tmp"
     remote_tmp.mkdir()
@@ -340,7 +329,7 @@ def test_an_exported_stage_runs_over_ssh_without_gapp_on_the_host(exports, sshd,
 def test_a_host_without_the_stages_runtime_fails_before_any_stage_starts(exports, sshd, tmp_path):  # noqa: F811
     from gapp_tui.ssh import SSHOptions
 
-    python = _python_without(tmp_path, ["onnxruntime"])
+    python = python_without(tmp_path, ["onnxruntime"])
     remote_tmp = tmp_path / "remote-tmp"
     remote_tmp.mkdir()
     host = f"{sshd.target}:{sshd.port}"
