@@ -11,8 +11,8 @@ A remote stage built from the model needs Python with torch and GAPP
 importable on its host (``remote_python -m gapp_tui.pipeline.stage`` must work
 there). A remote *exported* stage needs only Python, torch and its runtime:
 :meth:`RemoteStageProcess.prepare` asks the host which runtimes it has (the
-runner's own lookup, :data:`gapp_tui.stage_runner.MODULE`, without importing
-anything), then uploads the stage loop (as ``gapp_stage.py``), the event
+stand-alone runner's lookup, :data:`gapp_tui.stage_runner.PACKAGES`, without
+importing anything), then uploads the stage loop (as ``gapp_stage.py``), the event
 protocol (``events.py``), the stand-alone runner, the manifest and the
 stage's artifact into a private ``mktemp -d`` directory, removed when the
 stage is killed or the run ends (and by the stage itself when its SSH
