@@ -221,8 +221,11 @@ def _autogroup_nice() -> int | None:
         return None
 
 
-def block_times(chain, cpu: int) -> list[float]:
-    """Seconds per block with one thread pinned to ``cpu`` (each block timed inside whole-chain runs)."""
+def block_times(chain, cpu: int, fns=None) -> list[float]:
+    """Seconds per block with one thread pinned to ``cpu`` (each block timed inside whole-chain runs).
+
+    ``fns``: what runs each block (default: the chain's own modules; a runtime's loaded artifacts in
+    ``pipeline_netns_export.py``)."""
     import torch
 
     from gapp_tui.measure.timer import Precision, time_sequence
@@ -238,7 +241,7 @@ def block_times(chain, cpu: int) -> list[float]:
     try:
         x = chain.spec.example_input()
         with torch.inference_mode():
-            stats, _ = time_sequence([b.module for b in chain.blocks], (x,),
+            stats, _ = time_sequence(fns or [b.module for b in chain.blocks], (x,),
                                      precision=Precision(min_runs=8, max_runs=40, max_time_s=1.0, target_ci=0.02))
     finally:
         os.sched_setaffinity(0, before)
@@ -270,7 +273,8 @@ def estimate_with(table, plan, link, compute: list[float] | None = None, cpu_per
             if hi > lo:
                 times[d][lo] = compute[s]
         table = type(table)(table.blocks, times, table.cut_bytes, table.cut_tensors, table.param_bytes,
-                            "measured", table.model, table.granularity, table.batch_size)
+                            "measured", table.model, table.granularity, table.batch_size,
+                            cut_bytes_int8=table.cut_bytes_int8, send_dtype=table.send_dtype)
     if cpu_per_byte:
         times = {d: list(table.times[d]) for d in table.times}
         k = len(plan.devices)
@@ -279,10 +283,11 @@ def estimate_with(table, plan, link, compute: list[float] | None = None, cpu_per
             sent = plan.boundaries[s + 1] if s < k - 1 else table.n
             if s == k - 1 and not plan.return_output:
                 continue
-            if hi > lo:
-                times[d][hi - 1] += cpu_per_byte * table.cut_bytes[sent]
+            if hi > lo:  # what the stage really sends there (int8 after an int8 device; the output as it is)
+                times[d][hi - 1] += cpu_per_byte * (table.bytes_sent(d)[sent] if s < k - 1 else table.cut_bytes[sent])
         table = type(table)(table.blocks, times, table.cut_bytes, table.cut_tensors, table.param_bytes,
-                            "measured", table.model, table.granularity, table.batch_size)
+                            "measured", table.model, table.granularity, table.batch_size,
+                            cut_bytes_int8=table.cut_bytes_int8, send_dtype=table.send_dtype)
     return estimate(table, p)
 
 

@@ -11,7 +11,9 @@ GAPP measures and checks is what the device runs.
 What a caller may rely on
 -------------------------
 * :func:`installed_runtimes` -- ``{runtime: version or None}`` for ``eager``,
-  ``executorch`` and ``onnxruntime``, without importing them.
+  ``executorch`` and ``onnxruntime``, without importing them (``MODULE`` and
+  ``PIP`` say what is looked up: a launcher asks a host the same question over
+  SSH); :func:`missing_text` is the one line saying one is missing on a host.
 * :func:`load_artifact` ``(path, runtime, threads=None)`` -- a callable
   ``fn(*tensors) -> tuple[torch.Tensor, ...]`` running one artifact
   (``.pt2`` under eager PyTorch, ``.pte`` under ExecuTorch, ``.onnx`` under
@@ -67,6 +69,8 @@ SUFFIX = {"eager": ".pt2", "executorch": ".pte", "onnxruntime": ".onnx"}
 #: the module that must import for a runtime to run artifacts, and its pip name
 MODULE = {"eager": "torch", "executorch": "executorch", "onnxruntime": "onnxruntime"}
 PIP = {"eager": "torch", "executorch": "executorch", "onnxruntime": "onnxruntime"}
+#: per runtime (module, distribution): what a launcher asks a host for, the way :func:`runtime_version` looks
+PACKAGES = {r: (MODULE[r], PIP[r]) for r in MODULE}
 WIRE_DTYPES = ("float32", "int8")
 
 
@@ -97,16 +101,24 @@ def installed_runtimes() -> dict[str, str | None]:
     return {r: runtime_version(r) for r in RUNTIMES}
 
 
+def missing_text(runtime: str, host: str | None = None, python: str | None = None, hint: str | None = None) -> str:
+    """The one line saying ``runtime`` is missing on ``host`` (default: this machine) and how to install it.
+
+    ``python``: the interpreter on that host (the advice becomes ``PYTHON -m pip install ...``);
+    ``hint`` replaces the advice altogether.
+    """
+    where = host or os.uname().nodename
+    advice = hint or (f"{python} -m pip install {PIP[runtime]}" if python else f"pip install {PIP[runtime]}")
+    return (f"runtime {runtime!r} is not installed on {where}"
+            f"{f' for {python}' if python else ''} (no module {MODULE[runtime]!r}); install it with {advice}")
+
+
 def require(runtime: str, hint: str | None = None) -> None:
     """RuntimeMissing unless ``runtime`` can be imported here; ``hint`` replaces the install advice."""
     if runtime not in RUNTIMES:
         raise BadManifest(f"runtime {runtime!r} is not known; give one of {', '.join(RUNTIMES)}")
     if runtime_version(runtime) is None:
-        host = os.uname().nodename
-        raise RuntimeMissing(
-            f"runtime {runtime!r} is not installed on {host} (no module {MODULE[runtime]!r});"
-            f" install it with {hint or 'pip install ' + PIP[runtime]}"
-        )
+        raise RuntimeMissing(missing_text(runtime, hint=hint))
 
 
 def _as_tuple(values: Any) -> tuple[torch.Tensor, ...]:

@@ -213,6 +213,24 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def python_without(directory: Path, modules: list[str]) -> str:
+    """A "device's" Python (this one, behind a wrapper script) on which ``modules`` cannot be imported.
+
+    A ``sitecustomize`` puts None in ``sys.modules`` for each: ``import m``
+    raises ImportError and ``importlib.util.find_spec(m)`` is None, as on a host
+    where it is not installed.
+    """
+    import sys
+
+    block = directory / f"block-{'-'.join(modules)}"
+    block.mkdir(parents=True, exist_ok=True)
+    (block / "sitecustomize.py").write_text("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    wrapper = directory / f"python-without-{'-'.join(modules)}"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={block} exec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def processes_matching(text: str) -> list[int]:
     """Pids whose command line contains ``text`` (the tests' orphan check)."""
     found = []

@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     # the stand-alone stage runner is copied to a device: it imports nothing of gapp_tui
     "stage_runner": set(),
     "runtime": {"errors", "stage_runner"},
-    "measure": {"errors", "units", "zoo", "blocks", "store", "ssh", "runtime"},
+    # the agent loads artifacts with the stand-alone runner (copied next to it on the device)
+    "measure": {"errors", "units", "zoo", "blocks", "store", "ssh", "runtime", "stage_runner"},
     "predict": {"shapes", "granularity", "hf", "import_paths", "capture", "aten_ops", "errors", "units", "zoo", "blocks", "composite", "features", "store", "measure"},
     "link_probe": {"errors", "units", "ssh", "store", "partition"},
     "pipeline": {"", "errors", "units", "zoo", "blocks", "partition", "ssh", "store", "runtime", "stage_runner"},

@@ -205,3 +205,28 @@ def test_pipelining_split_matches_the_plan(tmp_path):
     compile(Path(tmp_path / "pp" / "pipelining_example.py").read_text(), "example", "exec")
     with pytest.raises(BadInput, match="empty stage"):
         export_pipelining(_plan([0, 2, 2, 4]), tmp_path / "pp2")
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_export_deploys_the_runtimes_the_plan_names(tmp_path):
+    doc = _plan([0, 1, 3, 4])
+    doc["runtimes"] = {"dev0": "onnxruntime-int8", "dev1": "onnxruntime"}  # as `gapp partition` writes them
+    m = export_plan(doc, tmp_path / "a").manifest
+    assert [(s["runtime"], s["quantize"]) for s in m["stages"]] == [("onnxruntime", "int8"), ("onnxruntime", None),
+                                                                     ("eager", None)]
+    assert m["plan"]["runtimes"] == {"dev0": "onnxruntime-int8", "dev1": "onnxruntime"}
+    assert [w["dtype"] for w in m["cuts"][1]["wire"]] == ["int8"]  # what the int8 device sends
+    # an option given for a device overrides the plan for it; --runtime alone drops the plan's int8
+    m = export_plan(doc, tmp_path / "b", runtime="dev0=eager").manifest
+    assert [(s["runtime"], s["quantize"]) for s in m["stages"]][0] == ("eager", None)
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_an_empty_int8_stage_sends_int8_as_the_estimate_counts(tmp_path):
+    # dev1 holds no block: it forwards cut 2, re-quantized with the same scale as dev0 sent it
+    result = export_plan(_plan([0, 2, 2, 4]), tmp_path / "e", runtime=["dev0=onnxruntime", "dev1=onnxruntime"],
+                         quantize=["dev0=int8", "dev1=int8"])
+    cuts = result.manifest["cuts"]
+    assert cuts[1]["index"] == cuts[2]["index"] == 2
+    assert [w["dtype"] for w in cuts[2]["wire"]] == ["int8"] * len(cuts[2]["tensors"])
+    assert cuts[1]["wire"] == cuts[2]["wire"] and result.check["ok"]

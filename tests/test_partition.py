@@ -190,6 +190,20 @@ def test_plan_file_round_trips_and_bad_files_are_one_line(tmp_path):
         back.check_against(other)
 
 
+def test_a_plan_records_each_devices_runtime_and_an_int8_device_sends_int8(tmp_path):
+    t = small_table()
+    plan = solve(t, ["pi", "server"], Link.parse("100Mbit/s", "2ms"))
+    plan.runtimes = {"pi": "executorch-int8", "server": "eager"}
+    back = Plan.load(plan.save(tmp_path / "plan.json"))
+    assert back.runtimes == {"pi": "executorch-int8"}  # eager is the default, not written
+    assert back.send_dtype() == {"pi": "int8"}
+    assert Plan.from_dict({**plan.to_dict(), "runtimes": {}}).runtimes == {}  # plans written before: all eager
+    with pytest.raises(BadInput, match="runtime 'tflite' of device 'pi' is not known"):
+        Plan.from_dict({**plan.to_dict(), "runtimes": {"pi": "tflite"}})
+    with pytest.raises(BadInput, match="device 'gpu', which is not one of its devices"):
+        Plan.from_dict({**plan.to_dict(), "runtimes": {"gpu": "onnxruntime"}})
+
+
 # ----------------------------------------------------------------------------- estimate
 
 

@@ -1,4 +1,4 @@
-"""The solver is exact: it equals brute force over every cut placement (hypothesis)."""
+"""The solver is exact: it equals brute force over every cut placement (hypothesis), int8 senders included."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ def instances(draw, max_blocks: int = 7, max_devices: int = 4, uncuttable: bool 
     # now and then a cut that carries a non-tensor value (the solver must never cut there)
     choices = [True, True, True, False] if uncuttable else [True]
     cuttable = draw(st.lists(st.sampled_from(choices), min_size=n + 1, max_size=n + 1))
-    table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params, cuttable=cuttable)
+    # some devices send their cuts as int8 (a quarter of the bytes, or any other count: the solver must follow it)
+    cut_bytes_int8 = draw(st.one_of(st.none(), st.lists(st.integers(0, 2_000_000), min_size=n + 1, max_size=n + 1)))
+    sends = {d: "int8" for d in devices if draw(st.booleans())}
+    table = CostTable([f"b{i}" for i in range(n)], times, cut_bytes, cut_tensors, params, cuttable=cuttable,
+                      cut_bytes_int8=cut_bytes_int8, send_dtype=sends)
     links = [
         Link(draw(st.floats(1e4, 1e8)), draw(st.sampled_from([0.0, 1e-3, 0.05])), draw(st.sampled_from([0.0, 1e-4])),
              cpu_per_byte=draw(st.sampled_from([0.0, 0.0, 1e-9, 1e-7])))
@@ -198,3 +202,39 @@ def size_across_cut():
             return self.fc(y.reshape(n, -1))
 
     return SizeAcrossCut()
+
+
+def test_an_int8_device_sends_a_quarter_of_the_bytes_and_the_solver_knows_it():
+    # a slow link: cut 2 (4 MB as float32) is the only good balance, and only an int8 sender makes it cheap
+    t = CostTable(["a", "b", "c", "d"], {"pi": [1.0, 1.0, 1.0, 1.0], "server": [1.0, 1.0, 1.0, 1.0]},
+                  cut_bytes=[100, 4e6, 4e6, 4e6, 100])
+    lk = Link.parse("8Mbit/s")  # 1 MB/s: 4 s for float32, 1 s for int8
+    fp32 = solve(t, ["pi", "server"], lk)
+    q = t.with_send_dtype({"pi": "int8"})
+    assert q.bytes_sent("pi")[2] == 1e6 and q.bytes_sent("server") == t.cut_bytes
+    int8 = solve(q, ["pi", "server"], lk)
+    assert fp32.estimate["period_s"] == pytest.approx(4.0) and int8.boundaries == [0, 2, 4]
+    assert int8.estimate["period_s"] == pytest.approx(2.0)
+    sent = int8.estimate["transfers"][0]
+    assert sent["bytes"] == 1e6 and sent["seconds"] == pytest.approx(1.0)
+    # the output returns as it is: never quantized
+    back = estimate(q, Plan.build(q, ["pi", "server"], [0, 2, 4], lk, return_output=True))
+    assert back.transfers[-1].is_return and back.transfers[-1].bytes == 100
+    assert CostTable.from_dict(q.to_dict()).send_dtype == {"pi": "int8", "server": "float32"}
+    with pytest.raises(BadInput, match="sends 'int4'"):
+        t.with_send_dtype({"pi": "int4"})
+
+
+def test_the_block_times_service_makes_an_int8_device_send_int8():
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.partition.devices import parse_devices
+    from gapp_tui.partition.times import cost_table
+    from gapp_tui.zoo import ModelSpec
+
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16)), device="meta")
+    devices = parse_devices("pi=predicted@executorch-int8, server=predicted")
+    table, _ = cost_table(chain, devices, predict=lambda ch, d: ([1e-3] * len(ch.blocks), "test"))
+    assert table.send_dtype == {"pi": "int8", "server": "float32"}
+    # one byte per element of every floating tensor crossing the cut (two tensors at the skip connection)
+    for c, cut in enumerate(chain.cuts):
+        assert table.cut_bytes_int8[c] * 4 == table.cut_bytes[c] == sum(t.bytes for t in cut.tensors)

@@ -19,7 +19,7 @@ from gapp_tui.blocks import BlockChain
 from gapp_tui.errors import BadInput
 from gapp_tui.pipeline import PipelineError, check_cuts, plan_dict, read_plan, run_plan
 from gapp_tui.zoo import ModelSpec
-from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1: the "remote" host)
+from tests.sshd import python_without, sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1: the "remote" host)
 
 RESNET = ModelSpec("resnet18", input_size=32, num_classes=10)
 TWO_BRANCH = ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16))
@@ -228,3 +228,132 @@ def test_the_estimate_is_remade_with_the_chains_cuts_and_given_stage_times():
     assert est["transfers"][0]["bytes"] == chain.cuts[2].bytes and est["transfers"][0]["tensors"] == 2
     assert est["period_s"] == pytest.approx(max(0.010, 0.004, link_s))
     assert est["latency_s"] == pytest.approx(0.010 + 0.004 + link_s)
+
+
+# --------------------------------------------------------------------------- exported stages (--from-export)
+
+
+needs_ort = pytest.mark.skipif(not __import__("gapp_tui.runtime", fromlist=["available"]).available("onnxruntime"),
+                               reason="onnxruntime is not installed")
+
+
+def _estimated_plan(hosts=None) -> dict:
+    """A 2-stage plan of TWO_BRANCH with an estimate (what `gapp partition -o` writes)."""
+    from gapp_tui.partition import CostTable, Link, Plan, estimate
+
+    chain = BlockChain.from_spec(TWO_BRANCH, device="meta")
+    table = CostTable.from_chain(chain, {"pi": [1e-3] * 4, "server": [2e-3] * 4})
+    plan = Plan.build(table, ["pi", "server"], [0, 2, 4], Link.parse("100Mbit/s", "1ms"), return_output=True,
+                      hosts=hosts)
+    plan.estimate = estimate(table, plan).to_dict()
+    return plan.to_dict()
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """The plan exported twice: pi under ONNX Runtime (float32, and int8), the server eager."""
+    from gapp_tui.pipeline.export import export_plan
+
+    if not __import__("gapp_tui.runtime", fromlist=["available"]).available("onnxruntime"):
+        pytest.skip("onnxruntime is not installed")
+    root = tmp_path_factory.mktemp("exports")
+    export_plan(_estimated_plan(), root / "fp32", runtime="pi=onnxruntime")
+    export_plan(_estimated_plan(), root / "int8", runtime="pi=onnxruntime", quantize="pi=int8")
+    return {"fp32": root / "fp32", "int8": root / "int8"}
+
+
+@needs_ort
+def test_exported_stages_run_locally_and_give_the_unsplit_models_output(exports):
+    d = exports["fp32"]
+    r = gapp("pipeline", "run", "--from-export", str(d), "--items", "3", "--warmup", "1", "--latency-items", "1",
+             "--timeout", "20", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    chk = doc["check"]
+    assert chk["output_ok"] and chk["output_max_abs_diff"] <= 1e-4 and chk["weights_match"]
+    assert doc["export"] == str(d) and doc["boundaries"] == [0, 2, 4]
+    manifest = json.loads((d / "manifest.json").read_text())
+    # each stage ran its artifact under its runtime, and proved it was the exported one
+    assert [s["runtime"] for s in doc["stages"]] == ["onnxruntime", "eager"]
+    assert [s["weights_digest"] for s in doc["stages"]] == [s["sha256"] for s in manifest["stages"]]
+    # compared with the export's estimate: the plan's compute times with the bytes the exported cuts send
+    assert doc["estimate_source"] == "export (wire bytes)"
+    assert doc["estimate"]["throughput_per_s"] == pytest.approx(manifest["estimate"]["wire"]["throughput_per_s"])
+
+
+@needs_ort
+def test_an_int8_export_sends_int8_and_is_checked_by_its_cosine(exports):
+    d = exports["int8"]
+    result = run_plan(from_export=d, **FAST)
+    manifest = json.loads((d / "manifest.json").read_text())
+    cut = manifest["cuts"][1]
+    assert [w["dtype"] for w in cut["wire"]] == ["int8"] * len(cut["tensors"])
+    # stage 1 received int8: a quarter of the float32 bytes the cut carries
+    assert result.stages[1]["in_bytes"] * 4 == sum(t["bytes"] for t in cut["tensors"])
+    assert result.stages[0]["out_bytes"] == result.stages[1]["in_bytes"] and result.stages[0]["quantize"] == "int8"
+    assert result.min_cosine == 0.99 and result.output_cosine >= 0.99 and result.output_ok
+    assert 0 < result.output_max_abs_diff < 0.5 and result.weights_match
+
+
+@needs_ort
+def test_an_exported_stage_runs_over_ssh_without_gapp_on_the_host(exports, sshd, tmp_path):  # noqa: F811
+    """Stage 0 (ONNX Runtime) on "another host" whose Python cannot import gapp_tui: the loop, the runner and the
+    artifact are copied there, into a private directory that is gone afterwards."""
+    from gapp_tui.ssh import SSHOptions
+
+    python = python_without(tmp_path, ["gapp_tui"])
+    assert subprocess.run([python, "-c", "import gapp_tui"], capture_output=True).returncode != 0
+    remote_tmp = tmp_path / "remote-tmp"
+    remote_tmp.mkdir()
+    plan = _estimated_plan(hosts={"pi": f"{sshd.target}:{sshd.port}"})  # the exported plan, run with its hosts
+    ssh = SSHOptions(identity=str(sshd.client_key), known_hosts=str(sshd.trust(tmp_path / "known_hosts")),
+                     remote_python=python, remote_tmp=str(remote_tmp))
+    seen = _Pids()
+
+    def pids_when_streaming(name, info):  # a remote stage's pid is known once it has announced it
+        seen(name, info)
+        if name == "streaming":
+            seen.pids = list(info["pids"])
+
+    result = run_plan(plan, from_export=exports["fp32"], ssh=ssh, on_event=pids_when_streaming, **FAST)
+    assert result.output_ok and result.output_max_abs_diff <= 1e-4 and result.weights_match
+    assert result.stages[0]["runtime"] == "onnxruntime" and result.stages[0]["pid"] == seen.pids[0]
+    assert list(remote_tmp.iterdir()) == []  # the private directory and the copied artifact are gone
+    deadline = time.monotonic() + 5
+    while not all(_gone(p) for p in seen.pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(p) for p in seen.pids)
+
+
+@needs_ort
+def test_a_host_without_the_stages_runtime_fails_before_any_stage_starts(exports, sshd, tmp_path):  # noqa: F811
+    from gapp_tui.ssh import SSHOptions
+
+    python = python_without(tmp_path, ["onnxruntime"])
+    remote_tmp = tmp_path / "remote-tmp"
+    remote_tmp.mkdir()
+    host = f"{sshd.target}:{sshd.port}"
+    plan = _estimated_plan(hosts={"pi": host})
+    known = sshd.trust(tmp_path / "known_hosts")
+    seen = _Pids()
+    ssh = SSHOptions(identity=str(sshd.client_key), known_hosts=str(known), remote_python=python,
+                     remote_tmp=str(remote_tmp))
+    with pytest.raises(BadInput) as exc:
+        run_plan(plan, from_export=exports["fp32"], ssh=ssh, on_event=seen, **FAST)
+    assert seen.events == [] and list(remote_tmp.iterdir()) == []  # nothing started, nothing uploaded
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    r = gapp("pipeline", "run", str(tmp_path / "plan.json"), "--from-export", str(exports["fp32"]),
+             "--identity", str(sshd.client_key), "--known-hosts", str(known), "--remote-python", python)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and r.stdout == ""
+    for words in (host, "'onnxruntime'", f"{python} -m pip install onnxruntime"):
+        assert words in lines[0] and words in str(exc.value), (words, lines[0])
+
+
+def test_a_plan_that_is_not_the_exported_one_is_refused(exports):
+    other = plan_dict(TWO_BRANCH, ["pi", "server"], [0, 3, 4])
+    with pytest.raises(BadInput, match="differ in their boundaries"):
+        run_plan(other, from_export=exports["fp32"], **FAST)
+    with pytest.raises(BadInput, match="not a GAPP export|does not exist"):
+        run_plan(from_export=exports["fp32"].parent / "nothing-here", **FAST)

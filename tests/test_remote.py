@@ -26,7 +26,7 @@ from gapp_tui.measure.remote_engine import measure_remote
 from gapp_tui.measure.timer import Precision
 from gapp_tui.store import Store
 from gapp_tui.zoo import ModelSpec
-from tests.sshd import keygen, processes_matching, sshd  # noqa: F401  (sshd is a fixture)
+from tests.sshd import keygen, processes_matching, python_without, sshd  # noqa: F401  (sshd is a fixture)
 
 pytestmark = pytest.mark.ssh
 ROOT = Path(__file__).resolve().parents[1]
@@ -542,17 +542,86 @@ def test_link_probe_stores_a_link_the_partitioner_reads(sshd, known_hosts, tmp_p
     assert lk.seconds(1 << 20) > lk.latency
 
 
+# --------------------------------------------------------------------------- runtimes on the device
+
+
+needs_ort = pytest.mark.skipif(not __import__("gapp_tui.runtime", fromlist=["available"]).available("onnxruntime"),
+                               reason="onnxruntime is not installed")
+
+
+def test_remote_check_lists_the_runtimes_the_device_has(sshd, known_hosts, tmp_path):
+    from gapp_tui import stage_runner
+
+    args = ["--host", f"{sshd.target}:{sshd.port}", "--identity", str(sshd.client_key), "--known-hosts",
+            str(known_hosts)]
+    proc = gapp("remote", "check", *args, "--remote-python", sys.executable, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["runtimes"] == stage_runner.installed_runtimes()  # the runner's own answer, asked over SSH
+    without = python_without(tmp_path, ["onnxruntime"])
+    proc = gapp("remote", "check", *args, "--remote-python", without, env={"COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("runtimes:"))
+    assert f"eager {stage_runner.runtime_version('eager')}" in line
+    assert "not installed: onnxruntime" in line and f"{without} -m pip install onnxruntime" in line
+
+
+@needs_ort
+def test_remote_measurement_under_a_runtime_lands_the_rows_of_a_local_one(sshd, known_hosts, tmp_path):
+    """ONNX Runtime artifacts compiled here, timed on the device by the agent through the stand-alone runner."""
+    spec = ModelSpec(TINY, input_shape=(1, 3, 16, 16))
+    remote_tmp = tmp_path / "remote-tmp"
+    remote_tmp.mkdir()
+    cfg = lambda: MeasureConfig(precision=quick(), threads=1, runtime="onnxruntime", quantize="int8")  # noqa: E731
+    with connect(sshd, known_hosts) as s, Store(tmp_path / "remote.sqlite") as st:
+        res = measure_remote(s, spec, cfg(), store=st, remote_python=sys.executable, remote_tmp=str(remote_tmp))
+        remote_rows = st.rows()
+    with Store(tmp_path / "local.sqlite") as st:
+        local = measure(spec, cfg(), store=st)
+        local_rows = st.rows()
+    key = lambda r: (r["device_key"], r["model"], r["setting"], r["mode"], r["block"], r["dtype"], r["chain_sig"])  # noqa: E731
+    assert sorted(map(key, remote_rows)) == sorted(map(key, local_rows)) and len(remote_rows) == 2 * 4 + 1
+    assert res.setting == local.setting and res.setting.endswith("/int8/t1/natural/c1000/cpu/onnxruntime")
+    for r in remote_rows:
+        info = r["extra"]["runtime"]
+        assert info["name"] == "onnxruntime" and info["quantize"] == "int8" and info["version"]
+        assert info["artifact_bytes"] > 0 and r["extra"]["serialised"] == "onnxruntime-int8" and r["median_ms"] > 0
+    assert list(remote_tmp.iterdir()) == []
+
+
+@needs_ort
+def test_measuring_under_a_runtime_the_device_lacks_is_one_line_before_anything_is_compiled(sshd, known_hosts,
+                                                                                          tmp_path):
+    without = python_without(tmp_path, ["onnxruntime"])
+    t0 = time.monotonic()
+    proc = gapp("measure", TINY, "--input-shape", "1,3,16,16", "--runtime", "onnxruntime", "--host",
+                f"{sshd.target}:{sshd.port}", "--identity", str(sshd.client_key), "--known-hosts", str(known_hosts),
+                "--remote-python", without, env={"GAPP_DB": str(tmp_path / "db.sqlite")})
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    line = " ".join(proc.stderr[proc.stderr.index("error:"):].split())  # rich may wrap the one line
+    assert line.startswith("error: runtime 'onnxruntime' is not installed on") and f"{sshd.target}:{sshd.port}" in line
+    assert f"{without} -m pip install onnxruntime" in line and "compil" not in proc.stderr
+    assert time.monotonic() - t0 < 60
+
+
 # --------------------------------------------------------------------------- the agent alone
 
 
-def test_agent_needs_neither_torchvision_nor_the_model_code(tmp_path):
-    """The bundle runs with gapp_tui, torchvision and the model's module made unimportable."""
+@pytest.mark.parametrize("runtime", ["eager", pytest.param("onnxruntime", marks=needs_ort)])
+def test_agent_needs_neither_torchvision_nor_the_model_code(runtime, tmp_path):
+    """The bundle runs with gapp_tui, torchvision and the model's module made unimportable (under a runtime too:
+    the artifacts are loaded by the stand-alone runner that travels with them)."""
     from gapp_tui.blocks import BlockChain
     from gapp_tui.measure.bundle import write_bundle
 
     chain = BlockChain.from_spec(ModelSpec(TINY, input_shape=(1, 3, 16, 16)))
     bundle = write_bundle(chain, tmp_path / "gapp-agent.test", modes=("standalone", "in-context"),
-                          precision=quick().to_dict(), threads=1)
+                          precision=quick().to_dict(), threads=1, runtime=runtime)
+    if runtime != "eager":
+        assert "model.pt" not in bundle.files and "gapp_runner.py" in bundle.files
+        assert sum(f.endswith(".onnx") for f in bundle.files) == len(chain.blocks) + 1
     runner = (
         "import sys, runpy\n"
         "for name in ('torchvision', 'gapp_tui', 'tests', 'tests.custom_models'):\n"
@@ -572,6 +641,8 @@ def test_agent_needs_neither_torchvision_nor_the_model_code(tmp_path):
     assert standalone == [0, 2, 3]  # block 1 was already stored: skipped
     assert {b for m, b in results if m == "in-context"} == {0, 1, 2, 3}
     assert ("full", -1) in results
+    if runtime != "eager":
+        assert [e["name"] for e in events if e["event"] == "runtime"] == ["onnxruntime"]
 
 
 def test_pi_status_decodes_the_firmware_throttling_word(tmp_path):

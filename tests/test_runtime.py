@@ -122,13 +122,6 @@ def test_bad_runtime_options_exit_2(args, match, tmp_path):
     assert got.exit_code == 2 and match in got.output
 
 
-@needs_ort
-def test_measure_under_a_runtime_over_ssh_is_refused_for_now(tmp_path):
-    got = CliRunner().invoke(app, ["measure", SPEC.name, "--input-shape", "1,3,16,16", "--runtime", "onnxruntime",
-                                   "--host", "pi@nowhere.invalid", "--db", str(tmp_path / "m.db")])
-    assert got.exit_code == 2 and "--host" in got.output
-
-
 def test_int8_features_count_a_quarter_of_the_bytes_and_survive_a_round_trip():
     from gapp_tui.features import TOTAL_COLUMNS, BlockGraph
 

@@ -26,10 +26,11 @@ def export(
     runtime: Optional[list[str]] = typer.Option(
         None, "--runtime", "-r",
         help="eager (torch.export .pt2), executorch (XNNPACK .pte) or onnxruntime (.onnx); one for every device"
-        " or DEVICE=RUNTIME (repeatable). Default: eager.",
+        " or DEVICE=RUNTIME (repeatable). Default: what the plan's devices name (pi=measured@executorch-int8), else eager.",
     ),
     quantize: Optional[list[str]] = typer.Option(
         None, "--quantize", "-q", help="int8 for every device, or DEVICE=int8 (executorch and onnxruntime stages)."
+        " Default: the plan's (a device written @RUNTIME-int8).",
     ),
     cut_dtype: str = typer.Option(
         "auto", "--cut-dtype",
@@ -67,7 +68,7 @@ def export(
         else:
             from ..pipeline.export import export_plan
 
-            result = export_plan(plan, output, runtime=runtime or "eager", quantize=quantize, cut_dtype=cut_dtype,
+            result = export_plan(plan, output, runtime=runtime, quantize=quantize, cut_dtype=cut_dtype,
                                  seed=seed, calibration=calibration, calibration_count=calibration_count,
                                  progress=status.update)
             doc = result.to_dict()

@@ -90,7 +90,8 @@ def measure(
     runtime: str = typer.Option(
         "eager", "--runtime",
         help="What the blocks run under: eager (PyTorch), executorch (XNNPACK .pte) or onnxruntime; each block and"
-        " the full model are compiled for it and timed as the stand-alone runner runs them.",
+        " the full model are compiled for it here and timed as the stand-alone runner runs them (with --host: on"
+        " the device, which needs the runtime; `gapp remote check` lists what it has).",
     ),
     quantize: Optional[str] = typer.Option(
         None, "--quantize", help="int8: quantize every block (and the full model) for --runtime executorch or onnxruntime.",
@@ -150,9 +151,6 @@ def measure(
         clock=clock, runtime=runtime, quantize=quantize, calibration=calibration_count,
     )
     config.check()
-    if host and config.runtime != "eager":
-        raise BadInput(f"--runtime {config.runtime} with --host is not available yet: the SSH agent times eager blocks;"
-                       " measure under a runtime on this machine, or drop --host")
     ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
                               accept_new_host_key, connect_timeout) if host else None
     if output_dir is not None:

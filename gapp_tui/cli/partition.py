@@ -147,6 +147,7 @@ def partition(
     table, columns = cost_table(chain, specs, store=store, mode=mode, predict=registry.service(store))
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
+    plan.runtimes = {d.name: d.runtime_text for d in specs if d.runtime != "eager"}  # what `gapp export` deploys
     est = estimate(table, plan, items=items, memory=limits or None)
     base = baselines(table, names, links, communication=communication, return_output=return_output,
                      memory=limits or None, items=items)

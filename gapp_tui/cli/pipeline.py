@@ -31,7 +31,16 @@ def _ms(seconds: Any) -> str:
 @pipeline_app.command("run")
 @handle_errors
 def run(
-    plan: Path = typer.Argument(..., help="Plan file written by `gapp partition ... -o PLAN`."),
+    plan: Optional[Path] = typer.Argument(
+        None, help="Plan file written by `gapp partition ... -o PLAN` (with --from-export: optional, its hosts are used).",
+        show_default=False,
+    ),
+    from_export: Optional[Path] = typer.Option(
+        None, "--from-export",
+        help="Run the stages `gapp export` wrote in this directory: each loads its artifact with the stand-alone runner"
+        " under its runtime (a remote stage gets the runner and its artifact copied; its host needs Python, torch and"
+        " the runtime, not GAPP).", show_default=False,
+    ),
     items: int = typer.Option(50, "--items", "-n", help="Items streamed and measured (after the warm-up)."),
     warmup: int = typer.Option(5, "--warmup", help="Items streamed first and not measured."),
     latency_items: int = typer.Option(5, "--latency-items", help="Items sent one at a time after the stream (unloaded latency)."),
@@ -51,22 +60,28 @@ def run(
     accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
     connect_timeout: float = _remote.opt_connect_timeout(),
     remote_python: str = typer.Option(
-        "python3", "--remote-python", help="Python on the hosts of remote stages (it needs torch and GAPP)."
+        "python3", "--remote-python",
+        help="Python on the hosts of remote stages (it needs torch and GAPP; with --from-export torch and the runtime).",
     ),
+    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Execute PLAN with one process per stage; report throughput, latency and per-stage times beside the estimate.
 
     Stages of devices with a host in the plan are started there over SSH (the host needs torch and GAPP);
-    give --master-addr an address every host can reach.
+    give --master-addr an address every host can reach. With --from-export DIR the stages run the exported
+    artifacts under their runtimes (every host's runtime is checked before any stage starts), compared with the
+    export's estimate.
     """
     from ..pipeline import run_plan  # slow (torch)
 
+    if plan is None and from_export is None:
+        raise BadInput("no plan given; give PLAN (a file written by `gapp partition -o`) or --from-export DIR")
     if nice is not None and not -20 <= nice <= 19:
         raise BadInput(f"--nice {nice} is out of range; give -20..19")
-    ssh = _remote.ssh_options("", identity=identity, remote_python=remote_python, known_hosts=known_hosts,
-                              ssh_config=ssh_config, accept_new_host_key=accept_new_host_key,
-                              connect_timeout=connect_timeout)
+    ssh = _remote.ssh_options("", identity=identity, remote_python=remote_python, remote_tmp=remote_tmp,
+                              known_hosts=known_hosts, ssh_config=ssh_config,
+                              accept_new_host_key=accept_new_host_key, connect_timeout=connect_timeout)
 
     status = err.status("starting the stages")
     status.start()
@@ -83,7 +98,7 @@ def run(
 
     try:
         result = run_plan(
-            plan, items=items, warmup=warmup, latency_items=latency_items, master_addr=master_addr,
+            plan, from_export=from_export, items=items, warmup=warmup, latency_items=latency_items, master_addr=master_addr,
             master_port=master_port or None, timeout=timeout, deadline=deadline, threads=threads, seed=seed,
             ssh=ssh, on_event=on_event, pin=pin, nice=nice,
         )
@@ -95,9 +110,10 @@ def run(
     else:
         show(doc)
     if not result.output_ok or not result.weights_match:
+        cos = f", cosine {result.output_cosine:.5f}" if result.min_cosine is not None else ""
         fail(
-            f"the pipeline's output differs from the unsplit model's (max |diff| {result.output_max_abs_diff:.2e},"
-            f" weights match: {result.weights_match})",
+            f"the pipeline's output differs from the unsplit model's (max |diff| {result.output_max_abs_diff:.2e}{cos},"
+            f" {'artifacts' if result.export else 'weights'} match: {result.weights_match})",
             1,
         )
 
@@ -108,21 +124,28 @@ def show(doc: dict[str, Any]) -> None:
     est_stages = est.get("stages") or []
     est_links = est.get("transfers") or []
     m = doc["measured"]
-    table = Table(title=f"{doc['model']['name']} pipeline: {len(doc['devices'])} stages, {doc['items']} items (times are means)")
-    for col, just in (
-        ("stage", "right"), ("device", "left"), ("blocks", "left"), ("compute ms", "right"), ("est.", "right"),
-        ("send wait ms", "right"), ("link est.", "right"), ("sent", "right"),
-    ):
+    exported = bool(doc.get("export"))
+    what = f"exported stages ({doc['export']})" if exported else "stages"
+    table = Table(title=f"{doc['model']['name']} pipeline: {len(doc['devices'])} {what}, {doc['items']} items"
+                        " (times are means)")
+    cols = [("stage", "right"), ("device", "left"), ("blocks", "left")]
+    if exported:
+        cols.append(("runtime", "left"))
+    cols += [("compute ms", "right"), ("est.", "right"), ("send wait ms", "right"), ("link est.", "right"),
+             ("sent", "right")]
+    for col, just in cols:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s, st in enumerate(doc["stages"]):
         lo, hi = st["blocks"]
         e = est_stages[s] if s < len(est_stages) else {}
         link = est_links[s] if s < len(est_links) else {}
-        table.add_row(
-            str(s), st["device"], f"{lo}-{hi}", _ms(st["compute_s"]["mean"]), _ms(e.get("compute_s")),
-            _ms(st["send_s"]["mean"]) if len(doc["stages"]) > 1 else "-", _ms(link.get("seconds")),
-            f"{format_bytes(st['out_bytes'])}/{st['out_tensors']}",
-        )
+        cells = [str(s), st["device"], f"{lo}-{hi}"]
+        if exported:
+            cells.append(st.get("runtime", "?") + (" int8" if st.get("quantize") else ""))
+        cells += [_ms(st["compute_s"]["mean"]), _ms(e.get("compute_s")),
+                  _ms(st["send_s"]["mean"]) if len(doc["stages"]) > 1 else "-", _ms(link.get("seconds")),
+                  f"{format_bytes(st['out_bytes'])}/{st['out_tensors']}"]
+        table.add_row(*cells)
     out.print(table)
     ratio = doc.get("throughput_ratio")
     est_tp = est.get("throughput_per_s")
@@ -149,6 +172,14 @@ def show(doc: dict[str, Any]) -> None:
     )
     chk = doc["check"]
     ok = "[green]ok[/]" if chk["output_ok"] else "[red]MISMATCH[/]"
+    if exported:
+        same = ("[green]every artifact is the one exported[/]" if chk["weights_match"]
+                else "[red]an artifact is not the one exported[/]")
+        bound = (f"cosine {chk['output_cosine']:.6f} (>= {chk['min_cosine']})" if chk.get("min_cosine") is not None
+                 else f"<= {chk['tolerance']:g}")
+        out.print(f"output check: max |pipeline - unsplit model| = {chk['output_max_abs_diff']:.2e}, {bound} {ok};"
+                  f" {same}")
+        return
     same = "[green]identical in every stage[/]" if chk["weights_match"] else "[red]DIFFERENT between stages[/]"
     out.print(f"output check: max |pipeline - unsplit model| = {chk['output_max_abs_diff']:.2e} {ok}; weights {same}")
 

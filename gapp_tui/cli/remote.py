@@ -228,19 +228,29 @@ def remote_check(
     connect_timeout: float = opt_connect_timeout(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Log in, check the device's Python and torch and that a private temporary directory can be made."""
+    """Log in, check the device's Python and torch and that a private temporary directory can be made; list the
+    runtimes it can run exported stages and measurements under."""
+    from .. import stage_runner  # slow (torch): the runner's own table of runtimes
+
     ssh = ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config, accept_new_host_key,
                       connect_timeout)
     with connect(ssh) as session:
-        info = session.check_python(remote_python)
+        info = session.check_python(remote_python, packages=stage_runner.PACKAGES)
         with session.private_tempdir(remote_tmp) as tmp:
             info["tempdir"] = tmp
         info["host"] = session.target.label
         info["host_key"] = session.transport.get_remote_server_key().get_name()
+    # what `gapp measure --runtime` and `gapp pipeline run --from-export` can use there (None: not installed)
+    info["runtimes"] = info.pop("packages")
     if json_:
         print_json(info)
         return
+    have = [f"{r} {v}" for r, v in info["runtimes"].items() if v]
+    missing = [r for r, v in info["runtimes"].items() if not v]
     out.print(
         f"{info['host']}: Python {info['python']} ({info['machine']}), torch {info['torch']},"
         f" temporary directory ok ({info['tempdir']}, removed)", highlight=False,
     )
+    out.print(f"runtimes: {', '.join(have) or 'none'}"
+              + (f"; not installed: {', '.join(missing)} (`{remote_python} -m pip install"
+                 f" {' '.join(stage_runner.PIP[r] for r in missing)}` there)" if missing else ""), highlight=False)

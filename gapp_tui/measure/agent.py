@@ -4,7 +4,12 @@ It needs only Python 3 and torch on the device. GAPP uploads, into a private
 temporary directory, this file, ``timer.py`` and ``device.py`` (the same timing
 core and device description local measurement uses), every block as a
 TorchScript file, the recorded inputs of every block, and a ``job.json``; then
-it runs ``python -u agent.py run job.json`` and reads its stdout.
+it runs ``python -u agent.py run job.json`` and reads its stdout. Under a
+runtime (``job["runtime"]``: ExecuTorch, ONNX Runtime, int8) the blocks come as
+that runtime's artifacts, compiled by GAPP, with the stand-alone runner
+(``gapp_runner.py``) that loads them: the device then also needs the runtime
+(``runtime`` event: its name and version there; a missing one is an ``error``
+naming the host and the pip command).
 
 Protocol: GAPP's event lines on stdout (:mod:`gapp_tui.ssh.events`, copied
 next to the agent as ``events.py``), flushed as they happen (``python -u``):
@@ -56,8 +61,8 @@ else:  # run as a script on the device, beside copies of events.py, timer.py and
     sys.path.insert(0, HERE)
     import events
 
-#: 2: events are marked lines (gapp_tui.ssh.events) instead of bare JSON lines
-AGENT_VERSION = 2
+#: 2: events are marked lines (gapp_tui.ssh.events) instead of bare JSON lines; 3: runtimes' artifacts
+AGENT_VERSION = 3
 emit = events.emit
 
 
@@ -196,9 +201,23 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
     n = len(names)
     jit_warmup = int(job.get("jit_warmup", 2))
 
-    archive = torch.jit.load(os.path.join(base, job["archive"]), map_location=dev)
-    archive.eval()
-    blocks = [getattr(archive.blocks, str(i)) for i in range(n)]
+    rt = job.get("runtime")
+    if rt:  # a runtime's artifacts, loaded by the stand-alone runner that travelled with them
+        import gapp_runner
+
+        try:
+            gapp_runner.require(rt["name"])
+        except gapp_runner.RuntimeMissing as exc:
+            emit("error", message=str(exc), kind="RuntimeMissing")
+            return 2
+        blocks = [gapp_runner.load_artifact(os.path.join(base, f), rt["name"], threads) for f in rt["blocks"]]
+        full_fn = gapp_runner.load_artifact(os.path.join(base, rt["full"]), rt["name"], threads) if rt.get("full") else None
+        emit("runtime", name=rt["name"], version=gapp_runner.runtime_version(rt["name"]))
+    else:
+        archive = torch.jit.load(os.path.join(base, job["archive"]), map_location=dev)
+        archive.eval()
+        blocks = [getattr(archive.blocks, str(i)) for i in range(n)]
+        full_fn = archive.full if job.get("full") else None
     try:
         recorded = torch.load(os.path.join(base, job["inputs"]), map_location=dev, weights_only=True)
     except TypeError:  # a torch older than weights_only
@@ -206,8 +225,8 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
     block_inputs = [tuple(v) for v in recorded["block_inputs"]]
     model_input = tuple(recorded["model_input"])
 
-    # TorchScript's profiling executor specialises a graph on its first calls:
-    # make them here so that no timing (even with few warm-up runs) includes them
+    # TorchScript's profiling executor specialises a graph on its first calls (and a runtime's first calls
+    # allocate): make them here so that no timing (even with few warm-up runs) includes them
     with torch.inference_mode():
         for i, b in enumerate(blocks):
             for _ in range(jit_warmup):
@@ -268,7 +287,7 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
                  sum_ms=sum(s.median_ms for s in per))
     if job.get("full") and -1 not in skip.get("full", set()):
         emit("progress", phase="full", index=0, total=1, name="full model")
-        full = archive.full
+        full = full_fn
         with torch.inference_mode():
             for _ in range(jit_warmup):
                 full(*model_input)

@@ -16,6 +16,13 @@ model code:
   (one run of the chain on the same seeded input local measurement uses);
 * ``job.json``: what to measure and how (see :mod:`gapp_tui.measure.agent`).
 
+Under a runtime other than eager (``runtime="executorch"``, ``"onnxruntime"``,
+``quantize="int8"``) the blocks and the model travel as that runtime's
+artifacts instead of TorchScript: compiled here, exactly as local measurement
+compiles them (:func:`gapp_tui.measure.engine.compile_chain`), with the
+stand-alone runner (``gapp_runner.py``, :mod:`gapp_tui.stage_runner`) that the
+agent loads them with -- the device then needs Python, torch and that runtime.
+
 Why TorchScript rather than ``torch.export``
 --------------------------------------------
 A Raspberry Pi often runs an older torch than the server (the aarch64 wheel
@@ -40,10 +47,14 @@ from typing import Any
 
 import torch
 
+from .. import stage_runner
 from ..errors import BadInput
 from ..ssh import events
 from . import agent, device, timer
-from .engine import parse_dtype
+from .engine import MeasureConfig, compile_chain, parse_dtype
+
+#: the stand-alone runner's name next to the agent (it loads a runtime's artifacts there)
+RUNNER_FILE = "gapp_runner.py"
 
 #: the files copied next to the agent on the device (all torch + stdlib only), by their name there
 AGENT_FILES = {name: Path(module.__file__) for name, module in (
@@ -119,8 +130,16 @@ def write_bundle(
     full: bool = True,
     overhead_modes: tuple[str, ...] = (),
     heartbeat_s: float = 5.0,
+    runtime: str = "eager",
+    quantize: str | None = None,
+    calibration: int = 8,
+    progress: Any = None,
 ) -> Bundle:
-    """Serialise ``chain`` and write the agent's files into ``directory`` (see the module docstring)."""
+    """Serialise ``chain`` and write the agent's files into ``directory`` (see the module docstring).
+
+    ``runtime``/``quantize``/``calibration``: as :class:`~gapp_tui.measure.engine.MeasureConfig`'s;
+    ``progress`` receives the ``compile`` progress of a runtime's artifacts.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     for name, source in AGENT_FILES.items():
@@ -132,6 +151,30 @@ def write_bundle(
     with torch.inference_mode():
         recorded = chain.block_inputs(x)
     files, methods = list(AGENT_FILES), []
+    job = {
+        "block_names": [b.name for b in chain.blocks],
+        "archive": "model.pt",
+        "full": bool(full),
+        "inputs": "inputs.pt",
+        "modes": list(modes),
+        "overhead_modes": list(overhead_modes),
+        "precision": precision,
+        "device": device,
+        "threads": threads,
+        "device_name": device_name,
+        "heartbeat_s": heartbeat_s,
+        "control": True,
+    }
+    if runtime != "eager":
+        cfg = MeasureConfig(device=device, dtype=dtype, full=full, seed=seed, runtime=runtime, quantize=quantize,
+                            calibration=calibration)
+        arts, full_art, info = compile_chain(chain, recorded, x, cfg, out, progress)
+        shutil.copyfile(stage_runner.__file__, out / RUNNER_FILE)
+        files += [a.path.name for a in arts] + ([full_art.path.name] if full_art else []) + [RUNNER_FILE]
+        job.update(archive=None, serialised=f"{runtime}{'-' + quantize if quantize else ''}",
+                   runtime={**info, "blocks": [a.path.name for a in arts],
+                            "full": full_art.path.name if full_art else None, "runner": RUNNER_FILE})
+        return _finish(out, files, job, [runtime] * len(arts), chain, x, recorded)
     scripted_blocks = []
     for i, block in enumerate(chain.blocks):
         scripted, how = to_torchscript(block.module, tuple(recorded[i]), f"block {i} ({block.name})")
@@ -147,23 +190,15 @@ def write_bundle(
             top = torch.jit.script(_Blocks(scripted_blocks))
         torch.jit.save(top, str(out / "model.pt"))
     files.append("model.pt")
+    job["serialised"] = "torchscript:" + ",".join(sorted(set(methods)))
+    return _finish(out, files, job, methods, chain, x, recorded)
+
+
+def _finish(out: Path, files: list[str], job: dict[str, Any], methods: list[str], chain: Any, x: Any,
+            recorded: list[tuple[Any, ...]]) -> Bundle:
+    """Write the inputs and the job; the bundle."""
     torch.save({"model_input": (x,), "block_inputs": [tuple(t) for t in recorded]}, str(out / "inputs.pt"))
     files.append("inputs.pt")
-    job = {
-        "block_names": [b.name for b in chain.blocks],
-        "archive": "model.pt",
-        "full": bool(full),
-        "inputs": "inputs.pt",
-        "modes": list(modes),
-        "overhead_modes": list(overhead_modes),
-        "precision": precision,
-        "device": device,
-        "threads": threads,
-        "device_name": device_name,
-        "heartbeat_s": heartbeat_s,
-        "serialised": "torchscript:" + ",".join(sorted(set(methods))),
-        "control": True,
-    }
     (out / "job.json").write_text(json.dumps(job, indent=1))
     files.append("job.json")
     size = sum((out / f).stat().st_size for f in files)

@@ -32,11 +32,13 @@ import dataclasses
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import runtime as runtime_mod
+from .. import stage_runner
 from ..blocks import BlockChain
 from ..errors import BadInput
 from ..store import Store, setting_key
@@ -211,6 +213,43 @@ def measure(
         torch.set_num_threads(old_threads)
 
 
+def compile_chain(chain: Any, recorded: list[tuple[Any, ...]], x: Any, cfg: MeasureConfig, workdir: str | Path,
+                  report: Callable[[Progress], None] | None = None, stop: Callable[[], None] | None = None,
+                  ) -> tuple[list[runtime_mod.Artifact], runtime_mod.Artifact | None, dict[str, Any]]:
+    """Every block (on its ``recorded`` inputs) and, with ``cfg.full``, the unsplit model (on ``x``) compiled for
+    ``cfg.runtime`` into ``workdir``: (block artifacts, full-model artifact or None, what the rows record in
+    ``extra.runtime``). int8 is calibrated on ``cfg.calibration`` random inputs (seeds after ``cfg.seed``).
+
+    Local measurement loads the artifacts here; remote measurement takes them to the device, whose agent loads
+    them with the same stand-alone runner.
+    """
+    report = report or (lambda p: None)
+    calib_x = [chain.spec.example_input("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
+    calib = [chain.block_inputs(c) for c in calib_x] if cfg.quantize else None
+    n = len(chain.blocks)
+    arts: list[runtime_mod.Artifact] = []
+    for i, block in enumerate(chain.blocks):
+        report(Progress("compile", i, n + 1, block.name))
+        if stop is not None:
+            stop()
+        arts.append(runtime_mod.compile_artifact(block.module, recorded[i], cfg.runtime, Path(workdir) / f"block{i}",
+                                                 cfg.quantize, [c[i] for c in calib] if calib else None))
+    full = None
+    info: dict[str, Any] = {}
+    if cfg.full:
+        report(Progress("compile", n, n + 1, "full model"))
+        if stop is not None:
+            stop()
+        full = runtime_mod.compile_artifact(chain.model, (x,), cfg.runtime, Path(workdir) / "full", cfg.quantize,
+                                            [(c,) for c in calib_x] if calib else None)
+        info["full_artifact_bytes"] = full.bytes
+    report(Progress("compile", n + 1, n + 1, ""))
+    info.update(name=cfg.runtime, version=(arts or [full])[0].version if (arts or full) else None,
+                quantize=cfg.quantize, artifact_bytes=sum(a.bytes for a in arts),
+                compile_s=sum(a.compile_s for a in arts))
+    return arts, full, info
+
+
 class _LocalRun:
     """The timing steps of one local :func:`measure` call (each can be interrupted), kept in a RunRecord."""
 
@@ -234,27 +273,12 @@ class _LocalRun:
     def _compile(self, workdir: str) -> None:
         """Under a runtime: every block (and the full model) compiled to its artifact in ``workdir`` and loaded."""
         cfg = self.cfg
-        calib_x = [self.chain.spec.example_input("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
-        calib = [self.chain.block_inputs(x) for x in calib_x] if cfg.quantize else None
-        n = len(self.fns)
-        sizes, seconds = [], []
-        for i, block in enumerate(self.chain.blocks):
-            self.report(Progress("compile", i, n + 1, block.name))
-            self._stop()
-            self.fns[i], art = runtime_mod.runner(block.module, self.recorded[i], cfg.runtime, workdir, f"block{i}",
-                                                  cfg.quantize, [c[i] for c in calib] if calib else None, self.threads)
-            sizes.append(art.bytes)
-            seconds.append(art.compile_s)
-        if cfg.full:
-            self.report(Progress("compile", n, n + 1, "full model"))
-            self._stop()
-            self.reference, art = runtime_mod.runner(self.chain.model, (self.x,), cfg.runtime, workdir, "full",
-                                                     cfg.quantize, [(x,) for x in calib_x] if calib else None,
-                                                     self.threads)
-            self.runtime_info["full_artifact_bytes"] = art.bytes
-        self.report(Progress("compile", n + 1, n + 1, ""))
-        self.runtime_info.update(name=cfg.runtime, version=art.version, quantize=cfg.quantize,
-                                 artifact_bytes=sum(sizes), compile_s=sum(seconds))
+        arts, full, self.runtime_info = compile_chain(self.chain, self.recorded, self.x, cfg, workdir, self.report,
+                                                      self._stop)
+        hint = runtime_mod.install_hint(cfg.runtime)
+        self.fns = [stage_runner.load_artifact(a.path, a.runtime, self.threads, hint) for a in arts]
+        if full is not None:
+            self.reference = stage_runner.load_artifact(full.path, full.runtime, self.threads, hint)
 
     def _stop(self) -> None:
         if self.should_stop is not None and self.should_stop():

@@ -2,10 +2,14 @@
 
 :func:`measure_remote` is what ``gapp measure --host`` and the TUI call. It
 
-1. checks the remote Python and torch (one line saying what is missing);
-2. writes the bundle (:mod:`.bundle`: TorchScript blocks, recorded inputs, the
+1. checks the remote Python and torch (one line saying what is missing), and
+   under a runtime (``config.runtime``) that the device has it: the same
+   lookup as the stand-alone runner's, before anything is compiled;
+2. writes the bundle (:mod:`.bundle`: TorchScript blocks -- or, under a
+   runtime, its artifacts with the stand-alone runner --, recorded inputs, the
    agent with ``timer.py`` and ``device.py``) and uploads it over SFTP into a
-   private ``mktemp -d`` directory, removed afterwards;
+   private ``mktemp -d`` directory, removed afterwards. The rows' setting ends
+   with the runtime and ``extra.runtime`` describes it, as for local rows;
 3. starts ``python -u agent.py run job.json`` and reads its events
    (:mod:`gapp_tui.ssh.events`): on the ``device`` event it answers with the blocks the store already holds for
    that device key (resume: nothing is measured twice), then every ``result``
@@ -32,6 +36,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import stage_runner
+from ..errors import BadInput
 from ..ssh import Cancelled as RemoteCancelled
 from ..ssh import ConnectionLost, RemoteError, RemoteSession, events
 from ..store import Store, setting_key
@@ -66,8 +72,11 @@ def measure_remote(
     cfg.check()
     report = progress or (lambda p: None)
     say = log or (lambda s: None)
-    versions = session.check_python(remote_python)
+    versions = session.check_python(remote_python, packages=stage_runner.PACKAGES)
     say(f"{session.target.label}: Python {versions['python']}, torch {versions['torch']} ({versions.get('machine')})")
+    if cfg.runtime != "eager" and not versions["packages"].get(cfg.runtime):
+        # before anything is compiled: the device cannot run the artifacts
+        raise BadInput(stage_runner.missing_text(cfg.runtime, session.target.label, remote_python))
 
     report(Progress("prepare", 0, 1, "tracing"))
     if hasattr(target, "blocks") and hasattr(target, "cuts"):
@@ -75,11 +84,13 @@ def measure_remote(
     else:
         chain = prepare_chain(target, granularity, "cpu", cfg.dtype, leaves)
     with tempfile.TemporaryDirectory(prefix="gapp-bundle-") as local_dir:
-        say(f"serialising {len(chain.blocks)} blocks and the model (TorchScript)")
+        what = "TorchScript" if cfg.runtime == "eager" else f"{cfg.runtime}{' int8' if cfg.quantize else ''} artifacts"
+        say(f"serialising {len(chain.blocks)} blocks and the model ({what})")
         bundle = write_bundle(
             chain, local_dir, modes=cfg.modes, precision=cfg.precision.to_dict(), device=cfg.device, dtype=cfg.dtype,
             threads=cfg.threads, device_name=cfg.device_name, seed=cfg.seed, full=cfg.full,
             overhead_modes=cfg.modes if cfg.adjust_for_overhead else (), heartbeat_s=heartbeat_s,
+            runtime=cfg.runtime, quantize=cfg.quantize, calibration=cfg.calibration, progress=report,
         )
         with session.private_tempdir(remote_tmp) as rdir:
             files = [f for f in bundle.files if f not in _UPLOAD_ORDER_LAST] + list(_UPLOAD_ORDER_LAST)
@@ -91,6 +102,7 @@ def measure_remote(
                 sent += (Path(local_dir) / name).stat().st_size
             say(f"uploaded {len(files)} files ({sent / 1e6:.1f} MB) to {session.target.label}:{rdir}")
             run = _RemoteRun(chain, cfg, store, report, cancel, session, command)
+            run.bundle_runtime = bundle.job.get("runtime")
             run.execute([remote_python, "-u", f"{rdir}/agent.py", "run", f"{rdir}/job.json"], silence_timeout, say)
     if run.lost is not None:
         raise run.lost
@@ -111,11 +123,14 @@ class _RemoteRun:
         ctx = RowContext(device_key="", model=chain.spec.name, model_label=chain.spec.label(), setting="",
                          granularity=chain.granularity, batch_size=chain.spec.shape[0],
                          input_shape="x".join(map(str, chain.spec.shape)), num_classes=chain.spec.num_classes,
-                         dtype=str(parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0,
+                         dtype=cfg.quantize or str(parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0,
                          device_type=cfg.device.split(":")[0], chain_sig=chain.signature())
         self.record = RunRecord(chain.names, cfg, ctx, store)
         self.remote: dict[str, Any] = {"host": session.target.label}
         self.early: set[int] = set()
+        # under a runtime, what the rows record of it (as local rows do), with the device's own version
+        self.runtime: dict[str, Any] | None = None
+        self.bundle_runtime: dict[str, Any] | None = None  # the bundle's job["runtime"]
 
     # -------------------------------------------------------------- events
     def _on_device(self, desc: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +140,8 @@ class _RemoteRun:
         c = rec.ctx
         c.device_key = desc["key"]
         c.threads = int(desc.get("threads") or 1)
-        c.setting = setting_key(self.chain.spec.shape, self.cfg.dtype, c.threads, self.chain.granularity,
-                                self.chain.spec.num_classes, c.device_type)
+        c.setting = setting_key(self.chain.spec.shape, c.dtype, c.threads, self.chain.granularity,
+                                self.chain.spec.num_classes, c.device_type, runtime=self.cfg.runtime)
         excluded = rec.excluded()
         skip = {mode: sorted(rec.done(mode) | (excluded if mode != "full" else set())) for mode in rec.all_modes}
         n = len(rec.names)
@@ -142,6 +157,8 @@ class _RemoteRun:
         name = "(full model)" if block < 0 else self.record.names[block]
         extra = dict(ev.get("extra") or {})
         extra["remote"] = self.remote
+        if self.runtime is not None:
+            extra["runtime"] = self.runtime
         row = make_row(self.record.ctx, mode, block, name, Stats.from_dict(ev["stats"]), extra)
         # an in-context block is sent early and again with its final statistics: counted once
         self.record.keep(row, counted=not (mode == "in-context" and block in self.early))
@@ -174,6 +191,9 @@ class _RemoteRun:
                         stream.send((json.dumps(answer) + "\n").encode())
                     except (OSError, EOFError) as exc:
                         raise ConnectionLost(f"lost the connection to {self.session.target.label} ({exc})") from None
+                elif what == "runtime":  # the artifacts loaded on the device: its runtime's version
+                    info = {k: v for k, v in (self.bundle_runtime or {}).items() if k not in ("blocks", "full", "runner")}
+                    self.runtime = {**info, "compiled_with": info.get("version"), "version": ev.get("version")}
                 elif what == "result":
                     self._on_result(ev)
                 elif what == "progress":

@@ -42,7 +42,7 @@ def neurosurgeon_boundaries(table: CostTable, devices: Sequence[str], link: Link
         raise ValueError("Neurosurgeon's search splits between exactly two devices")
     n = table.n
     p0, p1 = table.prefix_array(devices[0]), table.prefix_array(devices[1])
-    t = link.latency + np.asarray(table.cut_bytes) / link.bandwidth + np.asarray(table.cut_tensors) * link.per_tensor
+    t = link.latency + np.asarray(table.bytes_sent(devices[0])) / link.bandwidth + np.asarray(table.cut_tensors) * link.per_tensor
     t = np.where(np.asarray(table.cuttable, dtype=bool), t, np.inf)
     latency = p0 + t + (p1[n] - p1)
     return [0, int(np.argmin(latency)), n]

@@ -6,6 +6,12 @@ For a chain of ``n`` blocks:
   source in ``sources[device][i]`` (``measured``, ``predicted`` or ``flops``);
 - ``cut_bytes[c]`` and ``cut_tensors[c]`` for the ``n + 1`` cuts: cut ``c`` is
   before block ``c``, cut 0 the model's input, cut ``n`` its output;
+- ``cut_bytes_int8[c]``: the bytes of cut ``c`` sent as int8 (what ``gapp export``
+  sends after an int8 stage: one byte per element of every floating tensor,
+  other tensors as they are), and ``send_dtype[device]`` (``float32`` or
+  ``int8``): what each device sends at its outgoing cut. :meth:`bytes_sent`
+  is the column a device's link carries; the model's output always travels
+  as it is (an export never quantizes it);
 - ``param_bytes[i]``: the weights and buffers block ``i`` holds (for memory limits);
 - ``cuttable[c]``: False where something that is not a tensor (a size, a
   Python value) crosses cut ``c``: a pipeline cannot send it, so the solver
@@ -29,6 +35,10 @@ from ..errors import BadInput, closest
 
 #: where a block time came from
 SOURCES = ("measured", "predicted", "flops")
+#: what a device sends at its outgoing cut
+SEND_DTYPES = ("float32", "int8")
+#: floating dtypes an int8 cut quantizes (one byte per element); anything else is sent as it is
+_FLOATING = ("torch.float32", "torch.float16", "torch.bfloat16", "torch.float64")
 
 
 class CostTable:
@@ -47,6 +57,9 @@ class CostTable:
 
     or from a BlockChain with :meth:`from_chain`. ``sources`` may give one
     source per device or one per block of a device (a mixed column).
+    ``send_dtype={"pi": "int8"}`` makes ``pi`` send its cut as int8
+    (``cut_bytes_int8``; default: a quarter of ``cut_bytes``, every cut
+    being float32).
     """
 
     def __init__(
@@ -61,6 +74,8 @@ class CostTable:
         granularity: str = "natural",
         batch_size: int | None = None,
         cuttable: Sequence[bool] | None = None,
+        cut_bytes_int8: Sequence[float] | None = None,
+        send_dtype: Mapping[str, str] | None = None,
     ) -> None:
         self.blocks: list[str] = [str(b) for b in blocks]
         n = len(self.blocks)
@@ -83,6 +98,17 @@ class CostTable:
         self.cuttable: list[bool] = [True] * (n + 1) if cuttable is None else [bool(c) for c in cuttable]
         if len(self.cuttable) != n + 1:
             raise BadInput(f"cuttable: {len(self.cuttable)} entries, expected {n + 1}")
+        self.cut_bytes_int8: list[float] = (
+            [b / 4 for b in self.cut_bytes] if cut_bytes_int8 is None
+            else self._numbers("int8 cut bytes", cut_bytes_int8, n + 1)
+        )
+        self.send_dtype: dict[str, str] = {d: "float32" for d in self.times}
+        for d, dt in (send_dtype or {}).items():
+            if d not in self.times:
+                raise BadInput(f"send dtype given for device {d!r}, which is not in the cost table{closest(str(d), self.devices)}")
+            if dt not in SEND_DTYPES:
+                raise BadInput(f"device {d!r} sends {dt!r}; give one of {', '.join(SEND_DTYPES)}")
+            self.send_dtype[d] = dt
         self.model: dict[str, Any] = dict(model or {})
         self.granularity = str(granularity)
         self.batch_size = int(batch_size or self.model.get("batch_size") or 1)
@@ -98,15 +124,19 @@ class CostTable:
         chain: Any,
         times_by_device: Mapping[str, Sequence[float] | Mapping[str, float]],
         sources: str | Mapping[str, str | Sequence[str]] = "measured",
+        send_dtype: Mapping[str, str] | None = None,
     ) -> CostTable:
         """Cut sizes and block weights from a ``BlockChain``, times from ``times_by_device``.
 
         ``times_by_device[device]`` is a list in block order or a dict by block
         name. Parameter bytes count the weights and buffers each block's module
-        holds (a meta-device chain works: only sizes are read).
+        holds (a meta-device chain works: only sizes are read). ``send_dtype``:
+        as in the constructor; the int8 bytes of every cut come from its tensors.
         """
         blocks = list(chain.blocks)
         cut_bytes = [c.bytes for c in chain.cuts]
+        cut_bytes_int8 = [sum(int(math.prod(t.shape)) if str(t.dtype) in _FLOATING else t.bytes for t in c.tensors)
+                          for c in chain.cuts]
         cut_tensors = [c.count for c in chain.cuts]
         param_bytes = [_module_bytes(b.module) for b in blocks]
         cuttable = [all(str(t.dtype).startswith("torch.") for t in c.tensors) for c in chain.cuts]
@@ -123,6 +153,8 @@ class CostTable:
             granularity=chain.granularity,
             batch_size=spec.batch_size,
             cuttable=cuttable,
+            cut_bytes_int8=cut_bytes_int8,
+            send_dtype=send_dtype,
         )
 
     def with_times(
@@ -133,9 +165,18 @@ class CostTable:
         merged_sources: dict[str, str | Sequence[str]] = {d: list(s) for d, s in self.sources.items()}
         merged_times[device] = times  # type: ignore[assignment]
         merged_sources[device] = source
+        sends = {d: dt for d, dt in self.send_dtype.items() if d in merged_times}
         return CostTable(
             self.blocks, merged_times, self.cut_bytes, self.cut_tensors, self.param_bytes, merged_sources,
-            self.model, self.granularity, self.batch_size, self.cuttable,
+            self.model, self.granularity, self.batch_size, self.cuttable, self.cut_bytes_int8, sends,
+        )
+
+    def with_send_dtype(self, send_dtype: Mapping[str, str]) -> CostTable:
+        """A copy where the devices named send their cuts as given (``{"pi": "int8"}``)."""
+        return CostTable(
+            self.blocks, self.times, self.cut_bytes, self.cut_tensors, self.param_bytes, self.sources,
+            self.model, self.granularity, self.batch_size, self.cuttable, self.cut_bytes_int8,
+            {**self.send_dtype, **dict(send_dtype)},
         )
 
     def fill(self, device: str, other: Sequence[float], source: str) -> CostTable:
@@ -232,6 +273,10 @@ class CostTable:
                     f" ({len(missing)} of {self.n} blocks missing); measure them or use predicted times"
                 )
 
+    def bytes_sent(self, device: str) -> list[float]:
+        """The bytes of every cut as ``device`` sends it (``cut_bytes``, or ``cut_bytes_int8`` for an int8 sender)."""
+        return self.cut_bytes_int8 if self.send_dtype.get(device) == "int8" else self.cut_bytes
+
     def source_of(self, device: str) -> str:
         """``measured``/``predicted``/``flops``, or ``mixed`` when the column mixes sources."""
         kinds = set(self.sources[device])
@@ -278,6 +323,8 @@ class CostTable:
                 for d in self.times
             },
             "cut_bytes": self.cut_bytes,
+            "cut_bytes_int8": self.cut_bytes_int8,
+            "send_dtype": self.send_dtype,
             "cut_tensors": self.cut_tensors,
             "param_bytes": self.param_bytes,
             "cuttable": self.cuttable,
@@ -292,7 +339,7 @@ class CostTable:
             return cls(
                 doc["blocks"], times, doc["cut_bytes"], doc.get("cut_tensors"), doc.get("param_bytes"),
                 sources, doc.get("model"), doc.get("granularity", "natural"), doc.get("batch_size"),
-                doc.get("cuttable"),
+                doc.get("cuttable"), doc.get("cut_bytes_int8"), doc.get("send_dtype"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"cost table document is missing or has a bad field ({exc}); expected CostTable.to_dict() output") from None

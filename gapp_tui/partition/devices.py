@@ -107,6 +107,14 @@ class DeviceSpec:
         return dataclasses.replace(self, name=name)
 
 
+def parse_runtime_text(text: str, device: str) -> tuple[str, str | None]:
+    """``executorch-int8`` -> ``("executorch", "int8")``; BadInput naming ``device`` when it is not known."""
+    runtime, _, quantize = str(text).strip().lower().partition("-")
+    if runtime not in RUNTIMES or quantize not in ("", "int8") or (quantize and runtime == "eager"):
+        raise BadInput(f"runtime {str(text).strip()!r} of device {device!r} is not known; give one of {RUNTIME_CHOICES}")
+    return runtime, quantize or None
+
+
 def parse_device(item: str) -> DeviceSpec:
     """One ``NAME=SOURCE`` item (BadInput, one line, on errors)."""
     name, _, src = item.partition("=")
@@ -119,11 +127,9 @@ def parse_device(item: str) -> DeviceSpec:
     runtime, quantize = "eager", None
     if kind_low.partition("@")[0] in ("measured", "predicted") and "@" in src:
         src_body, _, rt = src.rpartition("@")
-        runtime, _, quantize = rt.strip().lower().partition("-")
+        runtime, quantize = parse_runtime_text(rt, name)
         kind, _, ref = src_body.partition(":")
         kind_low = kind.strip().lower()
-        if runtime not in RUNTIMES or quantize not in ("", "int8") or (quantize and runtime == "eager"):
-            raise BadInput(f"runtime {rt.strip()!r} of device {name!r} is not known; give one of {RUNTIME_CHOICES}")
     ref = ref.strip() or None
     if not src or kind_low == "measured":
         return DeviceSpec(name, "measured", ref, runtime=runtime, quantize=quantize or None)

@@ -4,8 +4,10 @@ For a plan with boundaries ``b`` on devices ``d`` and links ``L``:
 
 - compute of stage ``s``: the sum of its blocks' times on ``d[s]``;
 - transfer on link ``s`` (from stage ``s`` to ``s + 1``):
-  ``L[s].seconds(cut_bytes[b[s+1]], cut_tensors[b[s+1]])``; with
-  ``return_output`` the output (cut ``n``) also travels back on ``L[k-1]``;
+  ``L[s].seconds(bytes, cut_tensors[b[s+1]])`` with the bytes of cut
+  ``b[s+1]`` as ``d[s]`` sends it (``CostTable.bytes_sent``: int8 after an
+  int8 device, a quarter of float32); with ``return_output`` the output (cut
+  ``n``, as it is) also travels back on ``L[k-1]``;
 - **overlapped** communication (receive, compute and send concurrently, each
   link a resource of its own): period = the largest stage busy time (compute
   plus the CPU time of sending, ``Link.cpu_per_byte``) or link transfer;
@@ -162,16 +164,16 @@ def estimate(
     q = table.param_prefix_list
 
     transfers: list[TransferEstimate] = []
+    send_cpu = [0.0] * k  # CPU seconds each stage spends sending what it sends
     for s in range(k - 1):
         c = b[s + 1]
         lk = links[s]
-        t = lk.latency + cut_bytes[c] / lk.bandwidth + cut_tensors[c] * lk.per_tensor
-        transfers.append(TransferEstimate(s, lk.src or devices[s], lk.dst or devices[s + 1], c, cut_bytes[c],
+        sent = table.bytes_sent(devices[s])[c]  # int8 after an int8 device
+        t = lk.latency + sent / lk.bandwidth + cut_tensors[c] * lk.per_tensor
+        transfers.append(TransferEstimate(s, lk.src or devices[s], lk.dst or devices[s + 1], c, sent,
                                           cut_tensors[c], t, False, table.cuttable[c]))
+        send_cpu[s] = lk.cpu_per_byte * sent
     ret = 0.0
-    send_cpu = [0.0] * k  # CPU seconds each stage spends sending what it sends
-    for s in range(k - 1):
-        send_cpu[s] = links[s].cpu_per_byte * cut_bytes[b[s + 1]]
     if plan.has_return:
         send_cpu[k - 1] = links[k - 1].cpu_per_byte * cut_bytes[n]
     if plan.has_return:

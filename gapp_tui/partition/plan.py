@@ -19,7 +19,12 @@ The plan file (JSON, ``version`` 1) is what ``gapp pipeline run`` reads::
      "links": [{"src", "dst", "bandwidth_Bps", "latency_s", "per_tensor_s", ...}],
      "estimate": {...},
      "blocks": [block names], "communication": "overlapped", "return_output": false,
-     "objective": "throughput"}
+     "objective": "throughput",
+     "runtimes": {"pi": "executorch-int8"}}
+
+``runtimes`` (optional) names what a device's stages run under, as the device
+syntax writes it after ``@`` (absent: eager): ``gapp export`` takes its
+runtime and int8 from it, and an int8 device's outgoing cut is estimated as int8.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from .devices import parse_runtime_text
 from .link import Link
 
 PLAN_VERSION = 1
@@ -60,6 +66,7 @@ class Plan:
     objective: str = "manual"
     blocks: list[str] = dataclasses.field(default_factory=list)
     estimate: dict[str, Any] | None = None
+    runtimes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.devices = [str(d) for d in self.devices]
@@ -69,6 +76,7 @@ class Plan:
             raise BadInput(f"plan boundaries {self.boundaries!r} must be integers such as [0, 7, 21]") from None
         self.links = [lk if isinstance(lk, Link) else Link.from_dict(lk) for lk in self.links]
         self.hosts = {d: self.hosts.get(d) for d in self.devices} if self.hosts is not None else {}
+        self.runtimes = {str(d): str(r) for d, r in (self.runtimes or {}).items() if r and r != "eager"}
         self.validate()
 
     # ------------------------------------------------------------------ construction
@@ -151,6 +159,14 @@ class Plan:
         for d, h in self.hosts.items():
             if h is not None and not _HOST.match(str(h)):
                 raise BadInput(f"host {h!r} of device {d!r} is not valid; give user@host:port, host, or null")
+        for d, r in self.runtimes.items():
+            if d not in self.devices:
+                raise BadInput(f"plan names the runtime of device {d!r}, which is not one of its devices")
+            parse_runtime_text(r, d)
+
+    def send_dtype(self) -> dict[str, str]:
+        """What each device sends at its outgoing cut: int8 after an int8 runtime (``CostTable.send_dtype``)."""
+        return {d: "int8" for d, r in self.runtimes.items() if r.endswith("-int8")}
 
     def check_against(self, table: Any) -> None:
         """BadInput unless this plan's devices and blocks match the cost table."""
@@ -198,6 +214,7 @@ class Plan:
             "communication": self.communication,
             "return_output": self.return_output,
             "objective": self.objective,
+            "runtimes": dict(self.runtimes),
         }
 
     @classmethod
@@ -224,6 +241,7 @@ class Plan:
             objective=str(doc.get("objective", "manual")),
             blocks=list(doc.get("blocks") or []),
             estimate=doc.get("estimate"),
+            runtimes=dict(doc.get("runtimes") or {}),
         )
 
     def save(self, path: str | Path) -> Path:

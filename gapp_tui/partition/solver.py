@@ -5,7 +5,9 @@ boundaries ``(i, j) = (b_s, b_{s+1})`` only:
 
 - overlapped: ``f_s(i, j) = max(C_s(i, j) + U_s(j), T_s(j))`` — stage compute
   plus the CPU time of sending cut j, and the link after it (the return link
-  is a constant that only cut ``n`` crosses);
+  is a constant that only cut ``n`` crosses); ``T_s`` and ``U_s`` count the
+  bytes of cut j as device ``s`` sends them (int8 after an int8 device), so a
+  per-device dtype costs nothing in the recursion;
 - serial:     ``f_s(i, j) = (T_{s-1}(i) + C_s(i, j)) + T_s(j)``;
 - latency:    ``g_s(i, j) = C_s(i, j) + T_s(j)``.
 
@@ -54,10 +56,11 @@ def stage_costs(
     (The senders' CPU time per cut is :func:`sender_cpu`.)
     """
     n = table.n
-    cut_bytes = np.asarray(table.cut_bytes, dtype=float)
+    sent = sent_arrays(table, devices)
     cut_tensors = np.asarray(table.cut_tensors, dtype=float)
     prefixes = [table.prefix_array(d) for d in devices]
-    transfers = [lk.latency + cut_bytes / lk.bandwidth + cut_tensors * lk.per_tensor for lk in links[: len(devices) - 1]]
+    transfers = [lk.latency + sent[s] / lk.bandwidth + cut_tensors * lk.per_tensor
+                 for s, lk in enumerate(links[: len(devices) - 1])]
     blocked = ~np.asarray(table.cuttable, dtype=bool)
     if blocked.any():  # a cut a pipeline cannot send costs infinitely much: the DP never picks it
         for t in transfers:
@@ -71,6 +74,18 @@ def stage_costs(
     return prefixes, transfers, ret
 
 
+def sent_arrays(table: CostTable, devices: Sequence[str]) -> list[np.ndarray]:
+    """Per device the bytes of every cut as it sends them (one array per dtype, shared)."""
+    arrays: dict[int, np.ndarray] = {}
+    out = []
+    for d in devices:
+        col = table.bytes_sent(d)
+        if id(col) not in arrays:
+            arrays[id(col)] = np.asarray(col, dtype=float)
+        out.append(arrays[id(col)])
+    return out
+
+
 def sender_cpu(table: CostTable, devices: Sequence[str], links: Sequence[Link], return_output: bool
                ) -> tuple[list[np.ndarray] | None, float]:
     """Per forward link the sending stage's CPU seconds for every cut, and the return's; None when all are 0."""
@@ -79,9 +94,9 @@ def sender_cpu(table: CostTable, devices: Sequence[str], links: Sequence[Link], 
     has_return = return_output and k > 1
     if not any(lk.cpu_per_byte for lk in fwd) and not (has_return and links[k - 1].cpu_per_byte):
         return None, 0.0
-    cut_bytes = np.asarray(table.cut_bytes, dtype=float)
+    sent = sent_arrays(table, devices)
     ret_cpu = links[k - 1].cpu_per_byte * table.cut_bytes[table.n] if has_return else 0.0
-    return [lk.cpu_per_byte * cut_bytes for lk in fwd], ret_cpu
+    return [lk.cpu_per_byte * sent[s] for s, lk in enumerate(fwd)], ret_cpu
 
 
 def optimal_boundaries(

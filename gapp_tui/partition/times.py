@@ -27,7 +27,10 @@ model and devices give the same numbers everywhere. One rule per source:
 ``flops``
     Each block's FLOPs divided by the device's rate.
 
-Every column comes with a one-line note saying what it rests on. Building a
+Every column comes with a one-line note saying what it rests on. A device
+whose runtime is int8 (``@executorch-int8``) sends int8 at its outgoing cut:
+the table's ``send_dtype`` says so, and the estimate and the solver count a
+quarter of the float32 bytes there. Building a
 table needs the chain (and torch, for a predicted device); estimating and
 solving with it do not.
 """
@@ -180,6 +183,8 @@ def cost_table(chain: Any, devices: Sequence[DeviceSpec], *, store: Any = None, 
                predict: Predict | None = None) -> tuple[CostTable, list[DeviceTimes]]:
     """The CostTable of ``chain`` with one column per device, and each column's :class:`DeviceTimes`."""
     columns = [device_times(chain, d, store=store, mode=mode, predict=predict) for d in devices]
+    # an int8 device (pi=measured@executorch-int8) sends its cut as int8, as its exported stage will
     table = CostTable.from_chain(chain, {c.device.name: c.times for c in columns},
-                                 sources={c.device.name: c.kinds for c in columns})
+                                 sources={c.device.name: c.kinds for c in columns},
+                                 send_dtype={d.name: "int8" for d in devices if d.quantize == "int8"})
     return table, columns

@@ -41,13 +41,15 @@ def stage_estimate(view: PlanView, chain: Any, compute_s: Sequence[float],
         lo, hi = view.boundaries[s], view.boundaries[s + 1]
         if hi > lo:
             times[d][lo] = float(compute_s[s])  # the stage's time on its first block: only sums matter
-    table = CostTable.from_chain(chain, times, "measured")
+    # an int8 device of the plan sends int8 (unless the caller gives the bytes really sent)
+    table = CostTable.from_chain(chain, times, "measured", send_dtype=None if cut_bytes else plan.send_dtype())
     for c, nbytes in (cut_bytes or {}).items():
         table.cut_bytes[c] = float(nbytes)
     plan = Plan(
         list(plan.devices), list(plan.boundaries), list(plan.links), model=dict(table.model),
         granularity=table.granularity, hosts=dict(plan.hosts), communication=plan.communication,
         return_output=plan.return_output, objective=plan.objective, blocks=list(table.blocks),
+        runtimes=dict(plan.runtimes),
     )
     return estimate(table, plan).to_dict()
 

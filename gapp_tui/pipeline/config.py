@@ -5,14 +5,14 @@ devices, hosts, boundaries, links, estimate), read through the partition area's
 :class:`~gapp_tui.partition.plan.Plan` (its validation applies to files, dicts
 and objects alike) and checked further for what a run needs.
 
-:class:`StageConfig` is the whole of what one stage process is told (it travels
-as one JSON argument, locally or over SSH).
+:class:`StageConfig` (:mod:`.stage_loop`, re-exported here) is the whole of
+what one stage process is told (it travels as one JSON argument, locally or
+over SSH).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ from typing import Any
 from ..errors import BadInput
 from ..partition.plan import Plan
 from ..zoo import ModelSpec
+from .stage_loop import StageConfig
+
+__all__ = ["PlanView", "StageConfig", "plan_dict", "read_plan", "spec_from_dict", "spec_to_dict"]
 
 _SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape", "input_dtype", "hf_config", "capture")
 
@@ -139,45 +142,3 @@ def plan_dict(
         "links": links,
         "estimate": {},
     }
-
-
-@dataclasses.dataclass(frozen=True)
-class StageConfig:
-    """Everything one stage process is told; it travels as a single JSON argument."""
-
-    rank: int
-    world: int
-    model: dict[str, Any]
-    granularity: str
-    boundaries: tuple[int, ...]
-    master_addr: str
-    master_port: int
-    timeout_s: float
-    items: int
-    warmup: int
-    latency_items: int
-    seed: int = 0
-    input_seed: int = 0
-    distinct_inputs: int = 2
-    threads: int = 1
-    cpus: tuple[int, ...] | None = None
-    deadline_s: float = 600.0
-    queue_depth: int = 1
-    in_flight: int = 5
-    nice: int | None = None
-    io: str = "async"  # async: one thread, irecv/isend; threads: receive, compute and send threads
-
-    @property
-    def total(self) -> int:
-        return self.warmup + self.items + self.latency_items
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> StageConfig:
-        doc = json.loads(text)
-        doc["boundaries"] = tuple(doc["boundaries"])
-        if doc.get("cpus") is not None:
-            doc["cpus"] = tuple(doc["cpus"])
-        return cls(**doc)

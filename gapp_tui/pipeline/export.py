@@ -100,6 +100,30 @@ def per_device(values: Sequence[str] | str | None, devices: Sequence[str], optio
     return out
 
 
+def _deployment(view: PlanView, runtime: Sequence[str] | str | None,
+                quantize: Sequence[str] | str | None) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Each device's runtime and quantization: the options where given, else the plan's (``runtimes``), else eager.
+
+    A runtime given on the command line for a device drops the plan's int8 for it
+    unless ``--quantize`` says int8 too.
+    """
+    devices = list(view.devices)
+    from_plan = {d: ("eager", None) for d in devices}
+    plan_runtimes = getattr(view.plan, "runtimes", None) or {}
+    for d, text in plan_runtimes.items():
+        rt, _, q = str(text).partition("-")
+        from_plan[d] = (runtime_mod.parse_runtime(rt), q or None)
+    unset = object()
+    given_rt = per_device(runtime, devices, "--runtime", runtime_mod.parse_runtime, unset)
+    given_q = per_device(quantize, devices, "--quantize", lambda v: v, unset)
+    runtimes, quant = {}, {}
+    for d in devices:
+        runtimes[d] = from_plan[d][0] if given_rt[d] is unset else given_rt[d]
+        q = given_q[d] if given_q[d] is not unset else (from_plan[d][1] if given_rt[d] is unset else None)
+        quant[d] = runtime_mod.parse_quantize(q, runtimes[d])
+    return runtimes, quant
+
+
 def build_chain(view: PlanView, seed: int) -> Any:
     """The plan's chain with the weights every stage of ``gapp pipeline run --seed`` builds."""
     from ..blocks import BlockChain
@@ -156,7 +180,7 @@ def export_plan(
     plan: str | Path | Mapping[str, Any] | Any,
     directory: str | Path,
     *,
-    runtime: Sequence[str] | str | None = "eager",
+    runtime: Sequence[str] | str | None = None,
     quantize: Sequence[str] | str | None = None,
     cut_dtype: str = "auto",
     seed: int = 0,
@@ -169,19 +193,18 @@ def export_plan(
     """Export ``plan`` into ``directory`` and check it (see the module docstring).
 
     ``runtime`` and ``quantize``: one value for every device or ``DEVICE=VALUE``
-    items. ``cut_dtype``: ``auto`` sends a cut as int8 when the stage that
-    computes it is int8, ``int8``/``float32`` force it for every cut between
-    stages (the model's input and output stay as they are). BadInput (before
-    anything is built or written) on a bad plan, option, or a runtime that is
-    not installed here.
+    items; a device named in neither runs what the plan's ``runtimes`` say
+    (``pi=measured@executorch-int8`` in ``gapp partition``), else eager float32.
+    ``cut_dtype``: ``auto`` sends a cut as int8 when the device that sends it is
+    int8 (as the partition estimate counts it), ``int8``/``float32`` force it
+    for every cut between stages (the model's input and output stay as they
+    are). BadInput (before anything is built or written) on a bad plan, option,
+    or a runtime that is not installed here.
     """
     say = progress or (lambda s: None)
     view = read_plan(plan)
     devices = list(view.devices)
-    runtimes = per_device(runtime, devices, "--runtime", runtime_mod.parse_runtime, "eager")
-    quant = per_device(quantize, devices, "--quantize", lambda v: v, None)
-    for d in devices:
-        quant[d] = runtime_mod.parse_quantize(quant[d], runtimes[d])
+    runtimes, quant = _deployment(view, runtime, quantize)
     for rt in dict.fromkeys(runtimes.values()):
         runtime_mod.require(rt)
     if cut_dtype not in CUT_DTYPES:
@@ -216,7 +239,9 @@ def export_plan(
         c = b[s]
         wire_dtype = "float32"
         if 0 < s < k:
-            wire_dtype = cut_dtype if cut_dtype != "auto" else ("int8" if quant[devices[s - 1]] and b[s - 1] < c else "float32")
+            # auto: an int8 device sends int8 (an empty one re-quantizes what it forwards, losslessly after an
+            # int8 cut: the same cut has the same scale), which is what the partition estimate counts
+            wire_dtype = cut_dtype if cut_dtype != "auto" else ("int8" if quant[devices[s - 1]] else "float32")
         tensors = chain.cuts[c].tensors
         cuts.append({"position": s, "index": c, "tensors": _tensors(chain.cuts[c]),
                      "wire": _wire(tensors, [values_at(c, r) for r in calib_rec], wire_dtype)})
@@ -258,6 +283,9 @@ def export_plan(
                      **{rt: stage_runner.runtime_version(rt) for rt in dict.fromkeys(s["runtime"] for s in stages)
                         if rt != "eager"}},
         "runner": "gapp_runner.py",
+        # the plan exported, with the deployment chosen (what `gapp pipeline run --from-export` runs)
+        "plan": {**view.plan.to_dict(), "runtimes": {d: runtimes[d] + ("-int8" if quant[d] else "")
+                                                     for d in devices if runtimes[d] != "eager"}},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gapp": __version__,
     }
@@ -363,6 +391,10 @@ def _readme(manifest: Mapping[str, Any]) -> str:
         "",
         "  python gapp_runner.py .              # load every stage here, run the chain, time it",
         "  python gapp_runner.py . --stage 0    # load and time one stage on zero inputs",
+        "",
+        "Run the pipeline for real from the machine that has GAPP (stages with a host in the plan are",
+        "started there over SSH, with this runner and their artifact copied; the host needs no GAPP):",
+        "  gapp pipeline run --from-export .",
         "",
         "From Python (what a launcher does for stage k, one item at a time):",
         "  import gapp_runner as r",

@@ -1,24 +1,36 @@
 """A stage's process: started on this machine or on another host over SSH, watched the same way.
 
-The launcher (:mod:`.run`) starts one per stage and polls it: :meth:`poll`
-(the exit code), :meth:`new_events` (what it reported,
+The launcher (:mod:`.run`) makes one per stage, calls :meth:`prepare` on every
+one before it starts any (what a stage needs must be there: an exported
+stage's runtime, its files on a remote host), then :meth:`start`, and polls
+them: :meth:`poll` (the exit code), :meth:`new_events` (what it reported,
 :mod:`gapp_tui.ssh.events`), :meth:`kill` (the whole process group) and
 :meth:`reason` (how it ended, in words).
 
-A remote stage needs Python with torch and GAPP importable on its host
-(``remote_python -m gapp_tui.pipeline.stage`` must work there). It announces
-its pid (the ``pid`` event) and leads a process group of its own, so
-:meth:`RemoteStageProcess.kill` ends it and anything it started with one
-``kill -KILL -- -N`` over a fresh channel. Like a local stage it watches its
-stdin: when the SSH connection goes (the launcher died, the network dropped)
-the channel closes, stdin reaches end of file and the stage exits at once.
-Its stdout and stderr lines are written to the same local files as a local
-stage's, so the launcher's watchdog treats both alike.
+A remote stage built from the model needs Python with torch and GAPP
+importable on its host (``remote_python -m gapp_tui.pipeline.stage`` must work
+there). A remote *exported* stage needs only Python, torch and its runtime:
+:meth:`RemoteStageProcess.prepare` asks the host which runtimes it has (the
+stand-alone runner's lookup, :data:`gapp_tui.stage_runner.PACKAGES`, without
+importing anything), then uploads the stage loop (as ``gapp_stage.py``), the event
+protocol (``events.py``), the stand-alone runner, the manifest and the
+stage's artifact into a private ``mktemp -d`` directory, removed when the
+stage is killed or the run ends (and by the stage itself when its SSH
+connection goes), as the measurement agent's bundle is.
+
+A remote stage announces its pid (the ``pid`` event) and leads a process group
+of its own, so :meth:`RemoteStageProcess.kill` ends it and anything it started
+with one ``kill -KILL -- -N`` over a fresh channel. Like a local stage it
+watches its stdin: when the SSH connection goes (the launcher died, the
+network dropped) the channel closes, stdin reaches end of file and the stage
+exits at once. Its stdout and stderr lines are written to the same local files
+as a local stage's, so the launcher's watchdog treats both alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -28,7 +40,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import stage_runner
+from ..errors import BadInput
 from ..ssh import RemoteError, SSHOptions, events
+from . import stage_loop
+from .stage_loop import StageConfig
+
+#: what an exported stage takes to a host, by its name there (the loop last: a partial upload never runs)
+LOOP_FILE = "gapp_stage.py"
+
+
+def export_files(directory: Path, manifest: Mapping[str, Any], rank: int) -> dict[str, Path]:
+    """The files a remote exported stage needs, by their name on the host: artifact, manifest, runner, loop."""
+    files: dict[str, Path] = {}
+    artifact = manifest["stages"][rank].get("artifact")
+    if artifact:
+        files[artifact] = directory / artifact
+    files[stage_runner.MANIFEST] = directory / stage_runner.MANIFEST
+    files["gapp_runner.py"] = directory / "gapp_runner.py"
+    files["events.py"] = Path(events.__file__)
+    files[LOOP_FILE] = Path(stage_loop.__file__)
+    return files
 
 
 class StageProcess:
@@ -39,16 +71,23 @@ class StageProcess:
     closes, so a stage never outlives its launcher, however the launcher ends.
     """
 
-    def __init__(self, rank: int, device: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> None:
+    def __init__(self, rank: int, device: str, argv: list[str], env: Mapping[str, str], workdir: Path,
+                 runtime: str | None = None) -> None:
         self.rank = rank
         self.device = device
         self.argv = argv
         self.env = dict(env)
+        self.runtime = runtime  # an exported stage's runtime (None: a stage built from the model)
         self.stdout_path = workdir / f"stage{rank}.out"
         self.stderr_path = workdir / f"stage{rank}.err"
         self.popen: subprocess.Popen | None = None
         self.started = 0.0
         self._read = 0
+
+    def prepare(self) -> None:
+        """Before any stage starts: BadInput (one line naming the host and how to install it) when the runtime is missing."""
+        if self.runtime and stage_runner.runtime_version(self.runtime) is None:
+            raise BadInput(stage_runner.missing_text(self.runtime))
 
     def start(self) -> None:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -119,26 +158,54 @@ class StageProcess:
 
 
 class RemoteStageProcess(StageProcess):
-    """One stage's process on ``host``; ``poll``/``kill``/``reason`` as for a local stage."""
+    """One stage's process on ``host``; ``poll``/``kill``/``reason`` as for a local stage.
 
-    def __init__(self, rank: int, device: str, host: str, config_json: str, env: Mapping[str, str],
-                 workdir: Path, ssh: SSHOptions, silence_timeout: float) -> None:
-        env = {**env, **dict(ssh.env)}
-        argv = ["env", *[f"{k}={v}" for k, v in env.items()], ssh.remote_python, "-m", "gapp_tui.pipeline.stage",
-                config_json]
-        super().__init__(rank, device, argv, {}, workdir)
+    ``export`` (an exported stage): the files to upload (:func:`export_files`);
+    the stage then runs the uploaded loop on them instead of GAPP's module.
+    """
+
+    def __init__(self, rank: int, device: str, host: str, config: StageConfig, env: Mapping[str, str],
+                 workdir: Path, ssh: SSHOptions, silence_timeout: float, runtime: str | None = None,
+                 export: Mapping[str, Path] | None = None) -> None:
+        super().__init__(rank, device, [], {}, workdir, runtime)
+        self.config = config
+        self.remote_env = {**env, **dict(ssh.env)}
+        self.export = dict(export) if export else None
         self.host = host
         self.ssh = ssh
         self.silence_timeout = silence_timeout
         self.session: Any = None
         self.stream: Any = None
+        self.remote_dir: str | None = None
         self.remote_pid: int | None = None
         self.rc: int | None = None
         self._why = ""
         self._reader: threading.Thread | None = None
+        self._tempdir = contextlib.ExitStack()
+
+    def prepare(self) -> None:
+        """Log in; for an exported stage check the host's runtime and upload what the stage needs."""
+        if self.session is not None:
+            return
+        self.session = self.ssh.connect(self.host)
+        python = self.ssh.remote_python
+        env = ["env", *[f"{k}={v}" for k, v in self.remote_env.items()], python]
+        if self.export is None:
+            self.argv = [*env, "-m", "gapp_tui.pipeline.stage", self.config.to_json()]
+            return
+        if self.runtime:
+            info = self.session.check_python(python, packages=stage_runner.PACKAGES)
+            if not info["packages"].get(self.runtime):
+                raise BadInput(stage_runner.missing_text(self.runtime, self.host, python))
+        rdir = self._tempdir.enter_context(self.session.private_tempdir(self.ssh.remote_tmp))
+        self.remote_dir = rdir
+        for name, path in self.export.items():  # the loop is last: a partial upload never runs
+            self.session.put(path, f"{rdir}/{name}")
+        config = dataclasses.replace(self.config, export_dir=rdir)
+        self.argv = [*env, "-u", f"{rdir}/{LOOP_FILE}", config.to_json()]
 
     def start(self) -> None:
-        self.session = self.ssh.connect(self.host)
+        self.prepare()
         self.stream = self.session.stream(self.argv, silence_timeout=self.silence_timeout)
         self.started = time.monotonic()
         self.stdout_path.write_bytes(b"")
@@ -186,6 +253,8 @@ class RemoteStageProcess(StageProcess):
             self.stream.cancel()
         if self._reader is not None:
             self._reader.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self._tempdir.close()  # the private directory and everything uploaded into it
         with contextlib.suppress(Exception):
             self.session.close()
         self.session = None

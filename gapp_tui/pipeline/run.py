@@ -24,12 +24,22 @@ A device with a host in the plan (``user@host:port``) runs its stage there,
 started over SSH (:class:`~gapp_tui.pipeline.process.RemoteStageProcess`);
 ``ssh`` (:class:`~gapp_tui.ssh.SSHOptions`) says how to log in and which
 Python to run. The master address must then be one every host can reach.
+
+``from_export=DIR`` runs the stages ``gapp export`` wrote instead of blocks
+built from the model (:mod:`.exported`): each stage loads its artifact with
+the stand-alone runner and runs it under its runtime, in the same loop, with
+the same watchdog and report; a remote stage gets the loop, the runner and
+its artifact copied to its host and needs no GAPP there. Before any stage
+starts, every stage's runtime must be installed where it runs (BadInput, one
+line naming the host, the runtime and the pip command). The artifacts'
+SHA-256 replace the weights digest, the output is checked as the export was,
+and the estimate compared with is the manifest's (the bytes the exported cuts
+send).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import socket
@@ -46,7 +56,9 @@ from ..errors import BadInput, Failure
 from ..ssh import SSHOptions
 from .compare import plan_stage_compute, stage_estimate
 from .config import PlanView, StageConfig, read_plan, spec_to_dict
+from .exported import ExportedRun, read_export
 from .process import RemoteStageProcess, StageProcess
+from .result import PipelineResult, cosine, max_abs_diff, normalise_estimate, tensor_from
 from .stage import build_stage_blocks, weights_digest
 
 #: how often the watchdog looks at the stage processes
@@ -57,78 +69,6 @@ GRACE_S = 0.3
 
 class PipelineError(Failure):
     """The run failed (a stage died, timed out or could not start); the message is one line."""
-
-
-# ----------------------------------------------------------------------------- result
-
-
-@dataclasses.dataclass
-class PipelineResult:
-    """What a run measured, beside what the plan estimated."""
-
-    plan: PlanView
-    items: int
-    warmup: int
-    latency_items: int
-    period_s: float
-    throughput_per_s: float
-    latency_stream_s: dict[str, float]
-    latency_isolated_s: dict[str, float]
-    stages: list[dict[str, Any]]
-    output_max_abs_diff: float
-    weights_match: bool
-    estimate: dict[str, Any]
-    wall_s: float
-    master: str
-    estimate_source: str = "none"  # given | recomputed | plan file | none
-    estimate_with_run_compute: dict[str, Any] = dataclasses.field(default_factory=dict)
-    tolerance: float = 1e-4
-
-    @property
-    def output_ok(self) -> bool:
-        return self.output_max_abs_diff <= self.tolerance
-
-    def throughput_ratio(self) -> float | None:
-        """measured / estimated throughput (None when the plan has no estimate)."""
-        est = self.estimate.get("throughput_per_s")
-        return self.throughput_per_s / est if est else None
-
-    def to_dict(self) -> dict[str, Any]:
-        ratio = self.throughput_ratio()
-        return {
-            "plan": self.plan.source,
-            "model": spec_to_dict(self.plan.spec),
-            "granularity": self.plan.granularity,
-            "devices": list(self.plan.devices),
-            "boundaries": list(self.plan.boundaries),
-            "master": self.master,
-            "items": self.items,
-            "warmup": self.warmup,
-            "latency_items": self.latency_items,
-            "measured": {
-                "period_s": self.period_s,
-                "throughput_per_s": self.throughput_per_s,
-                "latency_stream_s": self.latency_stream_s,
-                "latency_isolated_s": self.latency_isolated_s,
-            },
-            "estimate": self.estimate,
-            "estimate_source": self.estimate_source,
-            "throughput_ratio": ratio,
-            # the same link and pipeline model fed with the stage compute times this run measured
-            "estimate_with_run_compute": self.estimate_with_run_compute,
-            "throughput_ratio_run_compute": (
-                self.throughput_per_s / self.estimate_with_run_compute["throughput_per_s"]
-                if self.estimate_with_run_compute.get("throughput_per_s") else None
-            ),
-            "stages": self.stages,
-            "check": {
-                "output_max_abs_diff": self.output_max_abs_diff,
-                "output_ok": self.output_ok,
-                "tolerance": self.tolerance,
-                "weights_match": self.weights_match,
-            },
-            "wall_s": self.wall_s,
-        }
 
 
 # ----------------------------------------------------------------------------- plan checks
@@ -207,8 +147,9 @@ def _is_loopback(addr: str) -> bool:
 
 
 def run_plan(
-    plan: str | Path | Mapping[str, Any] | Any,
+    plan: str | Path | Mapping[str, Any] | Any = None,
     *,
+    from_export: str | Path | None = None,
     items: int = 50,
     warmup: int = 5,
     latency_items: int = 5,
@@ -246,10 +187,21 @@ def run_plan(
     Stages of devices with a host in the plan start there over SSH (``ssh``:
     :class:`~gapp_tui.ssh.SSHOptions`; its ``env`` is added to a remote stage's environment).
 
+    ``from_export``: run the exported stages in that directory (``plan``, if
+    given too, must be the exported plan; its hosts are used). ``seed`` is then
+    the export's.
+
     Raises :class:`BadInput` for a plan that cannot run and
     :class:`PipelineError` when a stage fails; no stage process outlives the call.
     """
-    view = read_plan(plan)
+    exported: ExportedRun | None = None
+    if from_export is not None:
+        exported = read_export(from_export, plan)
+        view, seed = exported.view, exported.seed
+    elif plan is None:
+        raise BadInput("no plan given; give a plan file (`gapp partition ... -o PLAN`) or an export directory")
+    else:
+        view = read_plan(plan)
     for name, value, low in (("items", items, 1), ("warm-up", warmup, 0), ("latency items", latency_items, 0)):
         if not isinstance(value, int) or value < low:
             raise BadInput(f"{name} {value!r} is not valid; give an integer >= {low}")
@@ -271,7 +223,11 @@ def run_plan(
     # the reference: the same seeded build the stages do, so weights must agree
     spec, chain, _ = build_stage_blocks(spec_to_dict(view.spec), view.granularity, 0, 0, seed)
     check_cuts(chain, view.boundaries, view.granularity)
-    digests = [weights_digest([b.module for b in chain.blocks[lo:hi]]) for lo, hi in zip(view.boundaries, view.boundaries[1:])]
+    if exported is not None:  # every stage proves it loaded the exported artifact
+        digests = [d or "" for d in exported.digests]
+    else:
+        digests = [weights_digest([b.module for b in chain.blocks[lo:hi]])
+                   for lo, hi in zip(view.boundaries, view.boundaries[1:])]
     distinct = 2
     inputs = [spec.example_input("cpu", seed=input_seed + j) for j in range(distinct)]
     with torch.inference_mode():
@@ -309,15 +265,23 @@ def run_plan(
                 in_flight=window,
                 nice=nice,
                 io=io,
+                export_dir=str(exported.directory.resolve()) if exported is not None else None,
             )
             ifname = ifnames[s] if ifnames is not None else ("lo" if _is_loopback(master_addr) else None)
+            runtime = exported.runtimes[s] if exported is not None else None
             if host:
-                procs.append(RemoteStageProcess(s, view.devices[s], host, cfg.to_json(), _remote_env(threads, ifname),
-                                                workdir, ssh or SSHOptions(), silence_timeout=deadline + 30))
+                procs.append(RemoteStageProcess(
+                    s, view.devices[s], host, cfg, _remote_env(threads, ifname), workdir, ssh or SSHOptions(),
+                    silence_timeout=deadline + 30, runtime=runtime,
+                    export=exported.files(s) if exported is not None else None))
                 continue
             prefix = list(prefixes[s]) if prefixes is not None else []
-            argv = prefix + [sys.executable, "-m", "gapp_tui.pipeline.stage", cfg.to_json()]
-            procs.append(StageProcess(s, view.devices[s], argv, _stage_env(threads, ifname), workdir))
+            module = "gapp_tui.pipeline.stage_loop" if exported is not None else "gapp_tui.pipeline.stage"
+            argv = prefix + [sys.executable, "-m", module, cfg.to_json()]
+            procs.append(StageProcess(s, view.devices[s], argv, _stage_env(threads, ifname), workdir, runtime))
+        # nothing starts before every stage has what it needs (its runtime, its files on its host)
+        for p in procs:
+            p.prepare()
         for p in procs:
             p.start()
         emit("started", {"pids": [p.pid for p in procs], "master": f"{master_addr}:{port}"})
@@ -332,17 +296,23 @@ def run_plan(
             workdir.rmdir()
     wall = time.monotonic() - t_start
 
-    diff = 0.0
+    diff, cos = 0.0, 1.0
     for out in doc["outputs"]:
-        got = [_tensor(t) for t in out["tensors"]]
+        got = [tensor_from(t) for t in out["tensors"]]
         want = chain.rebuild_output(tuple(got))
-        diff = max(diff, _max_abs_diff(references[out["input_index"]], want))
+        diff = max(diff, max_abs_diff(references[out["input_index"]], want))
+        cos = min(cos, cosine(references[out["input_index"]], want))
     stages = doc["stages"]
     for s, st in enumerate(stages):
         st["device"] = view.devices[s]
         st["weights_match"] = st["weights_digest"] == digests[s]
-    est, source = _the_estimate(view, chain, estimate)
-    run_est = stage_estimate(view, chain, [st["compute_s"]["mean"] for st in stages]) or {}
+    wire = dict(exported.wire_bytes) if exported is not None else None
+    if exported is not None and estimate is None:
+        est = normalise_estimate(exported.estimate)
+        source = "export (wire bytes)" if est else "none"
+    else:
+        est, source = _the_estimate(view, chain, estimate)
+    run_est = stage_estimate(view, chain, [st["compute_s"]["mean"] for st in stages], wire) or {}
     return PipelineResult(
         plan=view,
         items=items,
@@ -360,6 +330,10 @@ def run_plan(
         estimate_with_run_compute=run_est,
         wall_s=wall,
         master=f"{master_addr}:{port}",
+        tolerance=exported.tolerance if exported is not None and exported.tolerance else 1e-4,
+        min_cosine=exported.min_cosine if exported is not None else None,
+        output_cosine=cos,
+        export=str(exported.directory) if exported is not None else None,
     )
 
 
@@ -422,21 +396,6 @@ def _fail(procs: list[StageProcess], first: StageProcess, t0: float) -> None:
     )
 
 
-def _tensor(doc: Mapping[str, Any]) -> torch.Tensor:
-    dtype = getattr(torch, doc["dtype"].split(".", 1)[1])
-    return torch.tensor(doc["data"], dtype=dtype).reshape(doc["shape"])
-
-
-def _max_abs_diff(a: Any, b: Any) -> float:
-    if isinstance(a, torch.Tensor):
-        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
-    if isinstance(a, (tuple, list)):
-        return max((_max_abs_diff(x, y) for x, y in zip(a, b)), default=0.0)
-    if isinstance(a, dict):
-        return max((_max_abs_diff(a[key], b[key]) for key in a), default=0.0)
-    return 0.0 if a == b else math.inf
-
-
 # ----------------------------------------------------------------------------- the estimate
 
 
@@ -450,18 +409,3 @@ def _the_estimate(view: PlanView, chain: Any, given: Mapping[str, Any] | None) -
     if remade:
         return remade, "recomputed"
     return from_file, "plan file" if from_file else "none"
-
-
-def normalise_estimate(est: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Keep the estimate as given, and make sure period/throughput/latency have one spelling."""
-    if not est:
-        return {}
-    doc = dict(est)
-    period = doc.get("period_s") or doc.get("period")
-    if period and "throughput_per_s" not in doc:
-        doc["throughput_per_s"] = 1.0 / float(period)
-    if period and "period_s" not in doc:
-        doc["period_s"] = float(period)
-    if "latency_s" not in doc and "latency" in doc:
-        doc["latency_s"] = doc["latency"]
-    return doc

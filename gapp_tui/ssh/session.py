@@ -21,7 +21,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -224,19 +224,32 @@ class RemoteSession:
             return False
 
     # ------------------------------------------------------------------ checks
-    def check_python(self, python: str = "python3", need_torch: bool = True) -> dict[str, str]:
-        """The remote interpreter's and torch's versions; BadInput saying what is missing."""
+    def check_python(self, python: str = "python3", need_torch: bool = True,
+                     packages: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+        """The remote interpreter's and torch's versions; BadInput saying what is missing.
+
+        ``packages``: ``{name: (module, distribution)}`` to look up the same way
+        (found without importing, version from the distribution's metadata);
+        the result's ``packages`` maps each name to its version, ``"unknown"``,
+        or None when the module is not there.
+        """
         # torch is located and its version read without importing it (an import takes seconds on a Pi);
         # a torch that is installed but broken is reported by the agent when it imports it
         probe = (
             "import sys, platform, json\n"
+            "import importlib.util as u\n"
             "d = {'python': platform.python_version(), 'machine': platform.machine(), 'executable': sys.executable}\n"
+            "def version(module, dist):\n"
+            " try:\n  found = u.find_spec(module) is not None\n"
+            " except Exception:\n  found = False\n"
+            " if not found: return None\n"
+            " try:\n  import importlib.metadata as m; return m.version(dist)\n"
+            " except Exception:\n  return 'unknown'\n"
             "try:\n"
-            " import importlib.util as u\n"
             " if u.find_spec('torch') is None: raise ImportError('No module named torch')\n"
-            " try:\n  import importlib.metadata as m; d['torch'] = m.version('torch')\n"
-            " except Exception:\n  d['torch'] = 'unknown version'\n"
+            " d['torch'] = version('torch', 'torch') or 'unknown version'\n"
             "except Exception as e:\n d['torch_error'] = type(e).__name__ + ': ' + str(e)\n"
+            f"d['packages'] = {{k: version(m, p) for k, (m, p) in {json.dumps(dict(packages or {}))}.items()}}\n"
             "print(json.dumps(d))\n"
         )
         res = self.run([python, "-c", probe], timeout=120)
@@ -261,7 +274,7 @@ class RemoteSession:
                 f" {self.target.label} ({info.get('torch_error', 'import failed')}); install it there with"
                 f" `{python} -m pip install torch` or point --remote-python at an environment that has it"
             )
-        return {k: str(v) for k, v in info.items()}
+        return {k: (v if k == "packages" else str(v)) for k, v in info.items()}
 
     # ------------------------------------------------------------------ streaming
     def stream(
