@@ -17,19 +17,10 @@ from rich.table import Table
 from .common import (
     err,
     handle_errors,
-    make_spec,
-    opt_batch_size,
-    opt_granularity,
-    opt_capture,
-    opt_hf_config,
-    opt_input_dtype,
-    opt_input_shape,
-    opt_input_size,
-    opt_leaf,
-    opt_num_classes,
     out,
     print_json,
 )
+from .options import MODEL, ModelOptions, option_groups
 
 PROTOCOLS = ("predictor", "torchvision", "nb201", "fewshot")
 
@@ -348,6 +339,7 @@ def _print_few_shot(doc: dict) -> None:
 
 
 @handle_errors
+@option_groups
 def predict(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
     predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the device's "
@@ -356,15 +348,7 @@ def predict(
                                          "device key (see `gapp results devices`).", show_default=False),
     db: Optional[Path] = typer.Option(None, "--db", help="The store --device is looked up in (default: $GAPP_DB, else "
                                       "the user data directory).", show_default=False),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Predict each block's time of MODEL from its features alone (nothing is run or measured).
@@ -376,7 +360,7 @@ def predict(
     from ..predict.predictor import Predictor, default_predictor_path
     from ..predict.device_predictors import predictor_for
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(model)
     if predictor is not None and device is not None:
         raise BadInput("give --predictor or --device, not both")
     if device is not None:
@@ -391,7 +375,7 @@ def predict(
     with err.status(f"predicting {spec.label()}"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            doc = pred.predict_model(spec, granularity, leaf or ())
+            doc = pred.predict_model(spec, model_opts.granularity, model_opts.leaves)
     doc["predictor"] = str(path)
     for w in doc["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
