@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from ..errors import BadInput, Failure, one_line
 from ..units import format_bytes, format_count  # noqa: F401  (re-exported for the commands)
@@ -68,6 +69,23 @@ def handle_errors(fn: F) -> F:
             fail(f"{one_line(exc)} (run with --debug for the traceback)", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_positive(option: str, value: int, hint: str = "") -> None:
+    """BadInput naming ``option`` unless ``value`` is 1 or more."""
+    if value < 1:
+        raise BadInput(f"{option} {value} is not valid; give a positive number" + (f" ({hint})" if hint else ""))
+
+
+def print_table(title: str, columns: Any, rows: Any) -> None:
+    """A table on stdout: ``columns`` names (or (name, justify) pairs), ``rows`` lists of cells."""
+    table = Table(title=title)
+    for col in columns:
+        name, justify = col if isinstance(col, tuple) else (col, "left")
+        table.add_column(name, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 def print_json(doc: Any) -> None:

@@ -26,6 +26,7 @@ from .common import (
     handle_errors,
     out,
     print_json,
+    print_table,
 )
 from .options import MODEL, ModelOptions, SSH, option_groups
 
@@ -340,15 +341,15 @@ def results_list(
     if json_:
         print_json({"db": path, "settings": items})
         return
-    table = Table(title=f"{len(items)} measured settings in {path}")
-    for col in ("model", "device", "setting", "runtime", "modes (blocks, sum ms)", "last measured"):
-        table.add_column(col)
-    for it in items:
-        modes = ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
-                          for m, v in it["modes"].items())
-        rt = it.get("runtime", "?") + (" int8" if it.get("dtype") == "int8" else "")
-        table.add_row(it["model"], it["device_key"], it["setting"], rt, modes, it["last_measured"] or "")
-    out.print(table)
+    def modes(it: dict[str, Any]) -> str:
+        return ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
+                         for m, v in it["modes"].items())
+
+    print_table(f"{len(items)} measured settings in {path}",
+                ("model", "device", "setting", "runtime", "modes (blocks, sum ms)", "last measured"),
+                ([it["model"], it["device_key"], it["setting"],
+                  it.get("runtime", "?") + (" int8" if it.get("dtype") == "int8" else ""), modes(it),
+                  it["last_measured"] or ""] for it in items))
 
 
 @results_app.command("show")

@@ -9,15 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import (
-    capture_line,
-    err,
-    handle_errors,
-    format_bytes,
-    format_count,
-    out,
-    print_json,
-)
+from .common import capture_line, err, format_bytes, format_count, handle_errors, out, print_json
 from .options import MODEL, ModelOptions, option_groups
 
 

@@ -23,13 +23,7 @@ from ..partition.plan import COMMUNICATION
 from ..partition.times import MODES, cost_table
 from ..store import Store
 from ..units import parse_bytes
-from .common import (
-    err,
-    handle_errors,
-    format_bytes,
-    out,
-    print_json,
-)
+from .common import err, format_bytes, handle_errors, out, print_json
 from .options import MODEL, ModelOptions, option_groups
 
 

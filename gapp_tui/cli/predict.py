@@ -19,6 +19,7 @@ from .common import (
     handle_errors,
     out,
     print_json,
+    require_positive,
 )
 from .options import MODEL, ModelOptions, option_groups
 
@@ -175,10 +176,8 @@ def train(
 
     if not 0 <= val < 0.9:
         raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
-    if steps < 1:
-        raise BadInput(f"--steps {steps} is not valid; give a positive number")
-    if members < 1:
-        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
+    require_positive("--steps", steps)
+    require_positive("--members", members, "1: a single GNN")
     cache_mb_or_off = _check_cache_mb(cache_mb)
     if method not in ("auto", "embedding", "log-affine"):
         raise BadInput(f"--method {method!r} is not valid; give auto, embedding or log-affine")
@@ -437,12 +436,9 @@ def evaluate(
 
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
-    if seeds < 1:
-        raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
-    if members < 1:
-        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
-    if jobs < 1:
-        raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
+    require_positive("--seeds", seeds)
+    require_positive("--members", members, "1: a single GNN")
+    require_positive("--jobs", jobs, "1: one family at a time")
     if seed < 0:
         raise BadInput(f"--seed {seed} is not valid; give a seed of 0 or more")
     cache_mb_or_off = _check_cache_mb(cache_mb)

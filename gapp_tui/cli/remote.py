@@ -17,7 +17,7 @@ from rich.table import Table
 from ..errors import BadInput
 from ..store import Store
 from ..units import format_bandwidth, format_time
-from .common import err, handle_errors, out, print_json
+from .common import err, handle_errors, out, print_json, print_table
 from .options import SSH_TO, option_groups
 
 if TYPE_CHECKING:
@@ -129,13 +129,10 @@ def link_show(
     if json_:
         print_json({"db": path, "links": found})
         return
-    table = Table(title=f"{len(found)} stored link probes in {path}")
-    for col in ("id", "host", "direction", "bandwidth", "latency", "measured"):
-        table.add_column(col)
-    for r in found:
-        table.add_row(str(r["probe_id"]), r["host"], r["direction"], format_bandwidth(r["bandwidth_Bps"]),
-                      format_time(r["latency_s"]), r["measured_at"])
-    out.print(table)
+    print_table(f"{len(found)} stored link probes in {path}",
+                ("id", "host", "direction", "bandwidth", "latency", "measured"),
+                ([str(r["probe_id"]), r["host"], r["direction"], format_bandwidth(r["bandwidth_Bps"]),
+                  format_time(r["latency_s"]), r["measured_at"]] for r in found))
 
 
 # ----------------------------------------------------------------------------- gapp remote check

@@ -277,8 +277,8 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
                 emit("progress", phase=mode, index=finished, total=n, name=nxt, estimate_ms=sum(medians),
                      sum_ms=sum(medians), runs=k)
 
-            per, total = timer.time_sequence(blocks, model_input, dev, precision, on_iteration=iteration,
-                                             on_converged=converged)
+            per, total, _ = timer.time_sequence(blocks, model_input, dev, precision, on_iteration=iteration,
+                                                on_converged=converged)
             # the final statistics of every block (those sent early are replaced by the full sample)
             for i in todo:
                 result(mode, i, per[i], before)

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...labels import Source
-from .estimate import ms
+from .strip import ms
 from .strip import STAGE_COLOURS
 
 

@@ -20,6 +20,8 @@ whatever the number of blocks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from collections.abc import Sequence
 
 from rich.segment import Segment
@@ -61,21 +63,19 @@ class CutStrip(Widget, can_focus=True):
         Binding("down", "select(1)", "Next cut", show=False, id="partition.next_cut", tooltip="Select the next cut"),
     ]
 
+    @dataclass
     class Moved(Message):
         """The boundaries changed (a cut moved): ``boundaries`` is ``[0, b1, ..., n]``."""
 
-        def __init__(self, strip: CutStrip, boundaries: tuple[int, ...]) -> None:
-            self.strip = strip
-            self.boundaries = boundaries
-            super().__init__()
+        strip: CutStrip
+        boundaries: tuple[int, ...]
 
+    @dataclass
     class Selected(Message):
         """Another cut was selected (``index``: 1..k-1)."""
 
-        def __init__(self, strip: CutStrip, index: int) -> None:
-            self.strip = strip
-            self.index = index
-            super().__init__()
+        strip: CutStrip
+        index: int
 
     selected: reactive[int] = reactive(1)
 
