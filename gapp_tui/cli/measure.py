@@ -28,7 +28,7 @@ from .common import (
     print_json,
     print_table,
 )
-from .options import MODEL, ModelOptions, SSH, option_groups
+from .options import MODEL, SSH, ModelOptions, option_groups
 
 if TYPE_CHECKING:
     from ..ssh import SSHOptions
@@ -111,9 +111,10 @@ def measure(
     Rows go to the SQLite store as each block finishes: Ctrl-C keeps them and the
     same command resumes where it stopped (use --force to measure again).
     """
-    from ..measure.engine import MeasureConfig, parse_modes  # slow (torch), as every measure import below
-    from ..measure.engine import measure as run_measure
-    from ..measure.timer import Precision
+    from ..measure.engine import MeasureConfig  # slow (torch), as every measure import below
+    from ..measure.engine import measure as run_measure  # slow (torch)
+    from ..measure.engine import parse_modes
+    from ..measure.timer import Precision  # slow (torch)
 
     # ---- every input is checked before anything is built, opened or written
     if model and model_family and model != model_family:

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..errors import BadInput, closest
 from .common import capture_line, err, format_bytes, format_count, handle_errors, out, print_json
 from .options import MODEL, ModelOptions, option_groups
 
@@ -25,8 +26,7 @@ def models(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """List the model registry by family (every torchvision classification model)."""
-    from ..errors import BadInput, closest
-    from ..zoo import families
+    from ..zoo import families  # slow (torch)
 
     fams = families()
     if family is not None:
@@ -55,7 +55,7 @@ def blocks(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Trace MODEL, cut it into blocks and show each block and the bytes crossing every cut."""
-    from ..blocks import BlockChain
+    from ..blocks import BlockChain  # slow (torch)
 
     spec = model_opts.spec(model)
     with err.status(f"tracing {spec.name}"):
@@ -103,8 +103,8 @@ def features(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Extract hardware-independent BlockGraph features (meta tensors: no real memory)."""
-    from ..blocks import BlockChain
-    from ..features import extract, save_features
+    from ..blocks import BlockChain  # slow (torch)
+    from ..features import extract, save_features  # slow (torch)
 
     spec = model_opts.spec(model)
     t0 = time.perf_counter()

@@ -28,9 +28,13 @@ with ``log`` of measured times, so a 0.1 ms and a 100 ms block count alike.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch_geometric.nn import GINEConv, global_add_pool, global_max_pool, global_mean_pool
+
+from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
 #: clamp the log outputs (around their initial values) so exp never overflows
 _LOG_CLAMP = 9.0
@@ -136,7 +140,6 @@ class BlockGNN(nn.Module):
                  align_columns: list[int] | str | None = None, dispatch: bool = False,
                  cache_mb: float | None = None, positions: bool = False) -> None:
         super().__init__()
-        from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
         if work_columns is None:
             work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
@@ -264,8 +267,6 @@ class BlockGNN(nn.Module):
     @torch.no_grad()
     def init_output_scale(self, mflop_per_ms: float, mbyte_per_ms: float, ms_per_node: float) -> None:
         """Start near the data: an efficiency, a bandwidth and a per-node overhead (medians of the training items)."""
-        import math
-
         self.log_init.copy_(torch.tensor([math.log(max(mflop_per_ms, 1e-6)), math.log(max(mbyte_per_ms, 1e-6)),
                                           math.log(max(ms_per_node, 1e-7)), math.log(max(ms_per_node, 1e-7))]))
         for head in (self.node_head, self.block_head):
