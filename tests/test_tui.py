@@ -398,16 +398,22 @@ async def test_measure_over_ssh_asks_about_the_host_key_then_measures(tui_env, s
         assert app.screen.query_one("#results-table", DataTable).row_count == 2
 
 
-def _tiny_predictor(path):
-    """An untrained (random) GNN saved as a predictor file: enough to check the wiring, not accuracy."""
+def _tiny_predictor(path, interval: bool = False):
+    """An untrained (random) GNN saved as a predictor file: enough to check the wiring, not accuracy.
+
+    ``interval``: with a calibrated 90 % interval of ±(e^0.2 - 1) = 22 % on every block (one width, no spread).
+    """
     import torch
 
     from gapp_tui.features import NODE_COLUMNS, TOTAL_COLUMNS
     from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.interval import IntervalModel
     from gapp_tui.predict.predictor import Predictor
 
     torch.manual_seed(0)
-    Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="test").save(path)
+    iv = IntervalModel(0.9, q=20.0, tau=0.01, samples=50, grain="block", spread=False) if interval else None
+    Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="test",
+              interval=iv).save(path)
     return Predictor.load(path)
 
 
@@ -531,7 +537,7 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
     from tests.tui_snapshot_app import DEVICE, fixed_rows
 
     folder = tui_env / "predictors"
-    _tiny_predictor(folder / "tiny.pt")
+    _tiny_predictor(folder / "tiny.pt", interval=True)
     monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
     devices = "edge=predicted:tiny, pi=2GFLOP/s, server=measured"
     app = small_app(granularity="natural", devices=devices, bandwidth="50Mbit/s", latency="3ms")
@@ -548,6 +554,8 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
         tui_times = {d: list(section.table.times[d]) for d in section.table.devices}
         tui_estimate = section.estimate.to_dict()
         tui_boundaries = list(section.plan.boundaries)
+        tui_range = section.range
+        summary = app.screen_text()
     r = CliRunner().invoke(cli, ["partition", "resnet18", "--input-size", "32", "--devices", devices,
                                  "--bandwidth", "50Mbit/s", "--latency", "3ms", "--json"])
     assert r.exit_code == 0, r.output
@@ -560,3 +568,12 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
     for key in ("period_s", "throughput_per_s", "latency_s"):
         assert cli_estimate[key] == tui_estimate[key]
     assert cli_estimate["bottleneck"] == tui_estimate["bottleneck"]
+    # the predicted device's interval: per block in the times, the plan's throughput range in both
+    iv = doc["times"]["edge"]["interval"]
+    assert iv["level"] == 0.9 and all(lo < t < hi for lo, t, hi in zip(iv["blocks_low_s"], tui_times["edge"],
+                                                                       iv["blocks_high_s"]))
+    assert "interval" not in doc["times"]["pi"] and doc["range"]["devices"] == ["edge"]
+    lo, mid, hi = doc["range"]["throughput_per_s"]
+    assert lo <= mid <= hi and lo < hi and mid == cli_estimate["throughput_per_s"]
+    assert doc["range"]["throughput_per_s"] == tui_range["throughput_per_s"]
+    assert f"items/s ({lo:.3g}-{hi:.3g}, 90%)" in summary

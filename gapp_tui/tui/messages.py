@@ -93,12 +93,14 @@ class PipelineDone(Message):
 
 
 class Predicted(Message):
-    """The chosen predictor's per-block seconds for a chain are ready (``key``: the predictor file)."""
+    """The chosen predictor's per-block seconds for a chain are ready (``key``: the predictor file);
+    ``bounds``: its calibrated interval's (low seconds, high seconds, level), or None."""
 
-    def __init__(self, chain: Any, key: str, times: list[float]) -> None:
+    def __init__(self, chain: Any, key: str, times: list[float], bounds: Any = None) -> None:
         self.chain = chain
         self.key = key
         self.times = times
+        self.bounds = bounds
         super().__init__()
 
 

@@ -39,7 +39,7 @@ from ...partition.estimate import estimate
 from ...partition.link import Link, stored_link
 from ...partition.plan import Plan
 from ...partition.solver import solve
-from ...partition.times import cost_table
+from ...partition.times import cost_table, plan_range
 from ...units import format_bandwidth, format_time
 from ..labels import Source, bottleneck_words, cut_load, cut_words, source_of
 from ..messages import PipelineDone, TimesReady
@@ -49,6 +49,14 @@ from ..widgets.partition.strip import CutStrip
 from .base import Section
 
 LINK_FIELDS = ("devices", "bandwidth", "latency")
+
+
+def range_words(rng: dict[str, Any] | None) -> str:
+    """`` (10.8-13.9, 90%)``: the throughput range of the plan (empty when no device's times carry an interval)."""
+    if rng is None:
+        return ""
+    lo, _, hi = rng["throughput_per_s"]
+    return f" ({lo:.3g}-{hi:.3g}, {100 * rng['level']:.0f}%)"
 
 
 class PartitionSection(Section):
@@ -80,6 +88,8 @@ class PartitionSection(Section):
         self.devices: list[DeviceSpec] = []
         self.plan: Any = None  # Plan (the user's)
         self.estimate: Any = None  # Estimate of self.plan
+        #: the plan's estimate with predicted blocks at their interval's ends (partition.times.plan_range), or None
+        self.range: dict[str, Any] | None = None
         self.optimal: Any = None  # Plan from the solver (cached per table+link)
         self.optimal_estimate: Any = None
         self.link: Any = None
@@ -259,6 +269,7 @@ class PartitionSection(Section):
                               objective=objective)
         self.plan = plan
         self.estimate = estimate(self.table, plan)
+        self.range = plan_range(self.table, plan, self.columns)
         self.gapp.workspace.cuts = tuple(plan.boundaries)
         self.refresh_views()
 
@@ -291,7 +302,8 @@ class PartitionSection(Section):
 
     def _show_summary(self) -> None:
         est = self.estimate
-        text = (f"[b]{est.throughput:.3g}[/b] items/s · period {ms(est.period_s)} · latency {ms(est.latency_s)}"
+        text = (f"[b]{est.throughput:.3g}[/b] items/s{range_words(self.range)} · period {ms(est.period_s)}"
+                f" · latency {ms(est.latency_s)}"
                 f" · bottleneck [b red]{bottleneck_words(est, self.table.blocks)}[/]")
         plan_words = f"{est.throughput:.3g} items/s"
         if self.optimal_estimate is not None:
