@@ -423,7 +423,7 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
     from gapp_tui.tui.widgets.results.plots import Scatter
 
     folder = tui_env / "predictors"
-    predictor = _tiny_predictor(folder / "tiny.pt")
+    predictor = _tiny_predictor(folder / "tiny.pt", interval=True)
     monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
     app = small_app()
     async with run(app, (100, 30)) as pilot:
@@ -442,8 +442,14 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         row = table.get_row_at(0)
         assert row[5] == round(want[0] * 1e3, 4)
         median = section.rows[0]["median_ms"]
-        assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
-        assert len(section.query_one(Scatter).points) == 2
+        assert row[7] == round((want[0] * 1e3 - median) / median * 100, 1)
+        # every prediction carries its interval: the table's column, the scatter's whiskers, the bars' spans
+        iv = predictor.block_intervals(extract(app.workspace.chain))
+        assert row[6] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
+        points = section.query_one(Scatter).points
+        assert len(points) == 2 and all(p.low_ms < p.predicted_ms < p.high_ms for p in points)
+        assert section.query_one(Bars).spans[0] == pytest.approx((iv["low"][0], iv["high"][0]))
+        assert "90% interval holds" in str(section.query_one("#accuracy").render())
         assert section.query_one("#predictor", Select).value == str(folder / "tiny.pt")
         # Partition can use the predictor's times for a device (named as in `gapp partition --devices`)
         await open_partition(app, pilot)
