@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -583,3 +584,85 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
     assert lo <= mid <= hi and lo < hi and mid == cli_estimate["throughput_per_s"]
     assert doc["range"]["throughput_per_s"] == tui_range["throughput_per_s"]
     assert f"items/s ({lo:.3g}-{hi:.3g}, 90%)" in summary
+
+
+@sync
+async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition_offers_by_name(tui_env, monkeypatch):
+    """Measure's Calibrate runs `gapp calibrate`'s code here: c keeps the probes measured, k again resumes and
+    records a predictor; the Partition section then offers it by name, with the machine it was made for."""
+    from gapp_tui.predict import probes
+    from gapp_tui.predict.predictor import Predictor
+    from gapp_tui.store import Store
+    from gapp_tui.tui.messages import CalibrateEvent
+    from gapp_tui.tui.widgets.partition.devices import DeviceNotes
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tui_env / "data"))  # where the calibrated predictor is written
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tui_env / "cache"))
+    monkeypatch.setattr(probes, "POOL_SIZE", 24)  # a prefix of the real pool (a probe is its seed): seconds, not minutes
+    monkeypatch.setattr(probes, "CORE_SIZE", 24)  # first a long core round, to cancel in the middle of
+    probes._pool_and_graphs.cache_clear()
+    folder = tui_env / "predictors"
+    _tiny_predictor(folder / "tiny.pt")  # the base to adapt (the one chosen in Results)
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    blocks_seen: list[dict] = []
+
+    def hook(message):
+        if isinstance(message, CalibrateEvent) and message.event["event"] == "block":
+            blocks_seen.append(message.event)
+
+    app = small_app(devices=FLOPS_DEVICES)
+    try:
+        async with run(app, (100, 30), hook) as pilot:
+            await trace(app, pilot)
+            app.choose_predictor(str(folder / "tiny.pt"))
+            await pilot.press("2")
+            await pilot.pause()
+            section = app.screen
+            section.query_one("#threads", Input).value = "1"
+            bad = section.query_one("#budget", Input)
+            bad.value = "soon"
+            section.query_one("#start").focus()
+            await pilot.press("k")
+            await pilot.pause()
+            assert not section.running and any("soon" in n for n in notifications(app))
+            # cancel once probes are coming in: what was measured stays, no predictor is recorded
+            bad.value = "10m"
+            await pilot.press("k")
+            await wait_for(pilot, lambda: any(e["kind"] == "core" for e in blocks_seen), 120)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: not section.running, 120)
+            assert section.calibration is None and "calibration stopped" in app.screen_text()
+            with Store() as st:
+                kept = st.rows(model=probes.MODEL_NAME)
+                assert kept and not st.device_predictors()
+            # k again within a small budget: resumes from the stored probes, adapts, records the predictor
+            monkeypatch.setattr(probes, "CORE_SIZE", 6)
+            bad.value = "6s"
+            await pilot.press("k")
+            await wait_for(pilot, lambda: section.calibration is not None or not section.running, 180)
+            report = section.calibration
+            assert report is not None, app.screen_text()
+            assert report["new_rows"] < report["probes_measured"]  # the probes measured before were not again
+            text = app.screen_text()
+            assert "held-out probes" in text and f"predicted:{Path(report['predictor']).stem}" in text
+            with Store() as st:
+                rows = st.rows(model=probes.MODEL_NAME, device=report["device_key"])
+                rec = st.device_predictor(report["device_key"])
+            assert len(rows) == report["probes_measured"] >= len(kept)
+            assert rec is not None and Path(rec["path"]).is_file() and rec["threads"] == 1
+            name = Path(rec["path"]).stem
+            assert Predictor.load(rec["path"]).adaptation is not None
+            # Partition offers it by name, with its machine, and completes the devices field with it
+            await open_partition(app, pilot)
+            part = app.screen
+            assert part.offers == [(name, report["machine"])]
+            assert f"calibrated: {name} (made for {report['machine']}" in str(part.query_one(DeviceNotes).render())
+            assert await part.suggester.get_suggestion("pi=pred") == f"pi=predicted:{name}"
+            devices = part.query_one("#devices", Input)
+            devices.value = f"pi=predicted:{name}, server=20GFLOP/s"
+            devices.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: part.table is not None and part.table.sources.get("pi") == ["predicted"] * 2, 60)
+            assert part.sources["pi"].long.startswith(f"predicted by pi's own predictor {name} (made for")
+    finally:
+        probes._pool_and_graphs.cache_clear()

@@ -111,3 +111,20 @@ class AcceleratorFound(Message):
         self.kind = kind
         self.name = name
         super().__init__()
+
+
+class CalibrateEvent(Message):
+    """One event of a calibration (:func:`gapp_tui.predict.calibrate.calibrate`'s ``on_event`` dicts)."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        super().__init__()
+
+
+class CalibrateDone(Message):
+    """A calibration ended: its report (the predictor written and recorded), or why it stopped (``stopped``)."""
+
+    def __init__(self, report: dict[str, Any] | None, stopped: str | None = None) -> None:
+        self.report = report
+        self.stopped = stopped
+        super().__init__()

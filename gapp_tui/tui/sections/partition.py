@@ -43,7 +43,7 @@ from ...partition.times import cost_table, plan_range
 from ...units import format_bandwidth, format_time
 from ..labels import Source, bottleneck_words, cut_load, cut_words, source_of
 from ..messages import PipelineDone, TimesReady
-from ..widgets.partition.devices import DeviceNotes
+from ..widgets.partition.devices import DeviceNotes, DeviceSuggester
 from ..widgets.partition.estimate import EstimatePanel, ms
 from ..widgets.partition.strip import CutStrip
 from .base import Section
@@ -102,14 +102,18 @@ class PartitionSection(Section):
         self._summary_shape: tuple[int, int] = (-1, -1)
         self._pending_cuts: list[int] | None = None
         self._times_token = 0  # the latest block-times request (older answers are dropped)
+        self.suggester = DeviceSuggester()
+        #: the calibrated predictors to offer: (name for =predicted:NAME, the machine it was made for)
+        self.offers: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         yield self.tabs()
         with Horizontal(classes="form-row", id="partition-devices-row"):
             yield Label("Devices", classes="field-label")
-            yield Input(id="devices", compact=True, placeholder=EXAMPLE,
+            yield Input(id="devices", compact=True, placeholder=EXAMPLE, suggester=self.suggester,
                         tooltip="Devices in pipeline order, each =measured[:KEY], =predicted[:PREDICTOR] or"
-                                " =<FLOPs rate>, as in `gapp partition --devices`. Applied when you leave the field.")
+                                " =<FLOPs rate>, as in `gapp partition --devices`. Applied when you leave the field;"
+                                " NAME=pr completes a calibrated predictor's name (→ accepts it).")
         with Horizontal(classes="form-row", id="partition-link-row"):
             yield Label("Link", classes="field-label")
             yield Input(id="bandwidth", compact=True, placeholder="100Mbit/s",
@@ -231,8 +235,21 @@ class PartitionSection(Section):
         self._show_devices()
         self._update_optimal()
 
+    def _load_offers(self) -> None:
+        """The store's device predictors (``gapp calibrate``, or Calibrate in Measure), by name and machine."""
+        store = self.gapp.store()
+        offers: dict[str, str] = {}
+        for rec in store.device_predictors() if store is not None else []:
+            path = Path(rec["path"])
+            if path.is_file() and path.stem not in offers:
+                made = rec.get("made_for") or {}
+                offers[path.stem] = str(made.get("label") or made.get("device_key") or rec["device_key"])
+        self.offers = list(offers.items())
+        self.suggester.names = [n for n, _ in self.offers]
+
     def _show_devices(self) -> None:
-        words = self.query_one(DeviceNotes).show(self.columns, self.sources)
+        self._load_offers()
+        words = self.query_one(DeviceNotes).show(self.columns, self.sources, self.offers)
         self.gapp.workspace.devices_words = words
         self.gapp.refresh_status()
 
