@@ -401,3 +401,45 @@ def test_positions_flag_marks_own_kernel_convolutions_on_maps_that_are_not_a_mul
     flags = model.dispatch_flags(x)
     assert flags.shape[1] == 5 and bool(flags[is_conv, 4].amax()) == flagged and not flags[~is_conv].any()
     assert model.config["positions"] and "positions" not in BlockGNN(x.shape[1], 4, positions=True).config  # needs dispatch
+
+
+def test_few_shot_uses_only_the_rows_of_its_runtime_and_records_it(tiny_predictor, tmp_path, tmp_db):
+    """Rows of another runtime never stand in: --runtime picks the samples, and the predictor says which runtime."""
+    from gapp_tui.measure.engine import MeasureConfig, measure
+    from gapp_tui.measure.timer import Precision
+    from gapp_tui.store import Store
+    from gapp_tui.zoo import ModelSpec
+
+    pred, _ = tiny_predictor
+    base = pred.save(tmp_path / "base.pt")
+    with Store(tmp_db) as store:
+        res = measure(ModelSpec("squeezenet1_1", input_size=32),
+                      MeasureConfig(modes=("standalone",), threads=1, precision=Precision.quick(), full=False), store=store)
+        eager = res.all_rows()
+        dev = eager[0]["device_key"]
+        # the same blocks as if timed under ExecuTorch (three times slower, fewer of them): a second runtime's rows
+        store.add_rows([{**r, "setting": r["setting"] + "/executorch", "median_ms": 3 * r["median_ms"],
+                         "min_ms": 3 * (r.get("min_ms") or r["median_ms"])} for r in eager[:-2]])
+    out = {}
+    for runtime in ("eager", "executorch"):
+        out[runtime] = tmp_path / f"{runtime}.pt"
+        cli = CliRunner().invoke(app, ["train", "--few-shot", "--base", str(base), "--db", str(tmp_db), "--device", dev,
+                                       "--runtime", runtime, "--out", str(out[runtime]), "--json"])
+        assert cli.exit_code == 0, cli.output
+        doc = json.loads(cli.stdout)
+        assert doc["samples"] == (len(eager) if runtime == "eager" else len(eager) - 2)
+        assert doc["made_for"]["runtime"] == runtime and Predictor.load(out[runtime]).made_for["runtime"] == runtime
+    eager_pred = Predictor.load(out["eager"])  # the executorch rows are 3x slower: so are its predictions
+    from gapp_tui.features import extract
+    from gapp_tui.blocks import BlockChain
+
+    g = extract(BlockChain.from_spec(ModelSpec("squeezenet1_1", input_size=32), "natural", device="meta"))
+    ratio = Predictor.load(out["executorch"]).block_times(g).sum() / eager_pred.block_times(g).sum()
+    assert 2 < ratio < 4.5, ratio
+    # the old log-affine path too
+    cli = CliRunner().invoke(app, ["train", "--few-shot", "--base", str(base), "--db", str(tmp_db), "--device", dev,
+                                   "--runtime", "executorch", "--method", "log-affine", "--out", str(tmp_path / "la.pt"),
+                                   "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["samples"] == len(eager) - 2
+    assert Predictor.load(tmp_path / "la.pt").made_for["runtime"] == "executorch"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -398,16 +399,22 @@ async def test_measure_over_ssh_asks_about_the_host_key_then_measures(tui_env, s
         assert app.screen.query_one("#results-table", DataTable).row_count == 2
 
 
-def _tiny_predictor(path):
-    """An untrained (random) GNN saved as a predictor file: enough to check the wiring, not accuracy."""
+def _tiny_predictor(path, interval: bool = False):
+    """An untrained (random) GNN saved as a predictor file: enough to check the wiring, not accuracy.
+
+    ``interval``: with a calibrated 90 % interval of ±(e^0.2 - 1) = 22 % on every block (one width, no spread).
+    """
     import torch
 
     from gapp_tui.features import NODE_COLUMNS, TOTAL_COLUMNS
     from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.interval import IntervalModel
     from gapp_tui.predict.predictor import Predictor
 
     torch.manual_seed(0)
-    Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="test").save(path)
+    iv = IntervalModel(0.9, q=20.0, tau=0.01, samples=50, grain="block", spread=False) if interval else None
+    Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="test",
+              interval=iv).save(path)
     return Predictor.load(path)
 
 
@@ -417,7 +424,7 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
     from gapp_tui.tui.widgets.results.plots import Scatter
 
     folder = tui_env / "predictors"
-    predictor = _tiny_predictor(folder / "tiny.pt")
+    predictor = _tiny_predictor(folder / "tiny.pt", interval=True)
     monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
     app = small_app()
     async with run(app, (100, 30)) as pilot:
@@ -436,8 +443,14 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         row = table.get_row_at(0)
         assert row[5] == round(want[0] * 1e3, 4)
         median = section.rows[0]["median_ms"]
-        assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
-        assert len(section.query_one(Scatter).points) == 2
+        assert row[7] == round((want[0] * 1e3 - median) / median * 100, 1)
+        # every prediction carries its interval: the table's column, the scatter's whiskers, the bars' spans
+        iv = predictor.block_intervals(extract(app.workspace.chain))
+        assert row[6] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
+        points = section.query_one(Scatter).points
+        assert len(points) == 2 and all(p.low_ms < p.predicted_ms < p.high_ms for p in points)
+        assert section.query_one(Bars).spans[0] == pytest.approx((iv["low"][0], iv["high"][0]))
+        assert "90% interval holds" in str(section.query_one("#accuracy").render())
         assert section.query_one("#predictor", Select).value == str(folder / "tiny.pt")
         # Partition can use the predictor's times for a device (named as in `gapp partition --devices`)
         await open_partition(app, pilot)
@@ -531,7 +544,7 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
     from tests.tui_snapshot_app import DEVICE, fixed_rows
 
     folder = tui_env / "predictors"
-    _tiny_predictor(folder / "tiny.pt")
+    _tiny_predictor(folder / "tiny.pt", interval=True)
     monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
     devices = "edge=predicted:tiny, pi=2GFLOP/s, server=measured"
     app = small_app(granularity="natural", devices=devices, bandwidth="50Mbit/s", latency="3ms")
@@ -548,6 +561,8 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
         tui_times = {d: list(section.table.times[d]) for d in section.table.devices}
         tui_estimate = section.estimate.to_dict()
         tui_boundaries = list(section.plan.boundaries)
+        tui_range = section.range
+        summary = app.screen_text()
     r = CliRunner().invoke(cli, ["partition", "resnet18", "--input-size", "32", "--devices", devices,
                                  "--bandwidth", "50Mbit/s", "--latency", "3ms", "--json"])
     assert r.exit_code == 0, r.output
@@ -560,3 +575,94 @@ async def test_the_partition_section_and_gapp_partition_give_the_same_times_and_
     for key in ("period_s", "throughput_per_s", "latency_s"):
         assert cli_estimate[key] == tui_estimate[key]
     assert cli_estimate["bottleneck"] == tui_estimate["bottleneck"]
+    # the predicted device's interval: per block in the times, the plan's throughput range in both
+    iv = doc["times"]["edge"]["interval"]
+    assert iv["level"] == 0.9 and all(lo < t < hi for lo, t, hi in zip(iv["blocks_low_s"], tui_times["edge"],
+                                                                       iv["blocks_high_s"]))
+    assert "interval" not in doc["times"]["pi"] and doc["range"]["devices"] == ["edge"]
+    lo, mid, hi = doc["range"]["throughput_per_s"]
+    assert lo <= mid <= hi and lo < hi and mid == cli_estimate["throughput_per_s"]
+    assert doc["range"]["throughput_per_s"] == tui_range["throughput_per_s"]
+    assert f"items/s ({lo:.3g}-{hi:.3g}, 90%)" in summary
+
+
+@sync
+async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition_offers_by_name(tui_env, monkeypatch):
+    """Measure's Calibrate runs `gapp calibrate`'s code here: c keeps the probes measured, k again resumes and
+    records a predictor; the Partition section then offers it by name, with the machine it was made for."""
+    from gapp_tui.predict import probes
+    from gapp_tui.predict.predictor import Predictor
+    from gapp_tui.store import Store
+    from gapp_tui.tui.messages import CalibrateEvent
+    from gapp_tui.tui.widgets.partition.devices import DeviceNotes
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tui_env / "data"))  # where the calibrated predictor is written
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tui_env / "cache"))
+    monkeypatch.setattr(probes, "POOL_SIZE", 24)  # a prefix of the real pool (a probe is its seed): seconds, not minutes
+    monkeypatch.setattr(probes, "CORE_SIZE", 24)  # first a long core round, to cancel in the middle of
+    probes._pool_and_graphs.cache_clear()
+    folder = tui_env / "predictors"
+    _tiny_predictor(folder / "tiny.pt")  # the base to adapt (the one chosen in Results)
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    blocks_seen: list[dict] = []
+
+    def hook(message):
+        if isinstance(message, CalibrateEvent) and message.event["event"] == "block":
+            blocks_seen.append(message.event)
+
+    app = small_app(devices=FLOPS_DEVICES)
+    try:
+        async with run(app, (100, 30), hook) as pilot:
+            await trace(app, pilot)
+            app.choose_predictor(str(folder / "tiny.pt"))
+            await pilot.press("2")
+            await pilot.pause()
+            section = app.screen
+            section.query_one("#threads", Input).value = "1"
+            bad = section.query_one("#budget", Input)
+            bad.value = "soon"
+            section.query_one("#start").focus()
+            await pilot.press("k")
+            await pilot.pause()
+            assert not section.running and any("soon" in n for n in notifications(app))
+            # cancel once probes are coming in: what was measured stays, no predictor is recorded
+            bad.value = "10m"
+            await pilot.press("k")
+            await wait_for(pilot, lambda: any(e["kind"] == "core" for e in blocks_seen), 120)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: not section.running, 120)
+            assert section.calibration is None and "calibration stopped" in app.screen_text()
+            with Store() as st:
+                kept = st.rows(model=probes.MODEL_NAME)
+                assert kept and not st.device_predictors()
+            # k again within a small budget: resumes from the stored probes, adapts, records the predictor
+            monkeypatch.setattr(probes, "CORE_SIZE", 6)
+            bad.value = "6s"
+            await pilot.press("k")
+            await wait_for(pilot, lambda: section.calibration is not None or not section.running, 180)
+            report = section.calibration
+            assert report is not None, app.screen_text()
+            assert report["new_rows"] < report["probes_measured"]  # the probes measured before were not again
+            text = app.screen_text()
+            assert "held-out probes" in text and f"predicted:{Path(report['predictor']).stem}" in text
+            with Store() as st:
+                rows = st.rows(model=probes.MODEL_NAME, device=report["device_key"])
+                rec = st.device_predictor(report["device_key"])
+            assert len(rows) == report["probes_measured"] >= len(kept)
+            assert rec is not None and Path(rec["path"]).is_file() and rec["threads"] == 1
+            name = Path(rec["path"]).stem
+            assert Predictor.load(rec["path"]).adaptation is not None
+            # Partition offers it by name, with its machine, and completes the devices field with it
+            await open_partition(app, pilot)
+            part = app.screen
+            assert part.offers == [(name, report["machine"])]
+            assert f"calibrated: {name} (made for {report['machine']}" in str(part.query_one(DeviceNotes).render())
+            assert await part.suggester.get_suggestion("pi=pred") == f"pi=predicted:{name}"
+            devices = part.query_one("#devices", Input)
+            devices.value = f"pi=predicted:{name}, server=20GFLOP/s"
+            devices.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: part.table is not None and part.table.sources.get("pi") == ["predicted"] * 2, 60)
+            assert part.sources["pi"].long.startswith(f"predicted by pi's own predictor {name} (made for")
+    finally:
+        probes._pool_and_graphs.cache_clear()

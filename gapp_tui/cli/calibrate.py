@@ -70,7 +70,7 @@ def calibrate(
     The predictor is recorded as this device's, so `gapp predict --device KEY` uses it.
     """
     from ..errors import BadInput
-    from ..predict.calibrate import Interrupted, LocalRunner, RemoteRunner, calibrate as run, default_output_path, parse_budget
+    from ..predict.calibrate import Interrupted, LocalRunner, RemoteRunner, calibrate as run, parse_budget, record
     from ..predict.predictor import Predictor, default_predictor_path
     from ..store import Store
 
@@ -99,12 +99,7 @@ def calibrate(
         except Interrupted as exc:
             err.print(f"[yellow]interrupted[/]: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
-        path = out_path or default_output_path(report["device_key"])
-        pred.training["base"] = str(base_path)
-        pred.save(path)
-        store.set_device_predictor(report["device_key"], path, pred.made_for, runtime=pred.made_for.get("runtime", "eager"),
-                                   threads=pred.made_for.get("threads"))
-        report.update(predictor=str(path), db=str(store.path), base=str(base_path))
+        record(pred, report, store, out_path, base_path)
     if json_:
         print_json(report)
         return

@@ -20,7 +20,8 @@ from ..partition import OBJECTIVES, Link, baselines, chain_links, estimate, solv
 from ..partition.devices import EXAMPLE, SYNTAX, parse_device, with_options
 from ..partition.link import stored_link
 from ..partition.plan import COMMUNICATION
-from ..partition.times import MODES, cost_table
+from ..partition.ranges import range_dict
+from ..partition.times import MODES, cost_table, plan_range
 from ..store import Store
 from ..units import parse_bytes
 from .common import err, format_bytes, handle_errors, out, print_json
@@ -127,6 +128,7 @@ def partition(
                  allow_empty=allow_empty, memory=limits or None, hosts=hosts, items=items)
     plan.runtimes = {d.name: d.runtime_text for d in specs if d.runtime != "eager"}  # what `gapp export` deploys
     est = estimate(table, plan, items=items, memory=limits or None)
+    rng = plan_range(table, plan, columns, items=items, memory=limits or None)
     base = baselines(table, names, links, communication=communication, return_output=return_output,
                      memory=limits or None, items=items)
     if output is not None:
@@ -146,6 +148,8 @@ def partition(
         "objective": objective,
         "plan": plan.to_dict(),
         "estimate": est.to_dict(),
+        # predicted devices with a calibrated interval: the plan's estimate at their blocks' low and high ends
+        "range": range_dict(rng) if rng is not None else None,
         "baselines": {
             name: {"boundaries": b.boundaries, "estimate": b.estimate,
                    "throughput_vs_plan": _ratio(b.estimate, plan.estimate)}
@@ -156,7 +160,7 @@ def partition(
     if json_:
         print_json(doc)
         return
-    _print_plan(spec, table, plan, est, base)
+    _print_plan(spec, table, plan, est, base, rng)
     for c in columns:
         out.print(f"{c.device.name}: {c.total * 1e3:.3f} ms, {c.note}", highlight=False)
 
@@ -238,7 +242,15 @@ def _probe_links(names: list[str], store: Any, host: str | None, return_output: 
     return chain_links(names, links, return_output) if links else []
 
 
-def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any]) -> None:
+def range_words(rng: dict[str, Any] | None) -> str:
+    """`` (10.8-13.9 items/s at 90 %)``: the throughput range of a plan (empty without one)."""
+    if rng is None:
+        return ""
+    lo, _, hi = rng["throughput_per_s"]
+    return f" ({lo:.3g}-{hi:.3g}, {100 * rng['level']:.0f}% interval of {', '.join(rng['devices'])}'s predicted times)"
+
+
+def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
     sources = ", ".join(f"{d} {table.source_of(d)}" for d in plan.devices)
     t = Table(title=f"{spec.label()}: {table.n} blocks, {plan.objective}, {plan.communication} (times: {sources})")
     for col, just in (("stage", "right"), ("device", "left"), ("blocks", "left"), ("compute ms", "right"),
@@ -255,7 +267,7 @@ def _print_plan(spec: Any, table: Any, plan: Any, est: Any, base: dict[str, Any]
                   format_bytes(st.param_bytes))
     out.print(t)
     out.print(
-        f"period {_ms(est.period_s)} ms, {est.throughput:.2f} items/s ({est.samples_per_s:.2f} samples/s), "
+        f"period {_ms(est.period_s)} ms, {est.throughput:.2f} items/s{range_words(rng)} ({est.samples_per_s:.2f} samples/s), "
         f"latency {_ms(est.latency_s)} ms, {est.items} items in {est.time_for(est.items):.3f} s\n"
         f"bottleneck: {est.bottleneck['name']}",
         highlight=False,

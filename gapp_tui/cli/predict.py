@@ -195,7 +195,7 @@ def train(
         out.print(f"pre-trained on {len(doc['devices'])} devices ({doc['items']} items); predictor written to {out_path}")
         return
     if few_shot and (totals is not None or method != "log-affine"):
-        doc = _few_shot(base, db, device, threads, totals, method, machine, out_path, t0)
+        doc = _few_shot(base, db, device, threads, totals, method, machine, out_path, t0, runtime, quantize)
         if json_:
             print_json(doc)
             return
@@ -214,6 +214,7 @@ def train(
         after = metrics(apply_calibration(raw, cal), ds.y)
         pred.calibration = cal
         pred.device = str(desc.get("device", ""))
+        pred.made_for = _few_shot_made_for(desc, device, threads, machine)
         pred.training = {**pred.training, "few_shot": {**ds.describe(), "base": str(base_path)}}
         pred.metrics = {**pred.metrics, "few_shot_fit": {"before": before, "after": after}}
         pred.save(out_path)
@@ -270,9 +271,25 @@ def train(
     out.print(f"predictor written to {out_path}")
 
 
+def _few_shot_made_for(desc: dict, device: Optional[str], threads: Optional[int], machine: Optional[str]) -> dict:
+    """What a few-shot predictor adapted to store rows was made for: the device and the runtime of its rows
+    (``eager``, ``executorch``, ``onnxruntime-int8``: the runtime words :func:`gapp_tui.partition.times.row_runtime`
+    gives a row)."""
+    runtime = str(desc.get("runtime") or "eager") + ("-int8" if desc.get("quantize") == "int8" else "")
+    key = device or str(desc["device"]).split("/")[0]
+    label = machine or key
+    if runtime != "eager" and not machine:
+        label = f"{key} under {runtime}"
+    return {"device_key": key, "label": label, "runtime": runtime, "threads": threads}
+
+
 def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
-              totals: Optional[Path], method: str, machine: Optional[str], out_path: Path, t0: float) -> dict:
-    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.fewshot.adapt_predictor`)."""
+              totals: Optional[Path], method: str, machine: Optional[str], out_path: Path, t0: float,
+              runtime: str = "eager", quantize: Optional[str] = None) -> dict:
+    """Adapt --base to store rows and/or a totals CSV (:func:`gapp_tui.predict.fewshot.adapt_predictor`).
+
+    Store rows are those of ``runtime`` (and int8 or not) only, as everywhere else: another runtime's rows
+    never stand in, and the predictor records the runtime it was made for."""
     from ..errors import BadInput
     from ..predict.dataset import assemble
     from ..predict.fewshot import adapt_predictor
@@ -286,10 +303,9 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
     pred = Predictor.load(base_path)
     parts, made_for = [], {}
     if db is not None or device is not None:
-        rows, desc = _rows(None, db, device, threads)
+        rows, desc = _rows(None, db, device, threads, runtime, quantize)
         parts.append(assemble(rows, desc, progress=_progress))
-        made_for = {"device_key": desc["device"], "label": machine or desc["device"], "runtime": "eager",
-                    "threads": threads}
+        made_for = _few_shot_made_for(desc, device, threads, machine)
     if rows_totals is not None:
         tds = totals_dataset(rows_totals, cache=totals_features_cache(), progress=_progress,
                              description={"source": str(totals)})

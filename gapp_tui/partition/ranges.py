@@ -66,7 +66,8 @@ def range_dict(r: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON part of :func:`plan_range`'s result (what ``gapp partition --json`` adds under ``range``)."""
     return {k: [float(v) for v in r[k]] for k in ("period_s", "throughput_per_s", "samples_per_s", "latency_s")} | {
         "bottleneck_best": r["best"].bottleneck, "bottleneck_worst": r["worst"].bottleneck,
-        "assumes": "every predicted block at its interval's low (best) or high (worst) end at once"}
+        "assumes": "every predicted block at its interval's low (best) or high (worst) end at once"} | (
+        {"level": float(r["level"]), "devices": list(r["devices"])} if "level" in r else {})
 
 
 __all__ = ["Estimate", "plan_range", "range_dict"]

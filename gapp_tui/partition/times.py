@@ -45,14 +45,24 @@ from typing import Any
 from ..errors import BadInput, closest
 from ..store import parse_setting
 from ..units import format_flops_rate
+from . import ranges
 from .costs import CostTable, flops_times
 from .devices import DeviceSpec
 
 #: which stored block times a measured device uses
 MODES = ("auto", "in-context", "standalone")
 
-#: (chain, device) -> (seconds per block, what the predictor was made for); see :func:`default_predict`
-Predict = Callable[[Any, DeviceSpec], tuple[list[float], str]]
+#: (chain, device) -> (seconds per block, what the predictor was made for[, Bounds, (low, high, level) or None])
+Predict = Callable[[Any, DeviceSpec], tuple[Any, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """A predicted column's calibrated interval: per-block low and high seconds at ``level`` (0.9: 90 %)."""
+
+    low: list[float]
+    high: list[float]
+    level: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,7 @@ class DeviceTimes:
     note: str
     store_key: str | None = None  # measured: the stored device key used
     setting: str | None = None  # measured: the stored setting used
+    bounds: Bounds | None = None  # predicted with a calibrated interval: each block's low and high seconds
 
     @property
     def total(self) -> float:
@@ -73,7 +84,9 @@ class DeviceTimes:
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.device.text(), "source": self.device.source, "note": self.note,
                 "store_key": self.store_key, "setting": self.setting, "total_s": self.total,
-                "blocks_s": list(self.times), "kinds": list(self.kinds)}
+                "blocks_s": list(self.times), "kinds": list(self.kinds)} | (
+            {"interval": {"level": self.bounds.level, "blocks_low_s": list(self.bounds.low),
+                          "blocks_high_s": list(self.bounds.high)}} if self.bounds is not None else {})
 
 
 def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | None = None,
@@ -161,10 +174,18 @@ def predicted_times(chain: Any, device: DeviceSpec, predict: Predict | None) -> 
     """The ``predicted`` rule (see the module docstring)."""
     if predict is None:
         raise ValueError(f"device {device.name!r} is predicted but no predict service was given")
-    times, note = predict(chain, device)
+    got = predict(chain, device)
+    times, note = got[0], got[1]
+    bounds = got[2] if len(got) > 2 else None
+    if bounds is not None and not isinstance(bounds, Bounds):
+        low, high, level = bounds
+        bounds = Bounds([float(v) for v in low], [float(v) for v in high], float(level))
+    if bounds is not None and not (len(bounds.low) == len(bounds.high) == len(chain.blocks)):
+        raise BadInput(f"device {device.name!r}: the predictor's interval has {len(bounds.low)} blocks, the chain"
+                       f" {len(chain.blocks)}")
     if len(times) != len(chain.blocks):
         raise BadInput(f"device {device.name!r}: the predictor gave {len(times)} times for {len(chain.blocks)} blocks")
-    return DeviceTimes(device, [float(t) for t in times], ["predicted"] * len(times), note)
+    return DeviceTimes(device, [float(t) for t in times], ["predicted"] * len(times), note, bounds=bounds)
 
 
 def device_times(chain: Any, device: DeviceSpec, *, store: Any = None, mode: str = "auto",
@@ -188,3 +209,17 @@ def cost_table(chain: Any, devices: Sequence[DeviceSpec], *, store: Any = None, 
                                  sources={c.device.name: c.kinds for c in columns},
                                  send_dtype={d.name: "int8" for d in devices if d.quantize == "int8"})
     return table, columns
+
+
+def plan_range(table: CostTable, plan: Any, columns: Sequence[DeviceTimes], *, items: int = 1000,
+               memory: Any = None) -> dict[str, Any] | None:
+    """The plan's estimate with every predicted block at its interval's low and high end
+    (:func:`gapp_tui.partition.ranges.plan_range`); None when no column of the plan has an interval."""
+    with_bounds = [c for c in columns if c.bounds is not None and c.device.name in plan.devices]
+    if not with_bounds:
+        return None
+    got = ranges.plan_range(table, plan, {c.device.name: c.bounds.low for c in with_bounds},
+                            {c.device.name: c.bounds.high for c in with_bounds}, items=items, memory=memory)
+    got["level"] = min(c.bounds.level for c in with_bounds)
+    got["devices"] = [c.device.name for c in with_bounds]
+    return got

@@ -325,6 +325,20 @@ def _best_log_affine(adaptation: Any) -> dict[str, Any] | None:
     return {"within10": best["within10"], "mape": best["mape"]}
 
 
+def record(pred: Any, report: dict[str, Any], store: Any, path: str | Path | None = None,
+           base_path: str | Path | None = None) -> Path:
+    """Write the calibrated predictor (``path``, default :func:`default_output_path`) and record it in ``store`` as
+    the device's own for its runtime and threads; ``report`` gains ``predictor``, ``db`` and ``base``. The path."""
+    out = Path(path) if path is not None else default_output_path(report["device_key"])
+    if base_path is not None:
+        pred.training["base"] = str(base_path)
+    pred.save(out)
+    store.set_device_predictor(report["device_key"], out, pred.made_for, runtime=pred.made_for.get("runtime", RUNTIME),
+                               threads=pred.made_for.get("threads"))
+    report.update(predictor=str(out), db=str(store.path), base=str(base_path) if base_path is not None else None)
+    return out
+
+
 def default_output_path(device_key: str) -> Path:
     """``<user data dir>/gapp/predictors/<device key>.pt``."""
     import platformdirs

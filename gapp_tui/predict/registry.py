@@ -125,12 +125,27 @@ def predict_chain(chain: Any, path: str | Path) -> list[float]:
     return [float(ms) / 1e3 for ms in load(path).block_times(extract(chain, warn=False))]
 
 
-def service(store: Any = None) -> Callable[[Any, Any], tuple[list[float], str]]:
-    """The block-times service's ``predict`` (:mod:`gapp_tui.partition.times`): a device's predictor resolved
-    against ``store`` (its own, else the shipped one) and run on the chain; returns (seconds per block, note)."""
+def predict_chain_bounds(chain: Any, path: str | Path) -> tuple[list[float], tuple[list[float], list[float], float] | None]:
+    """Seconds per block of ``chain`` and, when the predictor has a calibrated interval, each block's low and
+    high seconds and the level, ``(low, high, level)`` (:meth:`Predictor.block_intervals`); the times are
+    the same as :func:`predict_chain`'s."""
+    pred = load(path)
+    graphs = extract(chain, warn=False)
+    times = [float(ms) / 1e3 for ms in pred.block_times(graphs)]
+    iv = pred.block_intervals(graphs)
+    if iv is None:
+        return times, None
+    return times, ([float(v) / 1e3 for v in iv["low"]], [float(v) / 1e3 for v in iv["high"]], float(iv["level"]))
 
-    def predict(chain: Any, device: Any) -> tuple[list[float], str]:
+
+def service(store: Any = None) -> Callable[[Any, Any], tuple[list[float], str, tuple[list[float], list[float], float] | None]]:
+    """The block-times service's ``predict`` (:mod:`gapp_tui.partition.times`): a device's predictor resolved
+    against ``store`` (its own, else the shipped one) and run on the chain; returns (seconds per block, note,
+    ``(low, high, level)`` of the calibrated interval or None: :class:`gapp_tui.partition.times.Bounds`)."""
+
+    def predict(chain: Any, device: Any) -> tuple[list[float], str, tuple[list[float], list[float], float] | None]:
         choice = resolve(device.ref, device.name, store, device.runtime_text)
-        return predict_chain(chain, choice.path), choice.describe(device.name)
+        times, bounds = predict_chain_bounds(chain, choice.path)
+        return times, choice.describe(device.name), bounds
 
     return predict

@@ -95,6 +95,8 @@ class GappApp(App[None]):
         # predicted seconds per block, by chain (its id, with the chain kept alive) and predictor file
         self._predictions: dict[int, tuple[Any, dict[str, list[float]]]] = {}
         self._predicting: set[tuple[int, str]] = set()
+        #: (chain id, predictor file) -> the calibrated interval's (low, high, level) per block, when it has one
+        self._intervals: dict[tuple[int, str], tuple[list[float], list[float], float] | None] = {}
         #: model name -> (chain, predictor file, seconds per block) of every model predicted in this session
         self.predicted_models: dict[str, tuple[Any, str, list[float]]] = {}
         #: device name -> the predictor registry's Choice its predicted times came from (names its machine)
@@ -179,6 +181,7 @@ class GappApp(App[None]):
         self.sub_title = spec.label()
         kept = {id(c) for c, _, _ in self.predicted_models.values()} | {id(chain)}
         self._predictions = {k: v for k, v in self._predictions.items() if k in kept}
+        self._intervals = {k: v for k, v in self._intervals.items() if k[0] in kept}
         self.notify(f"{spec.label()}: {len(chain)} blocks", title="Traced", timeout=3)
         self.refresh_status()
 
@@ -241,34 +244,45 @@ class GappApp(App[None]):
             self.predict_chain(ws.chain, ws.predictor)
         return None
 
-    def predict_for(self, chain: Any, device: Any) -> tuple[list[float], str]:
-        """The block-times service's ``predict`` (from a worker): the device's predictor, predictions cached."""
+    def predicted_interval(self) -> tuple[list[float], list[float], float] | None:
+        """The chosen predictor's interval for the current chain: per-block low and high seconds and the level
+        (None: no predictor, not computed yet, or a predictor without a calibrated interval)."""
+        ws = self.workspace
+        if ws.predictor is None or not ws.ready:
+            return None
+        return self._intervals.get((id(ws.chain), ws.predictor))
+
+    def predict_for(self, chain: Any, device: Any) -> tuple[list[float], str, Any]:
+        """The block-times service's ``predict`` (from a worker): the device's predictor, predictions cached;
+        returns (seconds per block, note, the interval's (low, high, level) or None)."""
         from ..predict import registry  # slow (torch): only a predicted device pays for it
 
         choice = registry.resolve(device.ref, device.name, self.worker_store(), device.runtime_text)
         self.predictor_choices[device.name] = choice  # the Partition section names its machine
         path = str(choice.path)
         cached = self._cached(chain)
-        if path not in cached:
-            self._remember(chain, path, registry.predict_chain(chain, path))
-        return self._cached(chain)[path], choice.describe(device.name)
+        if path not in cached or (id(chain), path) not in self._intervals:
+            self._remember(chain, path, *registry.predict_chain_bounds(chain, path))
+        return self._cached(chain)[path], choice.describe(device.name), self._intervals.get((id(chain), path))
 
     def _cached(self, chain: Any) -> dict[str, list[float]]:
         entry = self._predictions.get(id(chain))
         return entry[1] if entry is not None and entry[0] is chain else {}
 
-    def _remember(self, chain: Any, path: str, times: list[float]) -> None:
+    def _remember(self, chain: Any, path: str, times: list[float], bounds: Any = None) -> None:
         self._predictions[id(chain)] = (chain, {**self._cached(chain), path: times})
+        self._intervals[(id(chain), path)] = bounds
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="predict", description="prediction")
     def predict_chain(self, chain: Any, path: str) -> None:
         from ..predict import registry  # slow (torch)
 
-        self.post_message(Predicted(chain, path, registry.predict_chain(chain, path)))
+        times, bounds = registry.predict_chain_bounds(chain, path)
+        self.post_message(Predicted(chain, path, times, bounds))
 
     def on_predicted(self, message: Predicted) -> None:
         self._predicting.discard((id(message.chain), message.key))
-        self._remember(message.chain, message.key, message.times)
+        self._remember(message.chain, message.key, message.times, message.bounds)
         self.predicted_models[message.chain.spec.name] = (message.chain, message.key, message.times)
         self.refresh_sections("results", "partition")
 

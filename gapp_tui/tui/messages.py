@@ -86,11 +86,13 @@ class PipelineDone(Message):
 
 @dataclass
 class Predicted(Message):
-    """The chosen predictor's per-block seconds for a chain are ready (``key``: the predictor file)."""
+    """The chosen predictor's per-block seconds for a chain are ready (``key``: the predictor file);
+    ``bounds``: its calibrated interval's (low seconds, high seconds, level), or None."""
 
     chain: Any
     key: str
     times: list[float]
+    bounds: Any = None
 
 
 @dataclass
@@ -99,3 +101,18 @@ class AcceleratorFound(Message):
 
     kind: str
     name: str
+
+
+@dataclass
+class CalibrateEvent(Message):
+    """One event of a calibration (:func:`gapp_tui.predict.calibrate.calibrate`'s ``on_event`` dicts)."""
+
+    event: dict[str, Any]
+
+
+@dataclass
+class CalibrateDone(Message):
+    """A calibration ended: its report (the predictor written and recorded), or why it stopped (``stopped``)."""
+
+    report: dict[str, Any] | None
+    stopped: str | None = None

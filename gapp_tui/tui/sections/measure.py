@@ -1,10 +1,22 @@
 """Measure: time every block here or on an SSH host, live, with a log; rows land in the store as they come.
 
+One concept: the Measure section -- the target and timing fields, and its two workers that measure on
+that target (the traced model's blocks with ``m``; the probe suite of ``gapp calibrate`` with ``k``).
+
 The measurement runs in this section's worker (local engine or SSH runner);
 an unknown host key stops it with a question, and accepting starts it again.
 When it ends, :mod:`gapp_tui.measure.sanity` says what not to trust (a sum of
 blocks far from the full model, a wide spread, a setting the predictor was not
 made for) and ``f`` measures again, replacing the stored rows.
+
+**Calibrate** (``k``) runs :func:`gapp_tui.predict.calibrate.calibrate` -- the code
+of ``gapp calibrate`` -- on the same target (this machine, or the SSH host of
+the form) within the budget field's device time: the estimate before it starts,
+progress per probe, and at the end the adapted predictor's accuracy on the
+held-out probe blocks. The predictor is written and recorded as the device's
+own (:func:`gapp_tui.predict.calibrate.record`), so the Partition section
+offers it by name. ``c`` cancels; the probes measured stay in the store and
+the next calibration resumes from them.
 """
 
 from __future__ import annotations
@@ -25,9 +37,10 @@ from textual.worker import Worker, WorkerState
 from ...errors import BadInput, one_line
 from ...measure.eta import Eta
 from ...measure.sanity import check_result, predictor_setting
-from ...units import format_clock
+from ...units import format_clock, parse_duration
 from ..labels import is_here, machine_words, threads_words
-from ..messages import AcceleratorFound, HostKeyQuestion, MeasureDone, MeasureLog, MeasureProgress, MeasureStarted
+from ..messages import (AcceleratorFound, CalibrateDone, CalibrateEvent, HostKeyQuestion, MeasureDone, MeasureLog,
+                        MeasureProgress, MeasureStarted)
 from ..widgets.measure.hostkey import HostKeyScreen
 from .base import Section
 
@@ -46,10 +59,12 @@ class MeasureSection(Section):
         Binding("f", "remeasure", "Re-measure", id="measure.remeasure",
                 tooltip="Measure again from scratch, replacing the stored rows (--force)"),
         Binding("c", "cancel", "Cancel", id="measure.cancel", tooltip="Stop now; blocks already measured are kept"),
+        Binding("k", "calibrate", "Calibrate", id="measure.calibrate",
+                tooltip="Calibrate a predictor for the target: measure probe blocks within the budget, adapt, record it"),
     ]
     FIELD_NAMES = {"host": "SSH host", "identity": "key file", "known-hosts": "known_hosts file",
                    "remote-python": "remote python", "threads": "threads", "target": "Target", "mode": "Mode",
-                   "precision": "precision", "dtype": "dtype"}
+                   "precision": "precision", "dtype": "dtype", "budget": "calibration budget"}
     FIELD_HINT = "the next measurement (m) uses it · Tab next field · Esc leaves"
 
     def __init__(self) -> None:
@@ -64,6 +79,9 @@ class MeasureSection(Section):
         self._config: Any = None
         self._target_words = ""
         self._filling = False
+        self._after_host_key = "measure"  # what an accepted host key starts again: measure or calibrate
+        #: the last calibration's report (the predictor it wrote, its held-out accuracy), or None
+        self.calibration: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.tabs()
@@ -100,6 +118,10 @@ class MeasureSection(Section):
             with Horizontal(classes="form-row"):
                 yield Button("Start (m)", id="start", variant="primary", compact=True)
                 yield Button("Cancel (c)", id="cancel", variant="error", compact=True, disabled=True)
+                yield Button("Calibrate (k)", id="calibrate", compact=True)
+                yield Label("budget", classes="field-label")
+                yield Input(id="budget", compact=True, value="10m", placeholder="10m",
+                            tooltip="Device time the calibration may spend measuring probes (10m, 90s, 1h)")
                 yield Static("", id="measure-model", classes="inline-status")
         yield Static("Trace a model in Models (1), then press m.", id="measure-status", classes="status-line")
         yield ProgressBar(id="measure-progress", total=1, show_eta=False)  # determinate: no animation at rest
@@ -240,6 +262,7 @@ class MeasureSection(Section):
         self._cancel = threading.Event()
         if force:
             self.log_line("[b]measuring again[/b]: the stored rows of this model and setting are replaced")
+        self._after_host_key = "measure"
         self.measure(ws.chain, config, ssh, self._cancel)
         self.set_running(True)
 
@@ -290,7 +313,10 @@ class MeasureSection(Section):
         def answered(accept: bool | None) -> None:
             if accept:
                 self.log_line(f"accepted {message.key_type} {message.fingerprint}")
-                self.action_start(accept_new_host_key=True, force=force)
+                if self._after_host_key == "calibrate":
+                    self.action_calibrate(accept_new_host_key=True)
+                else:
+                    self.action_start(accept_new_host_key=True, force=force)
             else:
                 self.notify(f"{message.host}: host key refused; nothing was measured", title="SSH", severity="warning")
 
@@ -307,8 +333,13 @@ class MeasureSection(Section):
 
     def set_running(self, running: bool) -> None:
         self.running = running
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#cancel", Button).disabled = not running
+        buttons = {b: self.query_one(f"#{b}", Button) for b in ("start", "calibrate", "cancel")}
+        on_buttons = self.focused in buttons.values() or self.focused is None
+        buttons["cancel"].disabled = not running
+        buttons["start"].disabled = buttons["calibrate"].disabled = running
+        if on_buttons or (running and self.focused is self.query_one("#budget", Input)):
+            # a disabled button's focus would fall to the next field, where c would type instead of cancelling
+            buttons["cancel" if running else "start"].focus()
         if running:
             self.started_at = time.monotonic()
             self.query_one(ProgressBar).update(total=1, progress=0)
@@ -318,6 +349,8 @@ class MeasureSection(Section):
             self.action_start()
         elif event.button.id == "cancel":
             self.action_cancel()
+        elif event.button.id == "calibrate":
+            self.action_calibrate()
 
     # ------------------------------------------------------------------ progress
 
@@ -429,7 +462,145 @@ class MeasureSection(Section):
         if not message.cancelled:
             bar.update(total=1, progress=1)
 
+    # ------------------------------------------------------------------ calibrate
+
+    def _threads(self) -> int | None:
+        text = self.query_one("#threads", Input).value.strip()
+        try:
+            threads = int(text) if text else None
+        except ValueError:
+            threads = 0
+        if threads is not None and threads < 1:
+            raise BadInput(f"threads {text!r} is not a positive whole number; give 1, 2, ... or leave it empty for all")
+        return threads
+
+    def action_calibrate(self, accept_new_host_key: bool = False) -> None:
+        """Measure the probe suite on the target within the budget and adapt a predictor to it (``gapp calibrate``)."""
+        if self.running:
+            self.notify("A measurement is running: cancel it first (c).", title="Calibrate", severity="warning")
+            return
+        target = str(self.query_one("#target", Select).value)
+        try:
+            if target == "cuda":
+                raise BadInput("calibration measures on a CPU: choose this machine (CPU) or an SSH host as the target")
+            budget_s = parse_duration(self.query_one("#budget", Input).value.strip() or "10m", "budget")
+            threads = self._threads()
+            ssh = self.ssh_options(accept_new_host_key) if target == "ssh" else None
+        except (BadInput, ValueError) as exc:
+            self.notify(one_line(exc), title="Calibrate", severity="error")
+            return
+        if ssh is not None:
+            s = self.gapp.ui_state
+            s.host, s.identity, s.known_hosts = ssh.host, ssh.identity or "", ssh.known_hosts or ""
+        base = self.gapp.workspace.predictor  # adapt the predictor chosen in Results, else the shipped one
+        self._after_host_key = "calibrate"
+        self._target_words = ssh.label if ssh is not None else "this machine (CPU)"
+        self._cancel = threading.Event()
+        self.calibration = None
+        self.log_line(f"[b]calibrating[/b] {self._target_words} within {format_clock(budget_s)} of device time"
+                      f" ({threads_words(threads)}), adapting {Path(base).stem if base else 'the shipped predictor'}")
+        self.query_one("#measure-status", Static).update(
+            f"[b]calibrate[/b]: measuring a speed-check probe on {self._target_words}…")
+        self.calibrate_device(ssh, threads, budget_s, base, self._cancel)
+        self.set_running(True)
+        self.query_one(ProgressBar).update(total=budget_s, progress=0)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="calibrate", description="calibration")
+    def calibrate_device(self, ssh: Any, threads: int | None, budget_s: float, base: str | None,
+                         cancel: threading.Event) -> None:
+        """The calibration of ``gapp calibrate`` on this machine (``ssh`` None) or the SSH host; rows are stored."""
+        from ...predict import calibrate as cal  # slow (torch), as the imports below
+        from ...predict.predictor import Predictor, default_predictor_path
+        from ...ssh import UnknownHostKey
+
+        store = self.gapp.worker_store()
+        base_path = base or str(default_predictor_path())
+        base_pred = Predictor.load(base_path)
+        emit = lambda e: self.post_message(CalibrateEvent(e))  # noqa: E731
+        try:
+            if ssh is None:
+                runner = cal.LocalRunner(store, threads)
+                pred, report = cal.calibrate(runner, base_pred, budget_s, on_event=emit, cancel=cancel,
+                                             command="gapp (TUI) calibrate")
+            else:
+                self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
+                try:
+                    session = ssh.connect()
+                except UnknownHostKey as exc:
+                    self.post_message(HostKeyQuestion(exc.host_label, ssh.port or 22, exc.key_type, exc.fingerprint))
+                    return
+                with session:
+                    session.check_python(ssh.remote_python)
+                    runner = cal.RemoteRunner(session, store, threads, ssh.remote_python,
+                                              log=lambda line: self.post_message(MeasureLog(line)))
+                    pred, report = cal.calibrate(runner, base_pred, budget_s, on_event=emit, cancel=cancel,
+                                                 command="gapp (TUI) calibrate")
+        except cal.Interrupted as exc:
+            self.post_message(CalibrateDone(None, stopped=str(exc)))
+            return
+        cal.record(pred, report, store, base_path=base_path)
+        self.post_message(CalibrateDone(report))
+
+    def on_calibrate_event(self, message: CalibrateEvent) -> None:
+        e = message.event
+        kind = e["event"]
+        status = self.query_one("#measure-status", Static)
+        if "spent_s" in e and "budget_s" in e:
+            self.query_one(ProgressBar).update(total=max(e["budget_s"], 1e-9), progress=min(e["spent_s"], e["budget_s"]))
+        if kind == "estimate":
+            line = (f"this device runs the probes {e['speed_vs_base']:.2f}x the base predictor's times · estimated:"
+                    f" {e['core_probes']} core probes ~{format_clock(e['core_s'])}, all {e['pool_probes']}"
+                    f" ~{format_clock(e['pool_s'])} · budget {format_clock(e['budget_s'])}")
+            self.log_line(line)
+            status.update(f"[b]calibrate[/b]: {line}")
+        elif kind == "round" and e["phase"] == "start":
+            self.log_line(f"[b]{e['kind']}[/b]: measuring {e['probes']} probe block(s)")
+        elif kind == "round":
+            self.log_line(f"  {e['kind']} done in {e['seconds']:.1f} s · device time {format_clock(e['spent_s'])}"
+                          f" of {format_clock(e['budget_s'])}")
+        elif kind == "block":
+            self.log_line(f"  [dim]{e['index']}/{e['total']} {e['name'][:48]} {e['ms']:.3f} ms[/]")
+            status.update(f"[b]calibrate[/b] ({e['kind']}): probe {e['index']}/{e['total']} {e['name'][:40]}"
+                          f" {e['ms']:.3f} ms · device time {format_clock(e['spent_s'])} of {format_clock(e['budget_s'])}")
+        elif kind == "adapted" and e.get("cv"):
+            self.log_line(f"  adapted to {e['probes']} probes ({e['method']}): held-out probes"
+                          f" {e['cv'].get('within10', float('nan')):.0f}% within ±10%,"
+                          f" MAPE {e['cv'].get('mape', float('nan')):.1f}%")
+
+    def on_calibrate_done(self, message: CalibrateDone) -> None:
+        self.set_running(False)
+        status = self.query_one("#measure-status", Static)
+        if message.report is None:
+            self.log_line(f"[yellow]calibration stopped[/]: {message.stopped}")
+            status.update(f"[yellow]calibration stopped[/]: {message.stopped}")
+            self.notify("the probes measured are kept; k resumes", title="Calibration stopped", timeout=4)
+            return
+        r = self.calibration = message.report
+        held = r.get("held_out") or {}
+        within, mape = held.get("within10"), held.get("mape")
+        accuracy = (f"held-out probes: [b]{within:.0f}%[/b] within ±10%, MAPE [b]{mape:.1f}%[/b]"
+                    if within is not None and mape is not None else "held-out probes: too few to judge")
+        name = Path(r["predictor"]).stem
+        iv = r.get("interval")
+        text = (f"[green]calibrated[/] {r['machine']}: {r['probes_measured']} probes in"
+                f" {format_clock(r['device_seconds'])} of {format_clock(r['budget_s'])} · {accuracy}"
+                + (f" · {100 * iv['level']:.0f}% interval from {iv['samples']} held-out probes" if iv else "")
+                + f"\npredictor [b]{name}[/b] recorded as {r['device_key']}'s own: in Partition (4) write"
+                  f" [b]DEVICE=predicted:{name}[/b]")
+        status.update(text)
+        self.log_line(text)
+        self.query_one(ProgressBar).update(total=1, progress=1)
+        self.notify(f"{name}: {accuracy}", title="Calibrated", timeout=6)
+
     def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "calibrate" and state != WorkerState.SUCCESS:
+            self.set_running(False)
+            if state == WorkerState.ERROR and worker.error is not None:
+                self.log_line(f"[red]calibration failed:[/] {one_line(worker.error)}")
+                self.query_one("#measure-status", Static).update(f"[red]calibration failed:[/] {one_line(worker.error)}")
+            return
+        if worker.group == "calibrate":
+            return
         if worker.group == "measure" and state != WorkerState.SUCCESS:
             self.set_running(False)
             if state == WorkerState.ERROR and worker.error is not None:

@@ -39,16 +39,24 @@ from ...partition.estimate import estimate
 from ...partition.link import Link, stored_link
 from ...partition.plan import Plan
 from ...partition.solver import solve
-from ...partition.times import cost_table
+from ...partition.times import cost_table, plan_range
 from ...units import format_bandwidth, format_time
 from ..labels import Source, bottleneck_words, cut_load, cut_words, source_of
 from ..messages import PipelineDone, TimesReady
-from ..widgets.partition.devices import DeviceNotes
+from ..widgets.partition.devices import DeviceNotes, DeviceSuggester
 from ..widgets.partition.estimate import EstimatePanel
 from ..widgets.partition.strip import CutStrip, ms
 from .base import Section
 
 LINK_FIELDS = ("devices", "bandwidth", "latency")
+
+
+def range_words(rng: dict[str, Any] | None) -> str:
+    """`` (10.8-13.9, 90%)``: the throughput range of the plan (empty when no device's times carry an interval)."""
+    if rng is None:
+        return ""
+    lo, _, hi = rng["throughput_per_s"]
+    return f" ({lo:.3g}-{hi:.3g}, {100 * rng['level']:.0f}%)"
 
 
 class PartitionSection(Section):
@@ -80,6 +88,8 @@ class PartitionSection(Section):
         self.devices: list[DeviceSpec] = []
         self.plan: Any = None  # Plan (the user's)
         self.estimate: Any = None  # Estimate of self.plan
+        #: the plan's estimate with predicted blocks at their interval's ends (partition.times.plan_range), or None
+        self.range: dict[str, Any] | None = None
         self.optimal: Any = None  # Plan from the solver (cached per table+link)
         self.optimal_estimate: Any = None
         self.link: Any = None
@@ -92,14 +102,18 @@ class PartitionSection(Section):
         self._summary_shape: tuple[int, int] = (-1, -1)
         self._pending_cuts: list[int] | None = None
         self._times_token = 0  # the latest block-times request (older answers are dropped)
+        self.suggester = DeviceSuggester()
+        #: the calibrated predictors to offer: (name for =predicted:NAME, the machine it was made for)
+        self.offers: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         yield self.tabs()
         with Horizontal(classes="form-row", id="partition-devices-row"):
             yield Label("Devices", classes="field-label")
-            yield Input(id="devices", compact=True, placeholder=EXAMPLE,
+            yield Input(id="devices", compact=True, placeholder=EXAMPLE, suggester=self.suggester,
                         tooltip="Devices in pipeline order, each =measured[:KEY], =predicted[:PREDICTOR] or"
-                                " =<FLOPs rate>, as in `gapp partition --devices`. Applied when you leave the field.")
+                                " =<FLOPs rate>, as in `gapp partition --devices`. Applied when you leave the field;"
+                                " NAME=pr completes a calibrated predictor's name (→ accepts it).")
         with Horizontal(classes="form-row", id="partition-link-row"):
             yield Label("Link", classes="field-label")
             yield Input(id="bandwidth", compact=True, placeholder="100Mbit/s",
@@ -221,8 +235,21 @@ class PartitionSection(Section):
         self._show_devices()
         self._update_optimal()
 
+    def _load_offers(self) -> None:
+        """The store's device predictors (``gapp calibrate``, or Calibrate in Measure), by name and machine."""
+        store = self.gapp.store()
+        offers: dict[str, str] = {}
+        for rec in store.device_predictors() if store is not None else []:
+            path = Path(rec["path"])
+            if path.is_file() and path.stem not in offers:
+                made = rec.get("made_for") or {}
+                offers[path.stem] = str(made.get("label") or made.get("device_key") or rec["device_key"])
+        self.offers = list(offers.items())
+        self.suggester.names = [n for n, _ in self.offers]
+
     def _show_devices(self) -> None:
-        words = self.query_one(DeviceNotes).show(self.columns, self.sources)
+        self._load_offers()
+        words = self.query_one(DeviceNotes).show(self.columns, self.sources, self.offers)
         self.gapp.workspace.devices_words = words
         self.gapp.refresh_status()
 
@@ -259,6 +286,7 @@ class PartitionSection(Section):
                               objective=objective)
         self.plan = plan
         self.estimate = estimate(self.table, plan)
+        self.range = plan_range(self.table, plan, self.columns)
         self.gapp.workspace.cuts = tuple(plan.boundaries)
         self.refresh_views()
 
@@ -291,7 +319,8 @@ class PartitionSection(Section):
 
     def _show_summary(self) -> None:
         est = self.estimate
-        text = (f"[b]{est.throughput:.3g}[/b] items/s · period {ms(est.period_s)} · latency {ms(est.latency_s)}"
+        text = (f"[b]{est.throughput:.3g}[/b] items/s{range_words(self.range)} · period {ms(est.period_s)}"
+                f" · latency {ms(est.latency_s)}"
                 f" · bottleneck [b red]{bottleneck_words(est, self.table.blocks)}[/]")
         plan_words = f"{est.throughput:.3g} items/s"
         if self.optimal_estimate is not None:

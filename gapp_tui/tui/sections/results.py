@@ -22,7 +22,7 @@ from ..widgets.results.plots import Bars, Point, Scatter
 from .base import Section
 
 COLUMNS = [("#", "index"), ("block", "name"), ("median ms", "median"), ("IQR ms", "iqr"), ("runs", "runs"),
-           ("predicted ms", "predicted"), ("error %", "error")]
+           ("predicted ms", "predicted"), ("interval ms", "interval"), ("error %", "error")]
 VIEWS = ("table", "scatter", "bars")
 #: the sort indicator after a column's name (ascending, descending; two cells kept free on every header)
 SORT_MARKS = (" ▲", " ▼")
@@ -43,6 +43,8 @@ class ResultsSection(Section):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.predicted: list[float] | None = None
+        #: the predictor's calibrated interval for this chain: (low seconds, high seconds, level), or None
+        self.interval: tuple[list[float], list[float], float] | None = None
         self.sort_column = 0
         self.sort_reverse = False
         self._loading_choices = False
@@ -152,6 +154,7 @@ class ResultsSection(Section):
             rows = [r for r in self._matching_rows(device=str(dev), setting=str(setting), mode=mode) if r["block"] >= 0]
         self.rows = rows
         self.predicted = self.gapp.predicted_times()
+        self.interval = self.gapp.predicted_interval() if self.predicted is not None else None
         self.fill_table()
         self.fill_sums(None if dev == Select.BLANK else str(dev), None if setting == Select.BLANK else str(setting))
         self.fill_accuracy()
@@ -164,15 +167,23 @@ class ResultsSection(Section):
             return None
         return self.predicted[block] * 1e3
 
+    def _span_ms(self, block: int) -> tuple[float, float] | None:
+        """The predicted time's interval (low, high ms) of ``block``, when the predictor has one."""
+        if self.interval is None or block >= len(self.interval[0]):
+            return None
+        return self.interval[0][block] * 1e3, self.interval[1][block] * 1e3
+
     def fill_table(self) -> None:
         table = self.query_one("#results-table", DataTable)
         table.clear()
         for r in self.rows:
             p = self._pred_ms(r["block"])
             err = (p - r["median_ms"]) / r["median_ms"] * 100 if p is not None and r["median_ms"] > 0 else None
+            span = self._span_ms(r["block"])
             table.add_row(
                 r["block"], r["block_name"], round(r["median_ms"], 4), round(r["iqr_ms"] or 0.0, 4), r["runs"] or 0,
-                round(p, 4) if p is not None else None, round(err, 1) if err is not None else None,
+                round(p, 4) if p is not None else None, f"{span[0]:.4g}-{span[1]:.4g}" if span else None,
+                round(err, 1) if err is not None else None,
                 key=str(r["block"]),
             )
         self._apply_sort()
@@ -256,10 +267,17 @@ class ResultsSection(Section):
         got = metrics([p for p, _ in pairs], [m for _, m in pairs])
         within = sum(1 for p, m in pairs if abs(p / m - 1) <= 0.10)
         rho = got["spearman"]
+        spans = [(self._span_ms(r["block"]), r["median_ms"]) for r in self.rows if r["median_ms"] > 0]
+        spans = [(sp, m) for sp, m in spans if sp is not None]
+        held = ""
+        if spans and self.interval is not None:  # how often the interval holds the measured time (its coverage)
+            inside = sum(1 for (lo, hi), m in spans if lo <= m <= hi)
+            held = (f" · its {100 * self.interval[2]:.0f}% interval holds [b]{inside}/{len(spans)}[/b]"
+                    f" ({inside / len(spans):.0%})")
         panel.update(f"[b]{self._predictor_words()}[/b] vs measured, {len(pairs)} blocks:"
                      f" MAPE [b]{got['mape']:.1f}%[/b] · within ±10% [b]{within}/{len(pairs)}[/b]"
                      f" ({within / len(pairs):.0%}) · Spearman [b]"
-                     + (f"{rho:.3f}" if rho == rho else "n/a (under 3 blocks)") + "[/b]")
+                     + (f"{rho:.3f}" if rho == rho else "n/a (under 3 blocks)") + "[/b]" + held)
 
     def fill_plots(self) -> None:
         family = self.gapp.workspace.chain.spec.family
@@ -267,11 +285,13 @@ class ResultsSection(Section):
         for r in self.rows:
             p = self._pred_ms(r["block"])
             if p is not None:
-                points.append(Point(r["median_ms"], p, family, r["block_name"]))
+                span = self._span_ms(r["block"])
+                points.append(Point(r["median_ms"], p, family, r["block_name"], *(span or (None, None))))
         points += self._other_points()
         empty = "no predicted times: choose a predictor (p)" if self.predicted is None else "nothing measured yet"
         self.query_one(Scatter).set_points(points, empty)
-        self.query_one(Bars).set_rows([(r["block_name"], r["median_ms"], self._pred_ms(r["block"])) for r in self.rows])
+        self.query_one(Bars).set_rows([(r["block_name"], r["median_ms"], self._pred_ms(r["block"])) for r in self.rows],
+                                      [self._span_ms(r["block"]) for r in self.rows])
 
     def _other_points(self) -> list[Point]:
         """Points of the other models predicted in this session by the same predictor, measured on this device."""

@@ -4,8 +4,9 @@ Both are plain Textual widgets rendering Rich text, so they are deterministic
 (snapshot tests) and need no plotting library. The scatter uses log axes
 (block times span three decades), a dotted y = x line, and one colour per
 model family; the bars show each block's measured time, with the predicted
-time as a tick on the same row when there is one. Both say what they show in
-a legend.
+time as a tick on the same row when there is one. A predictor with a
+calibrated interval adds it: a vertical whisker through each scatter point, a
+span of ``─`` around the tick on each bar. Both say what they show in a legend.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Point:
     predicted_ms: float
     family: str
     label: str = ""
+    low_ms: float | None = None  # the predicted time's interval, when the predictor has one
+    high_ms: float | None = None
 
 
 def family_colours(families: Sequence[str]) -> dict[str, str]:
@@ -63,6 +66,7 @@ class Scatter(Widget):
         label_w = 7
         pw, ph = max(4, w - label_w - 1), max(3, h - 3)
         values = [p.measured_ms for p in self.points] + [p.predicted_ms for p in self.points]
+        values += [v for p in self.points for v in (p.low_ms, p.high_ms) if v is not None and v > 0]
         lo, hi = math.log10(min(values)), math.log10(max(values))
         if hi - lo < 1e-9:
             lo, hi = lo - 0.5, hi + 0.5
@@ -80,6 +84,14 @@ class Scatter(Widget):
             v = 10 ** (lo + (hi - lo) * c / max(1, pw - 1))
             grid[row(v)][c] = ("·", "#6c6c6c")
         colours = family_colours([p.family for p in self.points])
+        whiskers = False
+        for p in self.points:  # intervals first: a point drawn later stays visible on another's whisker
+            if p.low_ms and p.high_ms and p.low_ms > 0:
+                c = col(p.measured_ms)
+                for r in range(row(p.high_ms), row(p.low_ms) + 1):
+                    if grid[r][c][0] != "●":
+                        grid[r][c] = ("│", colours[p.family])
+                whiskers = True
         for p in self.points:
             r, c = row(p.predicted_ms), col(p.measured_ms)
             grid[r][c] = ("●", colours[p.family])
@@ -104,6 +116,8 @@ class Scatter(Widget):
         for fam, colour in colours.items():
             legend.append("● ", style=colour)
             legend.append(f"{fam} block  ")
+        if whiskers:
+            legend.append("│ interval  ", style="dim")
         legend.append("··· y = x (a perfect prediction)", style="#6c6c6c")
         text.append_text(legend)
         return text
@@ -117,9 +131,13 @@ class Bars(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: list[tuple[str, float | None, float | None]] = []
+        self.spans: list[tuple[float, float] | None] = []
 
-    def set_rows(self, rows: Sequence[tuple[str, float | None, float | None]]) -> None:
+    def set_rows(self, rows: Sequence[tuple[str, float | None, float | None]],
+                 spans: Sequence[tuple[float, float] | None] | None = None) -> None:
+        """``rows``: (block, measured ms, predicted ms); ``spans``: the predicted time's interval per row (or None)."""
         self.rows = list(rows)
+        self.spans = list(spans) if spans is not None else [None] * len(self.rows)
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
@@ -133,6 +151,7 @@ class Bars(Widget):
         num_w = 9
         bar_w = max(4, w - name_w - num_w - 3)
         peak = max(max(m or 0, p or 0) for _, m, p in self.rows) or 1.0
+        peak = max([peak] + [hi for sp in self.spans if sp for hi in sp[1:]])
         text = Text(" " * (name_w + 1))
         text.append("█", style="#5fafff")
         text.append(" measured median (ms at the right)", style="dim")
@@ -140,6 +159,8 @@ class Bars(Widget):
             text.append("   ")
             text.append("┃", style="bold #ffaf5f")
             text.append(" predicted", style="dim")
+            if any(self.spans):
+                text.append(" ─── its interval", style="dim")
         text.append(f"   full bar {_fmt(peak)} ms\n", style="dim")
         for i, (name, m, p) in enumerate(self.rows):
             text.append(f"{name[:name_w]:<{name_w}} ", style="bold")
@@ -150,6 +171,14 @@ class Bars(Widget):
                 cells.append(" ▏▎▍▌▋▊▉"[int(frac * 8)])
             cells += [" "] * (bar_w - len(cells))
             styles = ["#5fafff"] * bar_w
+            span = self.spans[i] if i < len(self.spans) else None
+            if p is not None and span is not None:  # its interval: a span of ─ around the tick
+                a, b = (min(bar_w - 1, int(v / peak * bar_w)) for v in span)
+                for j in range(a, b + 1):
+                    if cells[j] == " ":
+                        cells[j], styles[j] = "─", "#ffaf5f"
+                    else:
+                        styles[j] = "#5fafff on #5f3f1f"
             if p is not None:  # the predicted time: an orange tick on the same row
                 at = min(bar_w - 1, int(p / peak * bar_w))
                 cells[at], styles[at] = "┃", "bold #ffaf5f"
