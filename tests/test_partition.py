@@ -345,3 +345,44 @@ def test_sender_cpu_time_counts_in_the_stage_with_overlapped_communication():
     # the optimum moves the cut to where less is sent when sending costs CPU
     best = solve(t, ["pi", "server"], lk)
     assert estimate(t, best).period_s <= e.period_s
+
+
+# ---------------------------------------------------------------------------------------------- where stages run
+
+
+def test_run_choices_offer_this_machine_then_the_plans_hosts():
+    from gapp_tui.partition.hosts import run_choices
+
+    # no host known: only this machine (the TUI's run key then asks nothing)
+    assert [p.words() for p in run_choices(["pi", "server"], {}, ["server"], "")] == ["every stage on this machine"]
+    # the Measure host takes the first device not measured here
+    here, there = run_choices(["pi", "server"], {}, ["server"], "me@pi.local")
+    assert not here.remote and dict(there.hosts) == {"pi": "me@pi.local"}
+    assert there.words() == "pi on me@pi.local, server here"
+    # a device measured over SSH runs on the host it was measured on; the Measure host is then not guessed
+    _, there = run_choices(["pi", "server"], {"server": "u@gpu:2222", "pi": None}, [], "me@pi.local")
+    assert dict(there.hosts) == {"server": "u@gpu:2222"} and there.words() == "pi here, server on u@gpu:2222"
+    # every device measured here: nothing for the Measure host to take
+    assert len(run_choices(["pi", "server"], {}, ["pi", "server"], "me@pi.local")) == 1
+
+
+def test_measured_host_is_the_host_a_device_was_measured_on(tmp_path):
+    from gapp_tui.partition.hosts import measured_host
+    from gapp_tui.store import Store
+    from tests.test_store import SETTING, row
+
+    with Store(tmp_path / "s.sqlite") as s:
+        s.add_rows([row(0, 1.0), dict(row(0, 1.0, device="dev-b"), extra={"remote": {"host": "pi@10.0.0.2"}})])
+        assert measured_host(s, "dev-a", SETTING) is None  # measured on this machine
+        assert measured_host(s, "dev-b", SETTING) == "pi@10.0.0.2"
+        assert measured_host(s, "dev-b") == "pi@10.0.0.2" and measured_host(s, None) is None
+
+
+def test_the_rendezvous_address_is_one_every_stage_reaches():
+    from gapp_tui.pipeline.run import master_address
+
+    assert master_address(["pi", "server"], {}) == "127.0.0.1"
+    assert master_address(["pi", "server"], {"pi": None, "server": "me@127.0.0.1:2222"}) == "127.0.0.1"
+    assert master_address(["pi", "server"], {"pi": "me@10.1.2.3:22"}) == "10.1.2.3"  # stage 0 listens there
+    with pytest.raises(BadInput, match="no route from this machine to me@no-such-host.invalid"):
+        master_address(["pi", "server"], {"server": "me@no-such-host.invalid"})

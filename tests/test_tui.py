@@ -7,6 +7,8 @@ the whole flow to a few seconds.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from gapp_tui.tui.messages import MeasureDone, MeasureProgress
 from gapp_tui.tui.sections.help import HelpScreen
 from gapp_tui.tui.state import UiState
 from gapp_tui.tui.widgets.partition.strip import CutStrip
+from gapp_tui.tui.widgets.partition.where import RunWhereScreen
 from gapp_tui.tui.widgets.results.plots import Bars
 from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1)
 
@@ -259,6 +262,7 @@ async def test_keys_answer_while_measuring_and_cancel_keeps_finished_blocks(tui_
         waits = await key_latencies(app, 10, lambda: measuring.running)
         assert len(waits) >= 3 and measuring.running  # the keys were answered during the measurement
         assert max(waits) < 0.5, waits  # no freeze (benchmarks/tui_responsiveness.py measures the latency)
+        await pilot.pause(0.1)  # the probes came 50 ms apart: a key right after them would be typing (issue 22)
         await pilot.press("question_mark")  # the help screen opens while the worker measures
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 10)
         assert measuring.running
@@ -476,6 +480,89 @@ async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_
         await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
                        180)
         assert "measured" in section.pipeline_text and "output [green]matches" in section.pipeline_text
+
+
+def _python_here(folder) -> str:
+    """A "remote python" that runs this checkout's GAPP (the test sshd's sessions start with a bare environment)."""
+    root = Path(__file__).resolve().parents[1]
+    wrapper = folder / "python-gapp"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={root} exec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+@sync
+async def test_run_key_offers_the_measure_host_and_runs_the_stage_there(tui_env, sshd):
+    """Issue 23: `r` offers the plan's SSH host (the Measure host); choosing it runs pi's stage over SSH."""
+    host = f"{sshd.target}:{sshd.port}"
+    known = sshd.trust(tui_env / "known_hosts")
+    app = small_app(devices=FLOPS_DEVICES, host=host, identity=str(sshd.client_key), known_hosts=str(known),
+                    remote_python=_python_here(tui_env))
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        await open_partition(app, pilot)
+        section = app.screen
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunWhereScreen), 10)
+        shown = str(app.screen.query_one("#run-where-text").render())
+        assert "every stage on this machine" in shown and f"pi on {host}, server here" in shown, shown
+        sessions = len(sshd.session_pids())
+        await pilot.press("o")
+        await wait_for(pilot, lambda: app.screen is section)
+        await wait_for(pilot, lambda: len(sshd.session_pids()) > sessions or "running" not in section.pipeline_text,
+                       60)
+        assert len(sshd.session_pids()) > sessions  # pi's stage was started over SSH
+        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
+                       180)
+        assert f"pi on {host}, server here" in section.pipeline_text, section.pipeline_text
+        assert "output [green]matches" in section.pipeline_text
+        assert "loopback" not in section.pipeline_text  # no longer "every stage on this machine"
+        saved = json.loads(app.last_plan_path.read_text())
+        assert saved["hosts"] == {"pi": host, "server": None}  # the plan file says where it ran
+
+
+@pytest.mark.ssh
+@sync
+async def test_an_unreachable_plan_host_is_one_error_line_and_the_run_line_names_it(tui_env, sshd):
+    dead = f"{sshd.user}@127.0.0.1:{_closed_port()}"  # nothing listens there
+    app = small_app(devices=FLOPS_DEVICES, host=dead, identity=str(sshd.client_key),
+                    remote_python=_python_here(tui_env))
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        await open_partition(app, pilot)
+        section = app.screen
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunWhereScreen), 10)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: "running" not in section.pipeline_text, 60)
+        assert "pipeline run error" in section.pipeline_text and dead in section.pipeline_text
+        errors = [n for n in notifications(app) if dead.split("@")[1] in n or "connect" in n.lower()]
+        assert errors and "\n" not in errors[-1].split("\n(traceback")[0], notifications(app)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@sync
+async def test_with_no_host_known_the_run_key_asks_nothing(tui_env):
+    app = small_app(devices=FLOPS_DEVICES)
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        await open_partition(app, pilot)
+        section = app.screen
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, RunWhereScreen)
+        assert "every stage as a process on this machine" in section.pipeline_text
+        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
+                       180)
+        assert "every stage ran on this machine" in section.pipeline_text
 
 
 def test_gapp_serve_serves_the_app_page(tmp_path):

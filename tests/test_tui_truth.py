@@ -329,6 +329,44 @@ async def test_letters_typed_outside_a_field_do_not_retrace_the_model_or_reset_t
         assert list(app.screen.plan.boundaries) == list(cuts)
 
 
+@sync
+async def test_a_word_typed_outside_a_field_runs_none_of_its_letters(tui_env):
+    """Issue 22: `server=measured` typed while the strip had the cursor ran s (save), r (run the pipeline),
+    a (add a cut) and d (remove one), one after another. Now only its first letter acts, and the app says
+    where typing goes; one key pressed twice quickly still acts twice."""
+    app = small_app(devices=FLOPS_DEVICES)
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        await open_partition(app, pilot)
+        section = app.screen
+        await pilot.press("right")
+        await pilot.pause()
+        devices, cuts = list(section.plan.devices), app.workspace.cuts
+        before = len(notifications(app))
+        await pilot.press(*"server=measured")
+        await pilot.pause(0.5)
+        assert section.pipeline_text == "", section.pipeline_text  # r did not run the plan
+        assert list(section.plan.devices) == devices and app.workspace.cuts == cuts  # nor a/d the cuts
+        told = notifications(app)[before:]
+        assert sum("Typing goes to a field" in n for n in told) == 1, told
+        assert sum("run it with" in n for n in told) == 1, told  # the first letter, s, saved the plan (once)
+        await pilot.pause(0.3)
+        await pilot.press("o")  # a key pressed on its own is a command again
+        await pilot.pause(0.3)
+        assert section.plan.objective != "manual"
+
+
+@sync
+async def test_one_key_pressed_twice_quickly_acts_twice(tui_env):
+    app = small_app(devices=FLOPS_DEVICES)
+    async with run(app, (100, 30)) as pilot:
+        await trace(app, pilot)
+        await open_partition(app, pilot)
+        section = app.screen
+        await pilot.press("a", "a")  # two cuts added: a repeated key is meant
+        await wait_for(pilot, lambda: len(section.plan.devices) == 4, 30)
+
+
 # ---------------------------------------------------------------------------------------------- 6. the Models form
 
 

@@ -8,7 +8,7 @@
 from .config import PlanView, StageConfig, plan_dict, read_plan
 from .exported import ExportedRun, read_export
 from .result import PipelineResult
-from .run import PipelineError, check_cuts, free_port, run_plan
+from .run import PipelineError, check_cuts, free_port, master_address, run_plan
 
 __all__ = [
     "ExportedRun",
@@ -18,6 +18,7 @@ __all__ = [
     "StageConfig",
     "check_cuts",
     "free_port",
+    "master_address",
     "plan_dict",
     "read_export",
     "read_plan",

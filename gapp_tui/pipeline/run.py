@@ -53,7 +53,7 @@ from typing import Any
 import torch
 
 from ..errors import BadInput, Failure
-from ..ssh import SSHOptions
+from ..ssh import SSHOptions, parse_target
 from .compare import plan_stage_compute, stage_estimate
 from .config import PlanView, StageConfig, read_plan, spec_to_dict
 from .exported import ExportedRun, read_export
@@ -141,6 +141,33 @@ def _remote_env(threads: int, ifname: str | None) -> dict[str, str]:
 
 def _is_loopback(addr: str) -> bool:
     return addr in ("localhost", "::1") or addr.startswith("127.")
+
+
+def master_address(devices: Sequence[str], hosts: Mapping[str, str | None]) -> str:
+    """An address for the rendezvous every stage can reach: stage 0's host, else this machine's towards a host.
+
+    No hosts (or only loopback ones): ``127.0.0.1``. Stage 0 on a host: that
+    host's name. Stage 0 here: the address this machine reaches the first
+    host from (BadInput, one line, when there is no route to it).
+    """
+    first = hosts.get(devices[0]) if devices else None
+    if first:
+        name = parse_target(first)[1]
+        return "127.0.0.1" if _is_loopback(name) else name
+    remote = [h for h in (hosts.get(d) for d in devices) if h]
+    if not remote:
+        return "127.0.0.1"
+    name = parse_target(remote[0])[1]
+    if _is_loopback(name):
+        return "127.0.0.1"
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((name, 9))  # no packet is sent: the kernel picks the route and its source address
+            return str(s.getsockname()[0])
+    except OSError as exc:
+        raise BadInput(f"no route from this machine to {remote[0]} ({exc.strerror or exc}); check the host name"
+                       " or run the stages with `gapp pipeline run --master-addr ADDRESS`") from None
 
 
 # ----------------------------------------------------------------------------- the launcher

@@ -37,6 +37,7 @@ from textual.worker import Worker, WorkerState
 from ..errors import BadInput, one_line
 from ..store import Store
 from .commands import GappCommands
+from .keys import TypingGuard
 from .messages import Predicted
 from .sections.help import HelpScreen
 from .sections.measure import MeasureSection
@@ -90,6 +91,8 @@ class GappApp(App[None]):
         #: section name -> its screen once mounted
         self.sections: dict[str, Any] = {}
         self.last_plan_path: Path | None = None
+        #: letters typed in a burst while no field has the cursor are not commands (the sections ask it)
+        self.typing_guard = TypingGuard()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         # predicted seconds per block, by chain (its id, with the chain kept alive) and predictor file

@@ -15,6 +15,10 @@ from typing import Any
 
 from textual.binding import Binding
 
+#: printable keys closer together than this (seconds), outside a field, are typing: keys pressed one by
+#: one as commands come slower (a fast typist's letters come 50-100 ms apart, a key held down 30-40 ms)
+TYPING_BURST_S = 0.08
+
 
 @dataclasses.dataclass(frozen=True)
 class KeyAction:
@@ -62,3 +66,29 @@ def section_keys(app: Any, section: str) -> Iterator[tuple[str, str]]:
     for k in key_actions(type(app), app.MODES):
         if k.section == section:
             yield key_text(app, k.binding), k.binding.description
+
+
+class TypingGuard:
+    """Tells typing that missed a field from keys pressed as commands (issue 22: keys never steal typing).
+
+    A printable key that comes within ``window`` seconds of the previous one
+    is typing when it is another key, or when the previous one was typing
+    too: a word typed while no field has the cursor does not run the
+    sections' letters one after another. One key repeated (held down, pressed
+    twice) is meant as a command. The first key of a burst cannot be told
+    from a command and acts; ``new_burst`` is true on the first key refused.
+    """
+
+    def __init__(self, window: float = TYPING_BURST_S) -> None:
+        self.window = window
+        self.new_burst = False
+        self._last_at = float("-inf")
+        self._last_key: str | None = None
+        self._typing = False
+
+    def typing(self, key: str, at: float) -> bool:
+        """Whether the printable ``key`` pressed at ``at`` (monotonic seconds) is typing, not a command."""
+        typing = at - self._last_at < self.window and (key != self._last_key or self._typing)
+        self.new_burst = typing and not self._typing
+        self._last_at, self._last_key, self._typing = at, key, typing
+        return typing

@@ -86,6 +86,20 @@ class Section(Screen):
             text = self.gapp.status_text()
         lines.first().show(text)
 
+    # ------------------------------------------------------------------ typing that missed a field
+
+    def on_key(self, event: events.Key) -> None:
+        """A burst of letters typed while no field has the cursor is not a string of commands (issue 22)."""
+        if not event.is_printable or isinstance(self.focused, Input):
+            return
+        guard = self.gapp.typing_guard
+        if guard.typing(event.key, event.time):
+            event.stop()
+            event.prevent_default()  # the section's and the app's keys never see it
+            if guard.new_burst:
+                self.notify("Typing goes to a field: press Tab or click one first. Keys typed this fast outside"
+                            " a field are not taken as commands.", title="Keys", severity="warning", timeout=5)
+
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         self.refresh_status()
 

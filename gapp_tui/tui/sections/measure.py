@@ -224,6 +224,12 @@ class MeasureSection(Section):
             force=force,
         )
 
+    def ssh_fields(self) -> dict[str, str]:
+        """What the SSH fields hold now (typed, not yet used): host, identity, known_hosts, remote_python."""
+        return {key: self.query_one(f"#{wid}", Input).value.strip()
+                for key, wid in (("host", "host"), ("identity", "identity"), ("known_hosts", "known-hosts"),
+                                 ("remote_python", "remote-python"))}
+
     def ssh_options(self, accept_new_host_key: bool = False) -> Any:
         """The SSH options the fields describe (BadInput on a bad host)."""
         from ...ssh import SSHOptions  # slow (paramiko): only an SSH measurement pays for it

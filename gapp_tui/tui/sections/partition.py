@@ -21,6 +21,7 @@ own is never shown as having its own times.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from textual.worker import Worker, WorkerState
 from ...errors import BadInput, one_line
 from ...partition.devices import EXAMPLE, DeviceSpec, format_devices, parse_devices
 from ...partition.estimate import estimate
+from ...partition.hosts import RunPlace, measured_host, run_choices
 from ...partition.link import Link, stored_link
 from ...partition.plan import Plan
 from ...partition.solver import solve
@@ -46,6 +48,7 @@ from ..messages import PipelineDone, TimesReady
 from ..widgets.partition.devices import DeviceNotes, DeviceSuggester
 from ..widgets.partition.estimate import EstimatePanel
 from ..widgets.partition.strip import CutStrip, ms
+from ..widgets.partition.where import RunWhereScreen
 from .base import Section
 
 LINK_FIELDS = ("devices", "bandwidth", "latency")
@@ -73,7 +76,8 @@ class PartitionSection(Section):
         Binding("s", "save", "Save", show=False, id="partition.save",
                 tooltip="Save the plan on screen as JSON (for gapp pipeline run)"),
         Binding("r", "run_pipeline", "Run", show=False, id="partition.run_pipeline",
-                tooltip="Run the plan for real, every stage on this machine, and compare with the estimate"),
+                tooltip="Run the plan for real and compare with the estimate: every stage on this machine, or (asked when"
+                        " a device has an SSH host) each device's stage on its host"),
     ]
     WIDGET_KEYS = {"#strip": CutStrip}
     FIELD_NAMES = {"devices": "Devices", "bandwidth": "Link bandwidth", "latency": "Link latency",
@@ -98,6 +102,7 @@ class PartitionSection(Section):
         self._chain: Any = None
         self.pipeline_text = ""
         self._pipeline_chain: Any = None  # the chain the run line speaks of
+        self._run_place: RunPlace | None = None  # where the latest run's stages run
         self._good: dict[str, str] | None = None
         self._summary_shape: tuple[int, int] = (-1, -1)
         self._pending_cuts: list[int] | None = None
@@ -475,40 +480,89 @@ class PartitionSection(Section):
         self.notify(f"{row['host']} ({row['direction']}, {row['measured_at']})", title="Link from probe", timeout=4)
 
     def action_save(self) -> None:
-        if not self._current():
-            return
-        plan = self.plan
+        if self._current():
+            self._save(self.plan)
+
+    def _save(self, plan: Plan) -> Path | None:
+        """Save ``plan`` with its estimate; the path (None when it cannot be written, said in a notification)."""
         plan.estimate = estimate(self.table, plan).to_dict()
         path = self.gapp.plan_path(plan)
         try:
             plan.save(path)
         except OSError as exc:
             self.notify(f"cannot write {path}: {exc.strerror}", title="Save plan", severity="error")
-            return
+            return None
         self.gapp.last_plan_path = path
         link = plan.links[0] if plan.links else None
         what = f"{', '.join(plan.devices)} at {list(plan.boundaries)}" + (
             f", {format_bandwidth(link.bandwidth)} {format_time(link.latency)}" if link is not None else "")
+        hosts = RunPlace(tuple(plan.devices), {d: h for d, h in plan.hosts.items() if h})
+        if hosts.remote:
+            what += f"\n{hosts.words()}"
         self.notify(f"{path}\n{what}\nrun it with: gapp pipeline run {path}", title="Plan saved", timeout=6)
+        return path
+
+    def _ssh_fields(self) -> dict[str, str]:
+        """The Measure section's SSH fields (as typed there), else the remembered ones."""
+        s = self.gapp.ui_state
+        fields = {"host": s.host, "identity": s.identity, "known_hosts": s.known_hosts,
+                  "remote_python": s.remote_python}
+        measure = self.gapp.sections.get("measure")
+        if measure is not None:
+            fields.update(measure.ssh_fields())
+        fields["remote_python"] = fields["remote_python"] or "python3"
+        return fields
+
+    def run_places(self) -> list[RunPlace]:
+        """Where the plan on screen can run: this machine, then (when a device has an SSH host) the plan's hosts."""
+        store = self.gapp.store() if any(c.store_key for c in self.columns) else None
+        measured = {c.device.name: measured_host(store, c.store_key, c.setting) for c in self.columns
+                    if c.store_key} if store is not None else {}
+        here = [d for d, src in self.sources.items() if src.here]
+        return run_choices(self.plan.devices, measured, here, self._ssh_fields()["host"])
 
     def action_run_pipeline(self) -> None:
         if not self._current():
             return
-        self.action_save()
-        path = self.gapp.last_plan_path
+        places = self.run_places()
+        if len(places) == 1:
+            self._run_at(places[0])
+            return
+        def chosen(place: RunPlace | None) -> None:
+            if place is not None:
+                self._run_at(place)
+
+        self.app.push_screen(RunWhereScreen(places), chosen)
+
+    def _run_at(self, place: RunPlace) -> None:
+        """Save the plan with ``place``'s hosts and run it in the pipeline worker."""
+        plan = dataclasses.replace(self.plan, hosts=dict(place.hosts))
+        path = self._save(plan)
         if path is None:
             return
-        self.pipeline_text = "[yellow]pipeline running: every stage as a process on this machine…[/]"
+        where = place.words() if place.remote else "every stage as a process on this machine"
+        self.pipeline_text = f"[yellow]pipeline running: {where}…[/]"
+        self._run_place = place
         self._pipeline_chain = self.gapp.workspace.chain
         self._show_summary()
-        self.run_pipeline(path)
+        self.run_pipeline(path, self._ssh_fields() if place.remote else None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pipeline", description="pipeline run")
-    def run_pipeline(self, path: Path, items: int = 30) -> None:
-        """Run a saved plan for real (one gloo process per stage) and report measured against estimated."""
-        from ...pipeline.run import run_plan  # slow (torch)
+    def run_pipeline(self, path: Path, ssh: dict[str, str] | None = None, items: int = 30) -> None:
+        """Run a saved plan for real (one gloo process per stage, a host's over SSH); measured against estimated."""
+        from ...pipeline.config import read_plan  # slow (torch): the pipeline package imports it
+        from ...pipeline.run import master_address, run_plan  # slow (torch)
+        from ...ssh import SSHOptions  # slow (paramiko): only a run on a host pays for it
 
-        result = run_plan(path, items=items, warmup=3, latency_items=3, timeout=30.0, deadline=300.0)
+        options = None
+        master = "127.0.0.1"
+        if ssh is not None:
+            options = SSHOptions(identity=ssh["identity"] or None, known_hosts=ssh["known_hosts"] or None,
+                                 remote_python=ssh["remote_python"]).check()
+            view = read_plan(path)
+            master = master_address(view.devices, view.hosts)
+        result = run_plan(path, items=items, warmup=3, latency_items=3, timeout=30.0, deadline=300.0, ssh=options,
+                          master_addr=master)
         self.post_message(PipelineDone(result))
 
     def _stand_ins(self, report: Any) -> list[str]:
@@ -522,9 +576,13 @@ class PartitionSection(Section):
         est = r.estimate.get("throughput_per_s")
         rerun = r.estimate_with_run_compute.get("throughput_per_s")
         stand_ins = self._stand_ins(r)
-        where = "every stage ran on this machine" + (f", not on {', '.join(stand_ins)}" if stand_ins else "")
-        hosts = getattr(r.plan, "hosts", {}) or {}
-        if self.link is not None and not any(hosts.values()):
+        hosts = {d: h for d, h in (getattr(r.plan, "hosts", {}) or {}).items() if h}
+        place = RunPlace(tuple(r.plan.devices), hosts)
+        if place.remote:
+            where = place.words() + (f"; {', '.join(stand_ins)} not on its own hardware" if stand_ins else "")
+        else:
+            where = "every stage ran on this machine" + (f", not on {', '.join(stand_ins)}" if stand_ins else "")
+        if self.link is not None and not hosts:
             where += f", over loopback, not a {format_bandwidth(self.link.bandwidth)} link"
         text = f"[b]pipeline run[/b] ({where}): measured [b]{r.throughput_per_s:.3g}[/b] items/s"
         if est:
@@ -534,11 +592,13 @@ class PartitionSection(Section):
         text += " · output " + ("[green]matches[/]" if r.output_ok else f"[red]differs by {r.output_max_abs_diff:.2g}[/]")
         self.pipeline_text = text
         self._show_summary()
-        self.notify(f"{r.throughput_per_s:.3g} items/s measured on this machine", title="Pipeline run", timeout=4)
+        self.notify(f"{r.throughput_per_s:.3g} items/s measured "
+                    + (place.words() if place.remote else "on this machine"), title="Pipeline run", timeout=4)
 
     def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         if worker.group == "pipeline" and state != WorkerState.SUCCESS:
-            self.pipeline_text = f"[red]pipeline run {state.name.lower()}[/]"
+            where = f" ({self._run_place.words()})" if self._run_place is not None and self._run_place.remote else ""
+            self.pipeline_text = f"[red]pipeline run {state.name.lower()}{where}[/]"
             self._show_summary()
         elif worker.group == "times" and state == WorkerState.ERROR:
             self.pending = False
