@@ -443,10 +443,10 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         row = table.get_row_at(0)
         assert row[5] == round(want[0] * 1e3, 4)
         median = section.rows[0]["median_ms"]
-        assert row[7] == round((want[0] * 1e3 - median) / median * 100, 1)
+        assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
         # every prediction carries its interval: the table's column, the scatter's whiskers, the bars' spans
         iv = predictor.block_intervals(extract(app.workspace.chain))
-        assert row[6] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
+        assert row[7] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
         points = section.query_one(Scatter).points
         assert len(points) == 2 and all(p.low_ms < p.predicted_ms < p.high_ms for p in points)
         assert section.query_one(Bars).spans[0] == pytest.approx((iv["low"][0], iv["high"][0]))
@@ -631,6 +631,7 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             await wait_for(pilot, lambda: any(e["kind"] == "core" for e in blocks_seen), 120)
             await pilot.press("c")
             await wait_for(pilot, lambda: not section.running, 120)
+            await pilot.pause(0.2)
             assert section.calibration is None and "calibration stopped" in app.screen_text()
             with Store() as st:
                 kept = st.rows(model=probes.MODEL_NAME)
@@ -643,6 +644,7 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             report = section.calibration
             assert report is not None, app.screen_text()
             assert report["new_rows"] < report["probes_measured"]  # the probes measured before were not again
+            await pilot.pause(0.2)  # the status line repainted
             text = app.screen_text()
             assert "held-out probes" in text and f"predicted:{Path(report['predictor']).stem}" in text
             with Store() as st:
