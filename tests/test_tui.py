@@ -668,3 +668,52 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             assert part.sources["pi"].long.startswith(f"predicted by pi's own predictor {name} (made for")
     finally:
         probes._pool_and_graphs.cache_clear()
+
+
+@pytest.mark.ssh
+@sync
+async def test_calibrate_over_ssh_asks_about_the_host_key_then_records_the_devices_predictor(tui_env, sshd,
+                                                                                           monkeypatch):
+    """Calibrate on the SSH host typed in Measure: the unknown key is asked about, `y` starts the calibration again."""
+    from gapp_tui.predict import probes
+    from gapp_tui.store import Store
+    from gapp_tui.tui.widgets.measure.hostkey import HostKeyScreen
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tui_env / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tui_env / "cache"))
+    monkeypatch.setattr(probes, "POOL_SIZE", 24)
+    monkeypatch.setattr(probes, "CORE_SIZE", 6)
+    probes._pool_and_graphs.cache_clear()
+    folder = tui_env / "predictors"
+    _tiny_predictor(folder / "tiny.pt")
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    known_hosts = tui_env / "known_hosts"
+    known_hosts.touch()
+    app = small_app(host=f"{sshd.target}:{sshd.port}", identity=str(sshd.client_key), known_hosts=str(known_hosts))
+    try:
+        async with run(app, (100, 30)) as pilot:
+            await trace(app, pilot)
+            app.choose_predictor(str(folder / "tiny.pt"))
+            await pilot.press("2")
+            await pilot.pause()
+            section = app.screen
+            assert section.query_one("#target", Select).value == "ssh"
+            section.query_one("#remote-python", Input).value = sys.executable  # the "device" is this machine
+            section.query_one("#threads", Input).value = "1"
+            section.query_one("#budget", Input).value = "4s"
+            section.query_one("#start").focus()
+            await pilot.press("k")
+            await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), 30)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: section.calibration is not None or (
+                not section.running and app.screen is section and "failed" in app.screen_text()), 180)
+            report = section.calibration
+            assert report is not None, app.screen_text()
+            assert str(sshd.port) in report["machine"] and sshd.known_hosts_line.split()[2] in known_hosts.read_text()
+            with Store() as st:
+                rows = st.rows(model=probes.MODEL_NAME, device=report["device_key"])
+                rec = st.device_predictor(report["device_key"])
+            assert len(rows) == report["probes_measured"] > 1 and all(r["extra"]["remote"]["host"] for r in rows)
+            assert rec is not None and Path(rec["path"]).is_file()
+    finally:
+        probes._pool_and_graphs.cache_clear()
