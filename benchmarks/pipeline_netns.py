@@ -241,7 +241,7 @@ def block_times(chain, cpu: int, fns=None) -> list[float]:
     try:
         x = chain.spec.example_input()
         with torch.inference_mode():
-            stats, _ = time_sequence(fns or [b.module for b in chain.blocks], (x,),
+            stats, _, _ = time_sequence(fns or [b.module for b in chain.blocks], (x,),
                                      precision=Precision(min_runs=8, max_runs=40, max_time_s=1.0, target_ci=0.02))
     finally:
         os.sched_setaffinity(0, before)

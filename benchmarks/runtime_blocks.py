@@ -219,7 +219,7 @@ def server_times(prep: dict, cpu: int) -> list[float]:
     """Eager float32 block medians (ms), in context, one thread on ``cpu``."""
     pin_all({cpu})
     torch.set_num_threads(1)
-    per, _ = time_sequence([b.module for b in prep["chain"].blocks], (prep["x"],), "cpu",
+    per, _, _ = time_sequence([b.module for b in prep["chain"].blocks], (prep["x"],), "cpu",
                            Precision(min_runs=10, max_runs=60, target_ci=0.02, max_time_s=1.0))
     return [s.median_ms for s in per]
 

@@ -39,6 +39,8 @@ from torch_geometric.data import Data
 
 from . import aten_ops, composite
 from .blocks import BlockChain, TensorInfo
+from .errors import BadInput
+from .zoo import ModelSpec
 
 FEATURE_SCHEMA_VERSION = 2
 
@@ -193,8 +195,6 @@ class BlockGraph:
         rows reads int8 features and a float32 one is unaffected.
         """
         if dtype not in FEATURE_DTYPES:
-            from .errors import BadInput
-
             raise BadInput(f"feature dtype {dtype!r} is not supported; give one of {', '.join(FEATURE_DTYPES)}")
         ratio = FEATURE_DTYPES[dtype] / FEATURE_DTYPES[self.dtype]
         if ratio == 1:
@@ -229,8 +229,6 @@ class BlockGraph:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BlockGraph:
         if d.get("schema_version") != FEATURE_SCHEMA_VERSION:
-            from .errors import BadInput
-
             raise BadInput(
                 f"feature schema version {d.get('schema_version')!r} is not supported; this GAPP reads version"
                 f" {FEATURE_SCHEMA_VERSION} (re-extract with `gapp features`)"
@@ -436,8 +434,6 @@ def extract(chain: BlockChain, warn: bool = True, dtype: str = "float32") -> lis
 
 def extract_model(name: str, granularity: str | int = "natural", **spec_kwargs: Any) -> list[BlockGraph]:
     """Trace on meta tensors and extract: ``extract_model("resnet50")``."""
-    from .zoo import ModelSpec
-
     chain = BlockChain.from_spec(ModelSpec(name, **spec_kwargs), granularity, device="meta")
     return extract(chain)
 
@@ -447,8 +443,6 @@ def extract_model(name: str, granularity: str | int = "natural", **spec_kwargs: 
 
 def save_features(graphs: Sequence[BlockGraph], chain: BlockChain, output_dir: Path) -> dict[str, Path]:
     """Write ``<model>.graphs.pt`` (all BlockGraphs), ``<model>.blocks.csv`` and ``<model>.features.json``."""
-    from .errors import BadInput
-
     output_dir = Path(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -477,8 +471,6 @@ def save_features(graphs: Sequence[BlockGraph], chain: BlockChain, output_dir: P
 
 def load_features(path: Path) -> list[BlockGraph]:
     """Read a ``.graphs.pt`` file written by :func:`save_features` (refuses another schema version)."""
-    from .errors import BadInput
-
     try:
         doc = torch.load(Path(path), weights_only=True)
     except Exception as exc:

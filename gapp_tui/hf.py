@@ -85,7 +85,7 @@ def load_config(text: str) -> Any:
     try:
         return AutoConfig.for_model(model_type, **fields)
     except ValueError:
-        from transformers import CONFIG_MAPPING
+        from transformers import CONFIG_MAPPING  # optional: transformers
 
         hint = closest(text, config_names()) or closest(model_type, list(CONFIG_MAPPING.keys()))
         raise BadInput(

@@ -27,8 +27,10 @@ The runtimes' packages are optional extras and imported here only when used
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
+import io
 import logging
 import tempfile
 import time
@@ -179,16 +181,19 @@ def compile_artifact(
 
 def _executorch(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, quantize: str | None,
                 calibration: list[tuple[torch.Tensor, ...]]) -> None:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # optional: executorch
+    from executorch.exir import to_edge_transform_and_lower  # optional: executorch
 
     program = torch.export.export(module, args)
     if quantize == "int8":
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (  # optional: executorch
             XNNPACKQuantizer,
             get_symmetric_quantization_config,
         )
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantize_pt2e import (  # optional: executorch's quantizer
+            convert_pt2e,
+            prepare_pt2e,
+        )
 
         quantizer = XNNPACKQuantizer()
         quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -203,21 +208,23 @@ def _executorch(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, q
 
 def _onnxruntime(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, quantize: str | None,
                  calibration: list[tuple[torch.Tensor, ...]]) -> None:
-    import contextlib
-    import io
-
     # the exporter reports its progress on stdout, which belongs to --json documents
     with contextlib.redirect_stdout(io.StringIO()):
         program = torch.onnx.export(module, args, dynamo=True, verbose=False)
     if quantize != "int8":
         program.save(str(path))
         return
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (  # optional: onnxruntime
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     with tempfile.TemporaryDirectory(prefix="gapp-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         program.save(str(fp32))
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: onnxruntime
 
         names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
 

@@ -148,11 +148,11 @@ def load_artifact(path: str | os.PathLike[str], runtime: str, threads: int | Non
 
         return run_eager
     if runtime == "executorch":
-        from executorch.runtime import Runtime
+        from executorch.runtime import Runtime  # optional: executorch
 
         if threads:
             # the XNNPACK delegate's thread pool is one per process: its size is set here for every method
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool  # optional: executorch
 
             _unsafe_reset_threadpool(int(threads))
         program = Runtime.get().load_program(path)
@@ -164,7 +164,7 @@ def load_artifact(path: str | os.PathLike[str], runtime: str, threads: int | Non
 
         run_executorch.program = program  # type: ignore[attr-defined]  (keeps the program alive)
         return run_executorch
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional: onnxruntime
 
     options = ort.SessionOptions()
     if threads:

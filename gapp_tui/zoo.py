@@ -40,7 +40,7 @@ _RANK_OF_FIRST = ((nn.Conv1d, 3), (nn.Conv2d, 4), (nn.Conv3d, 5), (nn.ConvTransp
 @lru_cache(maxsize=1)
 def model_names() -> tuple[str, ...]:
     """All torchvision classification models, sorted."""
-    import torchvision
+    import torchvision  # slow (torchvision)
 
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
 
@@ -242,7 +242,7 @@ class ModelSpec:
                     " or type:field=value,...; or a config.json)"
                 )
             return factory()
-        import torchvision
+        import torchvision  # slow (torchvision)
 
         kwargs: dict[str, object] = {"weights": None, "num_classes": self.num_classes}
         if self.name in _NO_AUX:

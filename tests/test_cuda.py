@@ -51,7 +51,7 @@ def test_events_time_a_kernel_as_the_wall_clock_does():
 def test_in_context_times_add_up_to_the_sequence():
     a = torch.randn(2048, 2048, device="cuda")
     fns = [lambda x: x @ x, lambda x: torch.relu(x), lambda x: x @ x]
-    per, total = time_sequence(fns, (a,), "cuda", QUICK)
+    per, total, _ = time_sequence(fns, (a,), "cuda", QUICK)
     assert len(per) == 3 and all(p.median_ms > 0 for p in per)
     assert per[1].median_ms < per[0].median_ms  # an element-wise op is cheaper than a 2048^3 matmul
     assert 0.8 < sum(p.median_ms for p in per) / total.median_ms < 1.25

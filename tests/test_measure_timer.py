@@ -93,7 +93,7 @@ def test_time_sequence_times_each_callable_inside_one_run():
         time.sleep(0.003)
         return a
 
-    per, total = time_sequence([first, second], (torch.zeros(()),), "cpu", FAST)
+    per, total, _ = time_sequence([first, second], (torch.zeros(()),), "cpu", FAST)
     assert seen and all(v == (1, 0) for v in seen)
     assert per[0].median_ms >= 0.9 and per[1].median_ms >= 2.9 and per[1].median_ms > per[0].median_ms
     assert total.median_ms == pytest.approx(per[0].median_ms + per[1].median_ms, rel=0.2)
@@ -177,7 +177,7 @@ def test_cuda_path_uses_events_and_one_sync_per_run(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
     _FakeEvent.log = []
     p = Precision(warmup_runs=1, warmup_s=0.0, min_runs=3, max_runs=3, target_ci=0.5, min_sample_s=0.0)
-    per, total = time_sequence([sleeper(0.001), sleeper(0.002), sleeper(0.001)], (1,), "cuda", p)
+    per, total, _ = time_sequence([sleeper(0.001), sleeper(0.002), sleeper(0.001)], (1,), "cuda", p)
     assert per[1].median_ms >= 1.9 and per[0].median_ms >= 0.9
     runs = 1 + 3
     assert _FakeEvent.log.count("sync") == runs and _FakeEvent.log.count("record") == runs * 4
@@ -209,7 +209,7 @@ def test_timer_and_device_run_alone_from_a_bare_directory(tmp_path):
         "p = timer.Precision.quick()\n"
         "lin = torch.nn.Linear(8, 8)\n"
         "s = timer.time_callable(lin, (torch.randn(2, 8),), 'cpu', p)\n"
-        "per, tot = timer.time_sequence([lin, torch.relu], (torch.randn(2, 8),), 'cpu', p)\n"
+        "per, tot, _ = timer.time_sequence([lin, torch.relu], (torch.randn(2, 8),), 'cpu', p)\n"
         "import sys; assert not any(m.startswith('gapp_tui') for m in sys.modules)\n"
         "print(json.dumps({'s': s.to_dict(), 'per': [x.to_dict() for x in per], 'dev': device.describe()}))\n"
     )
@@ -290,7 +290,7 @@ def test_reference_is_timed_in_the_same_loop_as_the_sequence():
         return x
 
     p = Precision(warmup_runs=0, warmup_s=0.0, min_runs=4, max_runs=4, target_ci=0.5, min_sample_s=0.0)
-    per, total, ref = timer.time_sequence_and_reference([a], (1,), full, "cpu", p)
+    per, total, ref = timer.time_sequence([a], (1,), "cpu", p, reference=full)
     assert ref.runs == per[0].runs == 4 and ref.median_ms >= 1.9 and per[0].median_ms >= 0.9
     # warm-up aside (one pair), the two alternate so neither always runs first
     assert order[2:] == ["a", "full", "full", "a", "a", "full", "full", "a"]

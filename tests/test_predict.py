@@ -131,7 +131,7 @@ def test_a_predictor_with_block_context_and_width_alignment_round_trips(tiny_dat
     x = torch.zeros(2, model.config["n_node"])
     col = model.config["align_columns"][0]
     x[0, col], x[1, col] = 64, 63
-    a = model._alignment(x)
+    a = model.alignment_flags(x)
     assert a[0, 0] == 1 and a[0, 8] == 1 and a[1].sum() == 0
 
 
@@ -318,7 +318,7 @@ def test_cache_flag_marks_the_layers_of_blocks_whose_weights_exceed_the_knee_and
     assert int(has_weights.sum()) == 2
     for knee, flagged in ((4.0, True), (16.0, False)):
         model = BlockGNN(x.shape[1], totals.shape[1], hidden=8, layers=1, dispatch=True, cache_mb=knee)
-        flag = model._cache_flag(x, totals, batch)[:, 0].bool()
+        flag = model.cache_flags(x, totals, batch)[:, 0].bool()
         assert flag.tolist() == (has_weights & flagged).tolist()
     # trained with the flag, a predictor keeps it through a save and load, and predicts as before
     graphs, items, y = tiny_data
@@ -371,7 +371,7 @@ def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, group
     chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(n, c, hw, hw)), 1, device="meta", model=conv)
     g = extract(chain)[0]
     model = BlockGNN(g.data.x.shape[1], g.data.totals.shape[1], hidden=8, layers=1, dispatch=True)
-    flags = model._dispatch_flags(g.data.x.float())
+    flags = model.dispatch_flags(g.data.x.float())
     conv_row = flags[g.data.x[:, 0] < 0.5].amax(0)  # the convolution (the other node is the block's input)
     pointwise, small, depthwise, grouped = (bool(v) for v in conv_row)
     assert own_kernel == (pointwise or small)
@@ -396,9 +396,9 @@ def test_positions_flag_marks_own_kernel_convolutions_on_maps_that_are_not_a_mul
     chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(n, 64, hw, hw)), 1, device="meta", model=conv)
     x = extract(chain)[0].data.x.float()
     is_conv = x[:, 0] < 0.5
-    assert BlockGNN(x.shape[1], 4, hidden=8, layers=1, dispatch=True)._dispatch_flags(x).shape[1] == 4  # off unless asked
+    assert BlockGNN(x.shape[1], 4, hidden=8, layers=1, dispatch=True).dispatch_flags(x).shape[1] == 4  # off unless asked
     model = BlockGNN(x.shape[1], 4, hidden=8, layers=1, dispatch=True, positions=True)
-    flags = model._dispatch_flags(x)
+    flags = model.dispatch_flags(x)
     assert flags.shape[1] == 5 and bool(flags[is_conv, 4].amax()) == flagged and not flags[~is_conv].any()
     assert model.config["positions"] and "positions" not in BlockGNN(x.shape[1], 4, positions=True).config  # needs dispatch
 

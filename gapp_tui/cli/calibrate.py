@@ -5,13 +5,17 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
 from . import remote as _remote
 from .common import err, handle_errors, out, print_json
+from .options import SSH, option_groups
+
+if TYPE_CHECKING:
+    from ..ssh import SSHOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +47,7 @@ def _say(event: dict[str, Any]) -> None:
 
 
 @handle_errors
+@option_groups
 def calibrate(
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the device's predictor "
                                             "(default: <user data dir>/gapp/predictors/<device key>.pt).", show_default=False),
@@ -56,15 +61,7 @@ def calibrate(
     db: Optional[Path] = typer.Option(None, "--db", help="The store the probe rows and the device's predictor are "
                                       "recorded in (default: $GAPP_DB, else the user data directory).", show_default=False),
     device_name: Optional[str] = typer.Option(None, "--device-name", help="Name the device in its key instead of its hostname."),
-    host: Optional[str] = _remote.opt_host(),
-    port: Optional[int] = _remote.opt_port(),
-    identity: Optional[Path] = _remote.opt_identity(),
-    remote_python: str = _remote.opt_remote_python(),
-    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
-    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
-    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
-    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
-    connect_timeout: float = _remote.opt_connect_timeout(),
+    ssh: Optional[SSHOptions] = SSH,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Measure a probe suite on this machine (or --host) within --budget, adapt the predictor, record it.
@@ -78,8 +75,6 @@ def calibrate(
     from ..store import Store
 
     budget_s = parse_budget(budget)
-    ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
-                              accept_new_host_key, connect_timeout) if host else None
     if threads is not None and threads < 1:
         raise BadInput(f"--threads {threads} is not valid; give a positive integer (default: all cores)")
     if not 0.5 <= level < 1:
@@ -94,8 +89,8 @@ def calibrate(
         try:
             if ssh is not None:
                 with _remote.connect(ssh) as session:
-                    session.check_python(remote_python)
-                    runner = RemoteRunner(session, store, threads, remote_python, remote_tmp, device_name=device_name,
+                    session.check_python(ssh.remote_python)
+                    runner = RemoteRunner(session, store, threads, ssh.remote_python, ssh.remote_tmp, device_name=device_name,
                                           log=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
                     pred, report = run(runner, base_pred, budget_s, level=level, on_event=say, command=command)
             else:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from ..errors import BadInput, Failure, one_line
 from ..units import format_bytes, format_count  # noqa: F401  (re-exported for the commands)
@@ -70,6 +71,23 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def require_positive(option: str, value: int, hint: str = "") -> None:
+    """BadInput naming ``option`` unless ``value`` is 1 or more."""
+    if value < 1:
+        raise BadInput(f"{option} {value} is not valid; give a positive number" + (f" ({hint})" if hint else ""))
+
+
+def print_table(title: str, columns: Any, rows: Any) -> None:
+    """A table on stdout: ``columns`` names (or (name, justify) pairs), ``rows`` lists of cells."""
+    table = Table(title=title)
+    for col in columns:
+        name, justify = col if isinstance(col, tuple) else (col, "left")
+        table.add_column(name, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
 def print_json(doc: Any) -> None:
     """The one JSON document a --json command prints on stdout."""
     sys.stdout.write(json.dumps(doc, indent=2, default=_default) + "\n")
@@ -84,85 +102,6 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "__fspath__"):
         return str(obj)
     return str(obj)
-
-
-# ----------------------------------------------------------------------------- model options
-# Shared by every command that takes a model; the underscore spellings keep the
-# seed's command lines working (--batch_size, --num_classes, ...).
-
-def opt_batch_size() -> Any:
-    return typer.Option(1, "--batch-size", "--batch_size", "-b", help="Batch size (positive).")
-
-
-def opt_num_classes() -> Any:
-    return typer.Option(1000, "--num-classes", "--num_classes", help="Number of output classes.")
-
-
-def opt_input_size() -> Any:
-    return typer.Option(
-        None, "--input-size", "--input_size", help="Square image size (default: 299 for inception_v3, else 224)."
-    )
-
-
-def opt_input_shape() -> Any:
-    return typer.Option(
-        None, "--input-shape", "--input_shape",
-        help="Input shape, e.g. 1,3,32,32; one item's shape (3,32,32) takes the batch from --batch-size.",
-    )
-
-
-def opt_input_dtype() -> Any:
-    return typer.Option(
-        None, "--input-dtype", help="Input dtype: float32 (default), int64 for token ids, float16, ...",
-    )
-
-
-def opt_hf_config() -> Any:
-    return typer.Option(
-        None, "--hf-config",
-        help="Hugging Face configuration for transformers:AutoModel and the like: a shipped name"
-        " (bert-base-uncased, ...), type:field=value,... or a config.json. Random weights, no download.",
-    )
-
-
-def opt_capture() -> Any:
-    return typer.Option(
-        "auto", "--capture",
-        help="Front end: auto (torch.fx with automatic leaves, torch.export when fx cannot trace), fx or export.",
-    )
-
-
-def opt_granularity() -> Any:
-    return typer.Option(
-        "natural",
-        "--granularity",
-        "-g",
-        help="natural (network's own blocks), stage, op (one op per block), or N blocks of balanced FLOPs.",
-    )
-
-
-def opt_leaf() -> Any:
-    return typer.Option(
-        None, "--leaf", help="Module class name or path torch.fx must not trace into (repeatable)."
-    )
-
-
-def make_spec(
-    model: str,
-    batch_size: int = 1,
-    num_classes: int = 1000,
-    input_size: int | None = None,
-    input_shape: str | None = None,
-    input_dtype: str | None = None,
-    hf_config: str | None = None,
-    capture: str = "auto",
-):
-    """A ModelSpec from CLI options (BadInput on anything invalid)."""
-    from ..zoo import ModelSpec, parse_shape  # slow (torch): only commands that take a model pay for it
-
-    shape = parse_shape(input_shape) if input_shape else None
-    return ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_size=input_size, input_shape=shape,
-                     input_dtype=input_dtype, hf_config=hf_config, capture=capture)
 
 
 def capture_line(chain: Any) -> str:

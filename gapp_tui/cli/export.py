@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import BadInput
-from .common import err, fail, handle_errors, format_bytes, out, print_json
+from .common import err, fail, format_bytes, handle_errors, out, print_json
 
 FORMATS = ("artifacts", "pipelining")
 
@@ -61,12 +61,12 @@ def export(
     status.start()
     try:
         if format_ == "pipelining":
-            from ..pipeline.pipelining import export_pipelining
+            from ..pipeline.pipelining import export_pipelining  # slow (torch)
 
             doc = export_pipelining(plan, output, seed=seed, microbatches=microbatches, schedule=schedule,
                                     progress=status.update)
         else:
-            from ..pipeline.export import export_plan
+            from ..pipeline.export import export_plan  # slow (torch)
 
             result = export_plan(plan, output, runtime=runtime, quantize=quantize, cut_dtype=cut_dtype,
                                  seed=seed, calibration=calibration, calibration_count=calibration_count,

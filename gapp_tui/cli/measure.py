@@ -12,7 +12,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,19 +24,14 @@ from . import remote as _remote
 from .common import (
     err,
     handle_errors,
-    make_spec,
-    opt_batch_size,
-    opt_granularity,
-    opt_capture,
-    opt_hf_config,
-    opt_input_dtype,
-    opt_input_shape,
-    opt_input_size,
-    opt_leaf,
-    opt_num_classes,
     out,
     print_json,
+    print_table,
 )
+from .options import MODEL, SSH, ModelOptions, option_groups
+
+if TYPE_CHECKING:
+    from ..ssh import SSHOptions
 
 results_app = typer.Typer(
     name="results",
@@ -62,6 +57,7 @@ def opt_json() -> Any:
 
 
 @handle_errors
+@option_groups
 def measure(
     model: Optional[str] = typer.Argument(None, help="Registry name (see `gapp models`) or package.module:callable."),
     model_family: Optional[str] = typer.Option(
@@ -70,15 +66,7 @@ def measure(
     output_dir: Optional[Path] = typer.Option(
         None, "--output-dir", "--output_dir", "-o", help="Also write the rows as CSV and the whole result as JSON here."
     ),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     device: str = typer.Option("cpu", "--device", "-d", help="cpu or cuda (cuda[:i])."),
     mode: str = typer.Option("both", "--mode", help="standalone (each block alone), in-context (inside end-to-end runs) or both."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", help="torch intra-op threads (default: all cores).", show_default=False),
@@ -115,15 +103,7 @@ def measure(
     force: bool = typer.Option(False, "--force", "-f", help="Measure again what the store already has for this setting."),
     db: Optional[Path] = opt_db(),
     device_name: Optional[str] = typer.Option(None, "--device-name", help="Name this machine in the device key instead of its hostname."),
-    host: Optional[str] = _remote.opt_host(),
-    port: Optional[int] = _remote.opt_port(),
-    identity: Optional[Path] = _remote.opt_identity(),
-    remote_python: str = _remote.opt_remote_python(),
-    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
-    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
-    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
-    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
-    connect_timeout: float = _remote.opt_connect_timeout(),
+    ssh: Optional[SSHOptions] = SSH,
     json_: bool = opt_json(),
 ) -> None:
     """Time every block of MODEL (standalone and in context) and the full model; store the rows.
@@ -131,9 +111,10 @@ def measure(
     Rows go to the SQLite store as each block finishes: Ctrl-C keeps them and the
     same command resumes where it stopped (use --force to measure again).
     """
-    from ..measure.engine import MeasureConfig, parse_modes  # slow (torch), as every measure import below
-    from ..measure.engine import measure as run_measure
-    from ..measure.timer import Precision
+    from ..measure.engine import MeasureConfig  # slow (torch), as every measure import below
+    from ..measure.engine import measure as run_measure  # slow (torch)
+    from ..measure.engine import parse_modes
+    from ..measure.timer import Precision  # slow (torch)
 
     # ---- every input is checked before anything is built, opened or written
     if model and model_family and model != model_family:
@@ -143,7 +124,7 @@ def measure(
         raise BadInput("no model given; name one (e.g. `gapp measure resnet18` or --model_family resnet18)")
     if threads is not None and threads < 1:
         raise BadInput(f"--threads {threads} is not valid; give a positive integer (default: all cores)")
-    spec = make_spec(name, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(name)
     precision = _precision(Precision, repeats, min_runs, max_runs, target_ci, max_time, warmup)
     config = MeasureConfig(
         modes=parse_modes(mode), device=device, threads=threads, dtype=dtype, precision=precision,
@@ -151,8 +132,6 @@ def measure(
         clock=clock, runtime=runtime, quantize=quantize, calibration=calibration_count,
     )
     config.check()
-    ssh = _remote.ssh_options(host, port, identity, remote_python, remote_tmp, known_hosts, ssh_config,
-                              accept_new_host_key, connect_timeout) if host else None
     if output_dir is not None:
         _check_output_dir(output_dir)
     store = Store(db)
@@ -162,9 +141,9 @@ def measure(
     try:
         with bar:
             if ssh is not None:  # on a device over SSH (cli/remote.py): same rows, same output
-                result = _remote.measure_on_host(ssh, spec, config, store, granularity, leaf or (), bar.update, command)
+                result = _remote.measure_on_host(ssh, spec, config, store, model_opts.granularity, model_opts.leaves, bar.update, command)
             else:
-                result = run_measure(spec, config, store=store, granularity=granularity, leaves=leaf or (),
+                result = run_measure(spec, config, store=store, granularity=model_opts.granularity, leaves=model_opts.leaves,
                                      progress=bar.update, command=command)
     finally:
         store.close()
@@ -363,15 +342,15 @@ def results_list(
     if json_:
         print_json({"db": path, "settings": items})
         return
-    table = Table(title=f"{len(items)} measured settings in {path}")
-    for col in ("model", "device", "setting", "runtime", "modes (blocks, sum ms)", "last measured"):
-        table.add_column(col)
-    for it in items:
-        modes = ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
-                          for m, v in it["modes"].items())
-        rt = it.get("runtime", "?") + (" int8" if it.get("dtype") == "int8" else "")
-        table.add_row(it["model"], it["device_key"], it["setting"], rt, modes, it["last_measured"] or "")
-    out.print(table)
+    def modes(it: dict[str, Any]) -> str:
+        return ", ".join(f"{m} ({v['rows']}, {v['sum_ms']:.2f})" if m != "full" else f"full {v['sum_ms']:.2f}"
+                         for m, v in it["modes"].items())
+
+    print_table(f"{len(items)} measured settings in {path}",
+                ("model", "device", "setting", "runtime", "modes (blocks, sum ms)", "last measured"),
+                ([it["model"], it["device_key"], it["setting"],
+                  it.get("runtime", "?") + (" int8" if it.get("dtype") == "int8" else ""), modes(it),
+                  it["last_measured"] or ""] for it in items))
 
 
 @results_app.command("show")

@@ -9,25 +9,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import (
-    capture_line,
-    err,
-    handle_errors,
-    format_bytes,
-    format_count,
-    make_spec,
-    opt_batch_size,
-    opt_capture,
-    opt_granularity,
-    opt_hf_config,
-    opt_input_dtype,
-    opt_input_shape,
-    opt_input_size,
-    opt_leaf,
-    opt_num_classes,
-    out,
-    print_json,
-)
+from ..errors import BadInput, closest
+from .common import capture_line, err, format_bytes, format_count, handle_errors, out, print_json
+from .options import MODEL, ModelOptions, option_groups
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +26,7 @@ def models(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """List the model registry by family (every torchvision classification model)."""
-    from ..errors import BadInput, closest
-    from ..zoo import families
+    from ..zoo import families  # slow (torch)
 
     fams = families()
     if family is not None:
@@ -64,26 +47,19 @@ def models(
 
 
 @handle_errors
+@option_groups
 def blocks(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     check: bool = typer.Option(True, "--check/--no-check", help="Run the chain on a real input and compare with the unsplit model."),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Trace MODEL, cut it into blocks and show each block and the bytes crossing every cut."""
-    from ..blocks import BlockChain
+    from ..blocks import BlockChain  # slow (torch)
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(model)
     with err.status(f"tracing {spec.name}"):
-        chain = BlockChain.from_spec(spec, granularity, device="cpu" if check else "meta", leaves=leaf or ())
+        chain = BlockChain.from_spec(spec, model_opts.granularity, device="cpu" if check else "meta", leaves=model_opts.leaves)
         diff = chain.composition_error() if check else None
     spec = chain.spec  # the input made explicit (a batch dimension added, the size the model declares)
     rows = chain.summary()
@@ -119,28 +95,21 @@ def blocks(
 
 
 @handle_errors
+@option_groups
 def features(
     model: str = typer.Argument(..., help="Registry name or package.module:callable."),
     output_dir: Path = typer.Option(Path("features"), "--output-dir", "--output_dir", "-o", help="Where to write the graphs and the summary."),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Extract hardware-independent BlockGraph features (meta tensors: no real memory)."""
-    from ..blocks import BlockChain
-    from ..features import extract, save_features
+    from ..blocks import BlockChain  # slow (torch)
+    from ..features import extract, save_features  # slow (torch)
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(model)
     t0 = time.perf_counter()
     with err.status(f"extracting features of {spec.name}"):
-        chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+        chain = BlockChain.from_spec(spec, model_opts.granularity, device="meta", leaves=model_opts.leaves)
         graphs = extract(chain)
     seconds = time.perf_counter() - t0
     spec = chain.spec

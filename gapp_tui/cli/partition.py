@@ -24,23 +24,8 @@ from ..partition.ranges import range_dict
 from ..partition.times import MODES, cost_table, plan_range
 from ..store import Store
 from ..units import parse_bytes
-from .common import (
-    err,
-    handle_errors,
-    format_bytes,
-    make_spec,
-    opt_batch_size,
-    opt_granularity,
-    opt_capture,
-    opt_hf_config,
-    opt_input_dtype,
-    opt_input_shape,
-    opt_input_size,
-    opt_leaf,
-    opt_num_classes,
-    out,
-    print_json,
-)
+from .common import err, format_bytes, handle_errors, out, print_json
+from .options import MODEL, ModelOptions, option_groups
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +37,7 @@ def _ms(seconds: float | None) -> str:
 
 
 @handle_errors
+@option_groups
 def partition(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
     devices: str = typer.Option(
@@ -102,15 +88,7 @@ def partition(
     items: int = typer.Option(1000, "--items", help="Report the time for this many items."),
     db: Optional[Path] = typer.Option(None, "--db", help="Measurement store (default: $GAPP_DB or the user data dir)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the plan file here (read by `gapp pipeline run`)."),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Cut MODEL across DEVICES: the exact optimum, its estimate, and the baselines' estimates."""
@@ -136,14 +114,14 @@ def partition(
     names = [d.name for d in specs]
     limits = {d: parse_bytes(v, "--memory") for d, v in _pairs(memory, "--memory", names).items()}
     hosts: dict[str, str | None] = dict(_pairs(host, "--host", names))
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(model)
 
     needs_store = link_from_probe or any(d.source == "measured" for d in specs)
     store = Store(db, readonly=True) if needs_store else Store.if_exists(db)
     links = _links(names, bandwidth, latency, per_tensor, link_from_probe, store, return_output, probe_host, send_cpu)
 
     with err.status(f"tracing {spec.label()}"):
-        chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=leaf or ())
+        chain = BlockChain.from_spec(spec, model_opts.granularity, device="meta", leaves=model_opts.leaves)
     spec = chain.spec  # the input made explicit
     table, columns = cost_table(chain, specs, store=store, mode=mode, predict=registry.service(store))
     plan = solve(table, names, links, objective=objective, communication=communication, return_output=return_output,

@@ -9,8 +9,16 @@ import typer
 from rich.table import Table
 
 from ..errors import BadInput
-from . import remote as _remote
 from .common import err, fail, handle_errors, format_bytes, out, print_json
+from .options import (
+    opt_accept_new_host_key,
+    opt_connect_timeout,
+    opt_identity,
+    opt_known_hosts,
+    opt_remote_tmp,
+    opt_ssh_config,
+    ssh_options,
+)
 
 pipeline_app = typer.Typer(
     name="pipeline",
@@ -54,16 +62,16 @@ def run(
     nice: Optional[int] = typer.Option(
         None, "--nice", help="Priority of every stage, -20..19 (negative needs root): stages sharing a busy machine."
     ),
-    identity: Optional[Path] = _remote.opt_identity(),
-    known_hosts: Optional[Path] = _remote.opt_known_hosts(),
-    ssh_config: Optional[Path] = _remote.opt_ssh_config(),
-    accept_new_host_key: bool = _remote.opt_accept_new_host_key(),
-    connect_timeout: float = _remote.opt_connect_timeout(),
+    identity: Optional[Path] = opt_identity(),
+    known_hosts: Optional[Path] = opt_known_hosts(),
+    ssh_config: Optional[Path] = opt_ssh_config(),
+    accept_new_host_key: bool = opt_accept_new_host_key(),
+    connect_timeout: float = opt_connect_timeout(),
     remote_python: str = typer.Option(
         "python3", "--remote-python",
         help="Python on the hosts of remote stages (it needs torch and GAPP; with --from-export torch and the runtime).",
     ),
-    remote_tmp: Optional[str] = _remote.opt_remote_tmp(),
+    remote_tmp: Optional[str] = opt_remote_tmp(),
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Execute PLAN with one process per stage; report throughput, latency and per-stage times beside the estimate.
@@ -79,7 +87,7 @@ def run(
         raise BadInput("no plan given; give PLAN (a file written by `gapp partition -o`) or --from-export DIR")
     if nice is not None and not -20 <= nice <= 19:
         raise BadInput(f"--nice {nice} is out of range; give -20..19")
-    ssh = _remote.ssh_options("", identity=identity, remote_python=remote_python, remote_tmp=remote_tmp,
+    ssh = ssh_options("", identity=identity, remote_python=remote_python, remote_tmp=remote_tmp,
                               known_hosts=known_hosts, ssh_config=ssh_config,
                               accept_new_host_key=accept_new_host_key, connect_timeout=connect_timeout)
 

@@ -17,19 +17,11 @@ from rich.table import Table
 from .common import (
     err,
     handle_errors,
-    make_spec,
-    opt_batch_size,
-    opt_granularity,
-    opt_capture,
-    opt_hf_config,
-    opt_input_dtype,
-    opt_input_shape,
-    opt_input_size,
-    opt_leaf,
-    opt_num_classes,
     out,
     print_json,
+    require_positive,
 )
+from .options import MODEL, ModelOptions, option_groups
 
 PROTOCOLS = ("predictor", "torchvision", "nb201", "fewshot")
 
@@ -184,10 +176,8 @@ def train(
 
     if not 0 <= val < 0.9:
         raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
-    if steps < 1:
-        raise BadInput(f"--steps {steps} is not valid; give a positive number")
-    if members < 1:
-        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
+    require_positive("--steps", steps)
+    require_positive("--members", members, "1: a single GNN")
     cache_mb_or_off = _check_cache_mb(cache_mb)
     if method not in ("auto", "embedding", "log-affine"):
         raise BadInput(f"--method {method!r} is not valid; give auto, embedding or log-affine")
@@ -364,6 +354,7 @@ def _print_few_shot(doc: dict) -> None:
 
 
 @handle_errors
+@option_groups
 def predict(
     model: str = typer.Argument(..., help="Registry name (see `gapp models`) or package.module:callable."),
     predictor: Optional[Path] = typer.Option(None, "--predictor", "-p", help="Predictor file (default: the device's "
@@ -372,15 +363,7 @@ def predict(
                                          "device key (see `gapp results devices`).", show_default=False),
     db: Optional[Path] = typer.Option(None, "--db", help="The store --device is looked up in (default: $GAPP_DB, else "
                                       "the user data directory).", show_default=False),
-    batch_size: int = opt_batch_size(),
-    num_classes: int = opt_num_classes(),
-    input_size: Optional[int] = opt_input_size(),
-    input_shape: Optional[str] = opt_input_shape(),
-    input_dtype: Optional[str] = opt_input_dtype(),
-    hf_config: Optional[str] = opt_hf_config(),
-    capture: str = opt_capture(),
-    granularity: str = opt_granularity(),
-    leaf: Optional[list[str]] = opt_leaf(),
+    model_opts: ModelOptions = MODEL,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Predict each block's time of MODEL from its features alone (nothing is run or measured).
@@ -392,7 +375,7 @@ def predict(
     from ..predict.predictor import Predictor, default_predictor_path
     from ..predict.device_predictors import predictor_for
 
-    spec = make_spec(model, batch_size, num_classes, input_size, input_shape, input_dtype, hf_config, capture)
+    spec = model_opts.spec(model)
     if predictor is not None and device is not None:
         raise BadInput("give --predictor or --device, not both")
     if device is not None:
@@ -407,7 +390,7 @@ def predict(
     with err.status(f"predicting {spec.label()}"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            doc = pred.predict_model(spec, granularity, leaf or ())
+            doc = pred.predict_model(spec, model_opts.granularity, model_opts.leaves)
     doc["predictor"] = str(path)
     for w in doc["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -469,12 +452,9 @@ def evaluate(
 
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
-    if seeds < 1:
-        raise BadInput(f"--seeds {seeds} is not valid; give a positive number")
-    if members < 1:
-        raise BadInput(f"--members {members} is not valid; give a positive number (1: a single GNN)")
-    if jobs < 1:
-        raise BadInput(f"--jobs {jobs} is not valid; give a positive number (1: one family at a time)")
+    require_positive("--seeds", seeds)
+    require_positive("--members", members, "1: a single GNN")
+    require_positive("--jobs", jobs, "1: one family at a time")
     if seed < 0:
         raise BadInput(f"--seed {seed} is not valid; give a seed of 0 or more")
     cache_mb_or_off = _check_cache_mb(cache_mb)

@@ -162,9 +162,9 @@ def _read_control() -> dict[str, Any]:
 def run_job(job_path: str, watchdog: bool = True) -> int:
     # torch and the timing core are imported only to measure (seconds on a Pi); as a script the
     # agent finds the copies of device.py and timer.py that travel next to it
-    import device
-    import timer
-    import torch
+    import device  # noqa: I001  (the copies beside this script on the device)
+    import timer  # (as device.py)
+    import torch  # slow: only to measure
 
     t_start = time.time()
     with open(job_path) as fh:
@@ -203,7 +203,7 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
 
     rt = job.get("runtime")
     if rt:  # a runtime's artifacts, loaded by the stand-alone runner that travelled with them
-        import gapp_runner
+        import gapp_runner  # the runner copied beside this script, only with a runtime
 
         try:
             gapp_runner.require(rt["name"])
@@ -277,8 +277,8 @@ def run_job(job_path: str, watchdog: bool = True) -> int:
                 emit("progress", phase=mode, index=finished, total=n, name=nxt, estimate_ms=sum(medians),
                      sum_ms=sum(medians), runs=k)
 
-            per, total = timer.time_sequence(blocks, model_input, dev, precision, on_iteration=iteration,
-                                             on_converged=converged)
+            per, total, _ = timer.time_sequence(blocks, model_input, dev, precision, on_iteration=iteration,
+                                                on_converged=converged)
             # the final statistics of every block (those sent early are replaced by the full sample)
             for i in todo:
                 result(mode, i, per[i], before)

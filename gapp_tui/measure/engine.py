@@ -55,7 +55,6 @@ from .timer import (
     time_callable,
     time_overhead,
     time_sequence,
-    time_sequence_and_reference,
 )
 
 MODES = ("standalone", "in-context")
@@ -367,13 +366,9 @@ class _LocalRun:
         # comparison is made under the same machine conditions; unless it is already stored
         with_full = self.cfg.full and -1 not in rec.done("full")
         try:
-            if with_full:
-                per, total, ref = time_sequence_and_reference(
-                    fns, (self.x,), self.reference, self.cfg.device, self.cfg.precision, self.should_stop,
-                    on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
-            else:
-                per, total = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
-                                           on_iteration=iteration, on_converged=converged, clock=self.cfg.clock)
+            per, total, ref = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+                                            on_iteration=iteration, on_converged=converged, clock=self.cfg.clock,
+                                            reference=self.reference if with_full else None)
         except Cancelled:
             rec.measured += len(stored)
             raise

@@ -335,11 +335,12 @@ def time_sequence(
     on_converged: Callable[[int, Stats], None] | None = None,
     *,
     clock: str = "wall",
-) -> tuple[list[Stats], Stats]:
+    reference: Callable[..., Any] | None = None,
+) -> tuple[list[Stats], Stats, Stats | None]:
     """Time every callable inside end-to-end runs of the whole sequence.
 
     ``fns[0](*inputs)`` starts the run and each ``fns[i]`` receives the previous
-    one's outputs (a tuple is spread into positional arguments). Returns the
+    one's outputs (a tuple is spread into positional arguments). Gives the
     :class:`Stats` of every callable and of the whole run (first to last mark).
     The time cap is ``max_time_s`` per callable (so ``len(fns) * max_time_s`` in all).
 
@@ -348,48 +349,15 @@ def time_sequence(
     current median; ``on_converged(i,
     stats)`` once per callable when its interval first meets the target. On
     ``should_stop()`` or Ctrl-C, :class:`Cancelled` carries the converged stats.
+
+    With ``reference`` (the unsplit model), ``reference(*inputs)`` is timed in
+    the same loop: each iteration runs the sequence and the reference once, in
+    alternating order, so both see the same machine (a load that changes during
+    the measurement moves both, and the sum of the callables is compared with
+    the reference under equal conditions); timing also waits for the
+    reference's interval to meet the target. Returns (per callable, whole run,
+    reference or None).
     """
-    per, total, _ = _sequence(fns, inputs, device, precision, should_stop, on_iteration, on_converged, clock, None)
-    return per, total
-
-
-def time_sequence_and_reference(
-    fns: Sequence[Callable[..., Any]],
-    inputs: Sequence[Any],
-    reference: Callable[..., Any],
-    device: str | torch.device = "cpu",
-    precision: Precision | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    on_iteration: Callable[[int, list[Stats | None], list[float]], None] | None = None,
-    on_converged: Callable[[int, Stats], None] | None = None,
-    *,
-    clock: str = "wall",
-) -> tuple[list[Stats], Stats, Stats]:
-    """:func:`time_sequence`, with ``reference(*inputs)`` (the unsplit model) timed in the same loop.
-
-    Each iteration runs the sequence and the reference once, in alternating
-    order, so both see the same machine: a load that changes during the
-    measurement moves both, and the sum of the callables is compared with the
-    reference under equal conditions. Timing also waits for the reference's
-    interval to meet the target. Returns (per callable, whole run, reference).
-    """
-    per, total, ref = _sequence(fns, inputs, device, precision, should_stop, on_iteration, on_converged, clock,
-                                reference)
-    assert ref is not None
-    return per, total, ref
-
-
-def _sequence(
-    fns: Sequence[Callable[..., Any]],
-    inputs: Sequence[Any],
-    device: str | torch.device,
-    precision: Precision | None,
-    should_stop: Callable[[], bool] | None,
-    on_iteration: Callable[[int, list[Stats | None], list[float]], None] | None,
-    on_converged: Callable[[int, Stats], None] | None,
-    clock: str,
-    reference: Callable[..., Any] | None,
-) -> tuple[list[Stats], Stats, Stats | None]:
     p = precision or Precision()
     dev = check_device(device)
     timer_clock = _Clock(dev, clock)
@@ -524,7 +492,7 @@ def time_overhead(
     if mode == "standalone":
         return time_callable(empty, args, dev, p, clock=clock)
     if mode == "in-context":
-        per, _ = time_sequence([empty] * blocks, args, dev, p, clock=clock)
+        per, _, _ = time_sequence([empty] * blocks, args, dev, p, clock=clock)
         best = sorted(per, key=lambda s: s.median_ms)[len(per) // 2]
         return best
     raise ValueError(f"mode {mode!r} is not standalone or in-context")

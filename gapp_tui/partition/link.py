@@ -87,16 +87,9 @@ class Link:
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "src": self.src,
-            "dst": self.dst,
-            "bandwidth_Bps": self.bandwidth,
-            "latency_s": self.latency,
-            "per_tensor_s": self.per_tensor,
-            "bandwidth": format_bandwidth(self.bandwidth),
-            "source": self.source,
-            "cpu_per_byte_s": self.cpu_per_byte,
-        }
+        return {"src": self.src, "dst": self.dst, "bandwidth_Bps": self.bandwidth, "latency_s": self.latency,
+                "per_tensor_s": self.per_tensor, "bandwidth": format_bandwidth(self.bandwidth), "source": self.source,
+                "cpu_per_byte_s": self.cpu_per_byte}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Link:

@@ -41,7 +41,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__, runtime as runtime_mod, stage_runner
+from .. import __version__
+from .. import runtime as runtime_mod
+from .. import stage_runner
+from ..blocks import BlockChain
 from ..errors import BadInput
 from .compare import plan_stage_compute, stage_estimate
 from .config import PlanView, read_plan, spec_to_dict
@@ -126,8 +129,6 @@ def _deployment(view: PlanView, runtime: Sequence[str] | str | None,
 
 def build_chain(view: PlanView, seed: int) -> Any:
     """The plan's chain with the weights every stage of ``gapp pipeline run --seed`` builds."""
-    from ..blocks import BlockChain
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         chain = BlockChain.from_spec(view.spec, view.granularity, device="cpu")

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.pipelining import SplitPoint, pipeline
 
+from ..blocks import _COMPUTE_OPS
 from ..errors import BadInput
 from .config import read_plan, spec_to_dict
 from .export import build_chain
@@ -36,8 +38,6 @@ SCHEDULES = ("GPipe", "1F1B")
 
 def _module_spans(chain: Any) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
     """Every submodule path -> (index of its first, its last compute node); node name -> its index."""
-    from ..blocks import _COMPUTE_OPS
-
     nodes = [n for n in chain.graph_module.graph.nodes if n.op in _COMPUTE_OPS]
     index = {n.name: i for i, n in enumerate(nodes)}
     spans: dict[str, tuple[int, int]] = {}
@@ -80,8 +80,6 @@ def split_spec(chain: Any, boundaries: Sequence[int]) -> dict[str, str]:
 
 def check_split(chain: Any, boundaries: Sequence[int], spec: dict[str, str], microbatch: torch.Tensor) -> dict[str, Any]:
     """Build PyTorch's pipe with ``spec`` and compare it with the plan: stages, parameters per stage, output."""
-    from torch.distributed.pipelining import SplitPoint, pipeline
-
     model = chain.model
     pipe = pipeline(model, mb_args=(microbatch,), split_spec={p: getattr(SplitPoint, w) for p, w in spec.items()})
     k = len(boundaries) - 1

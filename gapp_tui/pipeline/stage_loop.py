@@ -520,7 +520,7 @@ def run_stage(cfg: StageConfig, build: Callable[[StageConfig], Work],
 def _runner() -> Any:
     """The stand-alone runner: GAPP's own module, or the copy beside this file on a host."""
     if __package__:
-        from .. import stage_runner
+        from .. import stage_runner  # inside GAPP; on a host the copy beside this file (below)
 
         return stage_runner
     import gapp_runner  # noqa: PLC0415  (beside this file: HERE is on sys.path)

@@ -96,7 +96,7 @@ class AdditivePerOp:
     name = "additive per-op (nn-Meter style)"
 
     def fit(self, graphs, items, y, idx):
-        from scipy.optimize import nnls
+        from scipy.optimize import nnls  # slow (scipy)
 
         x = item_matrix(items, graph_op_vectors(graphs), idx)
         x = np.hstack([x, np.ones((len(idx), 1))])  # a per-item constant (runtime overhead)
@@ -121,7 +121,7 @@ class TreesOnTotals:
         self.seed = seed
 
     def fit(self, graphs, items, y, idx):
-        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.ensemble import HistGradientBoostingRegressor  # slow (scikit-learn)
 
         self.model = HistGradientBoostingRegressor(max_iter=400, learning_rate=0.05, random_state=self.seed)
         self.model.fit(np.log1p(item_matrix(items, graph_totals(graphs), idx)), np.log(y[idx]))

@@ -27,14 +27,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
+import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
-from ..errors import BadInput
+from ..blocks import BlockChain
+from ..errors import BadInput, closest
+from ..features import FEATURE_SCHEMA_VERSION, BlockGraph, extract
+from ..store import parse_setting
+from ..zoo import ModelSpec, family_of, is_import_path
+from . import probes
+from .synthetic import FAMILY, MODEL_NAME, sample
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CORPUS_PATH = DATA_DIR / "corpus_times.csv.gz"
@@ -94,17 +102,12 @@ def rows_from_store(store: Any, device: str | None = None, mode: str = "standalo
     it names none) and, with ``quantize="int8"``, only int8 rows (else only
     float ones): a predictor is trained for one runtime and never on another's times.
     """
-    from ..store import parse_setting
-    from ..zoo import family_of
-
     devices = [d["key"] for d in store.devices()]
     if device is None:
         if len(devices) != 1:
             raise BadInput(f"the store holds {len(devices)} devices; name one with --device (devices: {', '.join(devices) or 'none'})")
         device = devices[0]
     if device not in devices:
-        from ..errors import closest
-
         raise BadInput(f"device {device!r} has no rows in the store{closest(device, devices)} (devices: {', '.join(devices) or 'none'})")
     out = []
     for r in store.rows(device=device, mode=mode):
@@ -136,13 +139,8 @@ def model_graphs(model: str, batch_size: int, input_size: int | None = None, inp
     The probe suite (:data:`gapp_tui.predict.probes.MODEL_NAME`, what ``gapp calibrate`` measures) is not
     a model but a pool of independent blocks: its graphs come from :mod:`gapp_tui.predict.probes`.
     """
-    from . import probes
-
     if model == probes.MODEL_NAME:
         return probes.graphs(), probes.signature()
-    from ..blocks import BlockChain
-    from ..features import extract
-    from ..zoo import ModelSpec, is_import_path
 
     if input_shape is not None and is_import_path(model):
         spec = ModelSpec(model, batch_size=batch_size, num_classes=num_classes, input_shape=input_shape)
@@ -217,8 +215,6 @@ def assemble(rows: Sequence[dict[str, Any]], description: dict[str, Any] | None 
 def corpus_dataset(path: str | Path | None = None, progress: Callable[[str], None] | None = None,
                    cache: str | Path | None = "default") -> BlockDataset:
     """The corpus file joined with features (extracted once, cached under the user cache directory)."""
-    import json
-
     p = Path(path) if path else CORPUS_PATH
     meta_path = p.with_name("corpus_meta.json")
     desc = {"source": str(p)}
@@ -229,8 +225,6 @@ def corpus_dataset(path: str | Path | None = None, progress: Callable[[str], Non
 
 def corpus_features_cache() -> Path:
     """Where the corpus models' BlockGraphs are cached (keyed by model, batch, input; dropped on a schema change)."""
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("gapp")) / "corpus_features.pt"
 
 
@@ -242,13 +236,6 @@ def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], 
     the file was measured) is skipped with a warning instead of being given
     the wrong features.
     """
-    import json
-
-    from ..blocks import BlockChain
-    from ..features import extract
-    from ..zoo import ModelSpec
-    from .synthetic import FAMILY, MODEL_NAME, sample
-
     p = Path(path) if path else SYNTHETIC_PATH
     if not p.is_file():
         raise BadInput(f"synthetic corpus {str(p)!r} not found; rebuild it with benchmarks/build_synthetic.py")
@@ -259,8 +246,6 @@ def synthetic_dataset(path: str | Path | None = None, progress: Callable[[str], 
     except (OSError, KeyError, ValueError, csv.Error) as exc:
         raise BadInput(f"synthetic corpus {str(p)!r} is not readable ({exc}); rebuild it with benchmarks/build_synthetic.py") from None
     if cache == "default":
-        import platformdirs
-
         cache = Path(platformdirs.user_cache_dir("gapp")) / "synthetic_features.pt"
     cached = _load_cache(cache)
     n_cached = len(cached)
@@ -331,9 +316,7 @@ def training_dataset(corpus: str | Path | None = None, synthetic: str | Path | b
 def _load_cache(path: str | Path | None) -> dict[str, tuple[list[Any], str]]:
     if not path or not Path(path).is_file():
         return {}
-    import torch
-
-    from ..features import FEATURE_SCHEMA_VERSION, BlockGraph
+    import torch  # slow (torch)
 
     try:
         doc = torch.load(Path(path), weights_only=True)
@@ -347,9 +330,7 @@ def _load_cache(path: str | Path | None) -> dict[str, tuple[list[Any], str]]:
 def _save_cache(path: str | Path | None, cached: dict[str, tuple[list[Any], str]]) -> None:
     if not path:
         return
-    import torch
-
-    from ..features import FEATURE_SCHEMA_VERSION
+    import torch  # slow (torch)
 
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -377,13 +358,9 @@ def leave_one_family_out(ds: BlockDataset, families: Sequence[str] | None = None
     The synthetic blocks are never held out (they belong to no model a user
     runs); they are always in training.
     """
-    from .synthetic import FAMILY
-
     fams = list(families) if families else [f for f in ds.families() if f != FAMILY]
     for fam in fams:
         if fam not in set(ds.family):
-            from ..errors import closest
-
             raise BadInput(f"family {fam!r} has no rows{closest(fam, ds.families())} (families: {', '.join(ds.families())})")
         test = [i for i, f in enumerate(ds.family) if f == fam]
         rest = np.array([i for i, f in enumerate(ds.family) if f != fam])

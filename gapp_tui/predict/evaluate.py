@@ -8,18 +8,22 @@ items and on those of at least 1 ms.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .baselines import AdditivePerOp, FlopsRegression, TreesOnTotals
+from .dataset import leave_one_family_out
+from .nb201 import NB201Latency, cached_features, onehot
 from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
 
 
 def metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Spearman, MAPE (%), share within +-10% (%), on all items and on items >= 1 ms."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # slow (scipy)
 
     pred, y = np.asarray(pred, float), np.asarray(y, float)
     out: dict[str, float] = {"n": int(len(y))}
@@ -89,10 +93,8 @@ def nb201_protocol(
     dispatch flags here (``TrainConfig.dispatch``): they describe PyTorch's CPU
     kernels, and these latencies were measured with other runtimes.
     """
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.linear_model import LinearRegression
-
-    from .nb201 import NB201Latency, cached_features, onehot
+    from sklearn.ensemble import HistGradientBoostingRegressor  # slow (scikit-learn)
+    from sklearn.linear_model import LinearRegression  # slow (scikit-learn)
 
     data = NB201Latency(csv_path)
     y = data.ms(device)
@@ -130,9 +132,7 @@ def nb201_protocol(
 
 def nb201_ceiling(device: str = "raspi4", n_train: int = 12000, seed: int = 0, csv_path: str | None = None) -> dict[str, Any]:
     """What the label noise allows: trees on the one-hot cell with ``n_train`` networks (test: the rest)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from .nb201 import NB201Latency, onehot
+    from sklearn.ensemble import HistGradientBoostingRegressor  # slow (scikit-learn)
 
     data = NB201Latency(csv_path)
     y = data.ms(device)
@@ -162,16 +162,11 @@ def lofo_protocol(
     the same as with ``jobs=1``. ``keep_blocks`` adds every held-out block's
     measured and predicted times (``blocks``).
     """
-    from .dataset import leave_one_family_out
-
     cfg = config or TrainConfig()
     folds = list(leave_one_family_out(dataset, families, seed=cfg.seed))
     per_fold: dict[str, dict[str, np.ndarray]] = {}
     if jobs > 1 and len(folds) > 1:
-        import multiprocessing as mp
-        import pickle
-
-        import torch
+        import torch  # slow (torch)
 
         ctx = mp.get_context("spawn")  # fork is unsafe once torch's thread pools exist
         # plain pickle bytes: multiprocessing's own pickler would share every tensor through its own file descriptor
@@ -212,9 +207,7 @@ _LOFO: dict[str, Any] = {}
 
 
 def _lofo_worker_init(state: bytes, threads: int) -> None:
-    import pickle
-
-    import torch
+    import torch  # slow (torch)
 
     torch.set_num_threads(threads)
     dataset, config = pickle.loads(state)

@@ -28,9 +28,13 @@ with ``log`` of measured times, so a 0.1 ms and a 100 ms block count alike.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch_geometric.nn import GINEConv, global_add_pool, global_max_pool, global_mean_pool
+
+from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
 #: clamp the log outputs (around their initial values) so exp never overflows
 _LOG_CLAMP = 9.0
@@ -136,7 +140,6 @@ class BlockGNN(nn.Module):
                  align_columns: list[int] | str | None = None, dispatch: bool = False,
                  cache_mb: float | None = None, positions: bool = False) -> None:
         super().__init__()
-        from ..features import NODE_COLUMNS, TOTAL_COLUMNS
 
         if work_columns is None:
             work_columns = [NODE_COLUMNS.index(c) for c in ("flops", "bytes_read", "bytes_written")]
@@ -189,11 +192,14 @@ class BlockGNN(nn.Module):
         x[is_input.nonzero(as_tuple=True)[0][:, None], torch.tensor([fc, rc, wc], device=x.device)] = 0.0
         return x
 
-    def _alignment(self, x: torch.Tensor) -> torch.Tensor:
+    # what the encoder is told about each node besides its scaled features (public: tests and benchmarks read them)
+
+    def alignment_flags(self, x: torch.Tensor) -> torch.Tensor:
+        """Per node and aligned column: [width a multiple of 8 ..., width a multiple of 16 ...]."""
         w = x[:, self.align_columns].round()
         return torch.cat([(w > 0) & (torch.remainder(w, 8) == 0), (w > 0) & (torch.remainder(w, 16) == 0)], dim=1).float()
 
-    def _dispatch_flags(self, x: torch.Tensor) -> torch.Tensor:
+    def dispatch_flags(self, x: torch.Tensor) -> torch.Tensor:
         """Per node: [1x1 own kernel, small-input own kernel, depthwise, grouped] (all 0 for non-convolutions),
         and with ``positions``: own kernel on a number of output positions that is not a multiple of 16."""
         c = {k: x[:, i].round() for k, i in self._dcol.items()}
@@ -212,7 +218,7 @@ class BlockGNN(nn.Module):
             flags.append((pointwise | small) & (torch.remainder(positions, POSITION_MULTIPLE) != 0))
         return torch.stack(flags, dim=1).float()
 
-    def _cache_flag(self, x: torch.Tensor, totals: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    def cache_flags(self, x: torch.Tensor, totals: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Per node: 1 where the node has weights and its block's weights exceed ``cache_mb``."""
         pcol, tcol = self._ccol
         return ((x[:, pcol] > 0) & (totals[batch, tcol] > self.cache_mb * 1e6)).float()[:, None]
@@ -221,11 +227,11 @@ class BlockGNN(nn.Module):
         """Node embeddings after message passing (``totals``: the blocks' raw totals, needed with ``cache_mb``)."""
         z = self.scaler.nodes(x)
         if self.align_columns:
-            z = torch.cat([z, self._alignment(x)], dim=1)
+            z = torch.cat([z, self.alignment_flags(x)], dim=1)
         if self.dispatch:
-            z = torch.cat([z, self._dispatch_flags(x)], dim=1)
+            z = torch.cat([z, self.dispatch_flags(x)], dim=1)
         if self.cache_mb:
-            z = torch.cat([z, self._cache_flag(x, totals, batch)], dim=1)
+            z = torch.cat([z, self.cache_flags(x, totals, batch)], dim=1)
         h = self.encoder(z)
         e = torch.log1p(edge_attr.clamp_min(0)) / 10.0
         for conv, norm in zip(self.convs, self.norms):
@@ -264,8 +270,6 @@ class BlockGNN(nn.Module):
     @torch.no_grad()
     def init_output_scale(self, mflop_per_ms: float, mbyte_per_ms: float, ms_per_node: float) -> None:
         """Start near the data: an efficiency, a bandwidth and a per-node overhead (medians of the training items)."""
-        import math
-
         self.log_init.copy_(torch.tensor([math.log(max(mflop_per_ms, 1e-6)), math.log(max(mbyte_per_ms, 1e-6)),
                                           math.log(max(ms_per_node, 1e-7)), math.log(max(ms_per_node, 1e-7))]))
         for head in (self.node_head, self.block_head):

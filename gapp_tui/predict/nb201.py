@@ -43,15 +43,21 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 import torch
 from torch import nn
 
-from ..errors import BadInput
+from ..blocks import BlockChain
+from ..errors import BadInput, closest
+from ..features import _GROUPS, FEATURE_SCHEMA_VERSION, OP_KINDS, BlockGraph, extract
+from ..zoo import ModelSpec
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: HELP's meta-test devices (few-shot targets)
@@ -243,12 +249,6 @@ class _Wrap(nn.Module):
 
 def _graph_of(module: nn.Module, shape: tuple[int, ...], label: str):
     """The BlockGraph of ``module`` on input ``shape``, as one block."""
-    import warnings
-
-    from ..blocks import BlockChain
-    from ..features import extract
-    from ..zoo import ModelSpec
-
     spec = ModelSpec(f"gapp_tui.predict.nb201:{label}", input_shape=shape)
     chain = BlockChain.from_spec(spec, 1, device="meta", model=_Wrap(module).eval())
     with warnings.catch_warnings():
@@ -291,8 +291,6 @@ _REFERENCE_ARCH = "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none
 @functools.lru_cache(maxsize=3)
 def _templates(stage: int) -> dict[str, Any]:
     """Feature rows of every node kind of a cell at ``stage``, taken from the extractor's own output."""
-    from ..features import OP_KINDS
-
     g = extract_cell_graph(_REFERENCE_ARCH, stage)
     x = g.data.x
     cols = list(g.node_columns)
@@ -317,9 +315,7 @@ def compose_cell_graph(arch: str, stage: int):
     builds it. ``tests/test_predict_nb201.py`` checks the result against the
     extractor on random architectures.
     """
-    from torch_geometric.data import Data
-
-    from ..features import BlockGraph
+    from torch_geometric.data import Data  # slow (torch_geometric)
 
     t = _templates(stage)
     rows, kinds = t["rows"], t["kinds"]
@@ -364,7 +360,6 @@ def compose_cell_graph(arch: str, stage: int):
     cols, tcols = t["cols"], t["total_cols"]
     totals = dict.fromkeys(tcols, 0.0)
     ref = dict(zip(tcols, t["totals"][0].tolist()))
-    from ..features import _GROUPS, OP_KINDS
 
     names = [OP_KINDS[k] for k in ks]
     for r, kind in zip(x[1:], names[1:]):
@@ -432,8 +427,6 @@ class NB201Features:
 
 def find_csv(path: str | Path | None = None) -> Path:
     """The latency CSV: ``path``, ``$GAPP_NB201_CSV``, or ``../shared/data/nb201_latency.csv``."""
-    import os
-
     cands = [Path(path)] if path else []
     if not path and os.environ.get("GAPP_NB201_CSV"):
         cands.append(Path(os.environ["GAPP_NB201_CSV"]))
@@ -463,8 +456,6 @@ class NB201Latency:
 
     def ms(self, device: str) -> np.ndarray:
         if device not in self._cols:
-            from ..errors import closest
-
             raise BadInput(
                 f"unknown NAS-Bench-201 device {device!r}{closest(device, self.devices)}"
                 f" (devices: {', '.join(self.devices)})"
@@ -486,8 +477,6 @@ def cached_features(archs: Sequence[str], cache: str | Path | None = None, progr
     With the fast cell assembly all 15,625 networks take about 20 s of CPU,
     less than reading a 250 MB cache, so the protocols pass no cache.
     """
-    from ..features import FEATURE_SCHEMA_VERSION, BlockGraph
-
     feats = NB201Features()
     path = Path(cache) if cache else None
     if path is not None and path.is_file():
@@ -509,6 +498,4 @@ def cached_features(archs: Sequence[str], cache: str | Path | None = None, progr
 
 
 def default_cache() -> Path:
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("gapp")) / "nb201_features.pt"

@@ -18,6 +18,7 @@ cost tables, pipeline runs); threads reach the UI only through ``post_message``.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir, user_state_dir
+from rich.console import Console
 from rich.text import Text
 from textual import on, work
 from textual.app import App
@@ -127,10 +129,6 @@ class GappApp(App[None]):
 
     def screen_text(self) -> str:
         """What the terminal shows now, as plain text (the render ``export_screenshot`` makes): for tests and scripts."""
-        import io
-
-        from rich.console import Console
-
         width, height = self.size
         console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
                           color_system="truecolor", record=True, legacy_windows=False, safe_box=False)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Input, Select
+from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from ..widgets.chrome import SectionTabs, StatusLine
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
     from ..app import GappApp
 
 FINISHED = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
+
+
+def labelled(label: str, widget: Widget) -> Iterator[Widget]:
+    """A form field: its label, then the widget (``yield from labelled("host", Input(...))``)."""
+    yield Label(label, classes="field-label")
+    yield widget
 
 
 class Section(Screen):

@@ -25,13 +25,15 @@ import os
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Input, Label, ProgressBar, RichLog, Select, Static
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, ProgressBar, RichLog, Select, Static
 from textual.worker import Worker, WorkerState
 
 from ...errors import BadInput, one_line
@@ -42,12 +44,18 @@ from ..labels import is_here, machine_words, threads_words
 from ..messages import (AcceleratorFound, CalibrateDone, CalibrateEvent, HostKeyQuestion, MeasureDone, MeasureLog,
                         MeasureProgress, MeasureStarted)
 from ..widgets.measure.hostkey import HostKeyScreen
-from .base import Section
+from .base import Section, labelled
 
 CPU_TARGET, SSH_TARGET = ("this machine (CPU)", "cpu"), ("SSH host", "ssh")
 MODES = [("in-context", "in-context"), ("standalone", "standalone"), ("both", "both")]
 PRECISIONS = [("quick", "quick"), ("1% interval", "normal")]
 DTYPES = [("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16")]
+SSH_FIELDS = (  # label, input id, placeholder, value, tooltip
+    ("host", "host", "user@host[:port]", "", "SSH target (keys or the SSH agent; ~/.ssh/config honoured)"),
+    ("key", "identity", "~/.ssh/id_ed25519", "", "Private key file"),
+    ("known_hosts", "known-hosts", "~/.ssh/known_hosts", "", "Where host keys are checked and recorded"),
+    ("python", "remote-python", "", "python3", "Python on the device"),
+)
 
 
 class MeasureSection(Section):
@@ -83,45 +91,41 @@ class MeasureSection(Section):
         #: the last calibration's report (the predictor it wrote, its held-out accuracy), or None
         self.calibration: dict[str, Any] | None = None
 
+    @staticmethod
+    def _ssh_fields(fields: tuple[tuple[str, str, str, str, str], ...]) -> Iterator[Widget]:
+        for label, id_, placeholder, value, tooltip in fields:
+            yield from labelled(label, Input(id=id_, compact=True, placeholder=placeholder, value=value, tooltip=tooltip))
+
     def compose(self) -> ComposeResult:
         yield self.tabs()
         with Vertical(id="measure-form"):
             with Horizontal(classes="form-row"):
-                yield Label("Target", classes="field-label")
-                yield Select([CPU_TARGET, SSH_TARGET], id="target", value="cpu", allow_blank=False, compact=True,
-                             tooltip="Where to measure: here, or a device over SSH (typing a host chooses it)")
-                yield Label("host", classes="field-label")
-                yield Input(id="host", compact=True, placeholder="user@host[:port]",
-                            tooltip="SSH target (keys or the SSH agent; ~/.ssh/config honoured)")
-                yield Label("key", classes="field-label")
-                yield Input(id="identity", compact=True, placeholder="~/.ssh/id_ed25519", tooltip="Private key file")
+                yield from labelled("Target", Select(
+                    [CPU_TARGET, SSH_TARGET], id="target", value="cpu", allow_blank=False, compact=True,
+                    tooltip="Where to measure: here, or a device over SSH (typing a host chooses it)"))
+                yield from self._ssh_fields(SSH_FIELDS[:2])
             with Horizontal(classes="form-row"):
-                yield Label("known_hosts", classes="field-label")
-                yield Input(id="known-hosts", compact=True, placeholder="~/.ssh/known_hosts",
-                            tooltip="Where host keys are checked and recorded")
-                yield Label("python", classes="field-label")
-                yield Input(id="remote-python", compact=True, value="python3", tooltip="Python on the device")
+                yield from self._ssh_fields(SSH_FIELDS[2:])
             with Horizontal(classes="form-row"):
-                yield Label("Mode", classes="field-label")
-                yield Select(MODES, id="mode", value="in-context", allow_blank=False, compact=True,
-                             tooltip="in-context: inside end-to-end runs; standalone: each block alone")
-                yield Label("threads", classes="field-label")
-                yield Input(id="threads", compact=True, placeholder="all", type="integer",
-                            tooltip="Threads (empty: every core)")
-                yield Label("precision", classes="field-label")
-                yield Select(PRECISIONS, id="precision", value="normal", allow_blank=False, compact=True,
-                             tooltip="How many runs per block: until the median's 95% interval is within 1%"
-                                     " (at most 3 s a block), or a quick few (tests, smoke checks)")
-                yield Label("dtype", classes="field-label")
-                yield Select(DTYPES, id="dtype", value="float32", allow_blank=False, compact=True,
-                             tooltip="Numeric type of the weights and the input")
+                yield from labelled("Mode", Select(
+                    MODES, id="mode", value="in-context", allow_blank=False, compact=True,
+                    tooltip="in-context: inside end-to-end runs; standalone: each block alone"))
+                yield from labelled("threads", Input(
+                    id="threads", compact=True, placeholder="all", type="integer", tooltip="Threads (empty: every core)"))
+                yield from labelled("precision", Select(
+                    PRECISIONS, id="precision", value="normal", allow_blank=False, compact=True,
+                    tooltip="How many runs per block: until the median's 95% interval is within 1%"
+                            " (at most 3 s a block), or a quick few (tests, smoke checks)"))
+                yield from labelled("dtype", Select(
+                    DTYPES, id="dtype", value="float32", allow_blank=False, compact=True,
+                    tooltip="Numeric type of the weights and the input"))
             with Horizontal(classes="form-row"):
                 yield Button("Start (m)", id="start", variant="primary", compact=True)
                 yield Button("Cancel (c)", id="cancel", variant="error", compact=True, disabled=True)
                 yield Button("Calibrate (k)", id="calibrate", compact=True)
-                yield Label("budget", classes="field-label")
-                yield Input(id="budget", compact=True, value="10m", placeholder="10m",
-                            tooltip="Device time the calibration may spend measuring probes (10m, 90s, 1h)")
+                yield from labelled("budget", Input(
+                    id="budget", compact=True, value="10m", placeholder="10m",
+                    tooltip="Device time the calibration may spend measuring probes (10m, 90s, 1h)"))
                 yield Static("", id="measure-model", classes="inline-status")
         yield Static("Trace a model in Models (1), then press m.", id="measure-status", classes="status-line")
         yield ProgressBar(id="measure-progress", total=1, show_eta=False)  # determinate: no animation at rest
@@ -271,7 +275,6 @@ class MeasureSection(Section):
         """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
         from ...measure import engine  # slow (torch), as the imports below
         from ...measure.remote_engine import measure_remote
-        from ...ssh import UnknownHostKey
 
         store = self.gapp.worker_store()
         last = {"key": None, "at": 0.0}
@@ -291,20 +294,29 @@ class MeasureSection(Section):
             result = engine.measure(chain, config, store=store, progress=progress, cancel=cancel,
                                     command="gapp (TUI)")
         else:
-            self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
-            try:
-                session = ssh.connect()
-            except UnknownHostKey as exc:
-                self.post_message(HostKeyQuestion(exc.host_label, ssh.port or 22, exc.key_type, exc.fingerprint))
+            session = self._connect(ssh)
+            if session is None:
                 return
             with session:
-                if session.recorded_host_key:
-                    self.post_message(MeasureLog(f"recorded host key {session.recorded_host_key}"))
                 self.post_message(MeasureStarted(len(chain), ssh.label))
                 result = measure_remote(session, chain, config, store=store, remote_python=ssh.remote_python,
                                         progress=progress, cancel=cancel, command="gapp (TUI)",
                                         log=lambda line: self.post_message(MeasureLog(line)))
         self.post_message(MeasureDone(result, cancelled=result.interrupted is not None))
+
+    def _connect(self, ssh: Any) -> Any:
+        """A worker's SSH session, or None once the user is asked about a host key not in known_hosts."""
+        from ...ssh import UnknownHostKey  # slow (paramiko)
+
+        self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
+        try:
+            session = ssh.connect()
+        except UnknownHostKey as exc:
+            self.post_message(HostKeyQuestion(exc.host_label, ssh.port or 22, exc.key_type, exc.fingerprint))
+            return None
+        if session.recorded_host_key:
+            self.post_message(MeasureLog(f"recorded host key {session.recorded_host_key}"))
+        return session
 
     def on_host_key_question(self, message: HostKeyQuestion) -> None:
         self.set_running(False)
@@ -511,7 +523,6 @@ class MeasureSection(Section):
         """The calibration of ``gapp calibrate`` on this machine (``ssh`` None) or the SSH host; rows are stored."""
         from ...predict import calibrate as cal  # slow (torch), as the imports below
         from ...predict.predictor import Predictor, default_predictor_path
-        from ...ssh import UnknownHostKey
 
         store = self.gapp.worker_store()
         base_path = base or str(default_predictor_path())
@@ -523,11 +534,8 @@ class MeasureSection(Section):
                 pred, report = cal.calibrate(runner, base_pred, budget_s, on_event=emit, cancel=cancel,
                                              command="gapp (TUI) calibrate")
             else:
-                self.post_message(MeasureLog(f"connecting to {ssh.label} …"))
-                try:
-                    session = ssh.connect()
-                except UnknownHostKey as exc:
-                    self.post_message(HostKeyQuestion(exc.host_label, ssh.port or 22, exc.key_type, exc.fingerprint))
+                session = self._connect(ssh)
+                if session is None:
                     return
                 with session:
                     session.check_python(ssh.remote_python)

@@ -22,12 +22,12 @@ from .base import Section
 class ModelsSection(Section):
     SECTION = "models"
     AUTO_FOCUS = "#blocks"
+    FIELD_NAMES = {"model-name": "Model", "input-size": "size", "batch-size": "batch", "num-classes": "classes",
+                   "input-shape": "shape", "granularity": "granularity"}
     BINDINGS = [
         Binding("t", "trace", "Trace", id="models.trace",
                 tooltip="Trace the model in the form into blocks (nothing happens when it is the one traced)"),
     ]
-    FIELD_NAMES = {"model-name": "Model", "input-size": "size", "batch-size": "batch", "num-classes": "classes",
-                   "input-shape": "shape", "granularity": "granularity"}
     FIELD_HINT = "Enter traces the model in the form · Tab next field · Esc leaves"
 
     def __init__(self) -> None:

@@ -44,8 +44,8 @@ from ...units import format_bandwidth, format_time
 from ..labels import Source, bottleneck_words, cut_load, cut_words, source_of
 from ..messages import PipelineDone, TimesReady
 from ..widgets.partition.devices import DeviceNotes, DeviceSuggester
-from ..widgets.partition.estimate import EstimatePanel, ms
-from ..widgets.partition.strip import CutStrip
+from ..widgets.partition.estimate import EstimatePanel
+from ..widgets.partition.strip import CutStrip, ms
 from .base import Section
 
 LINK_FIELDS = ("devices", "bandwidth", "latency")

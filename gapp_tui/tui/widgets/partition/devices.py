@@ -11,7 +11,7 @@ from textual.suggester import Suggester
 from textual.widgets import Static
 
 from ...labels import Source
-from .estimate import ms
+from .strip import ms
 from .strip import STAGE_COLOURS
 
 

@@ -10,16 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ....units import format_bytes
-from .strip import STAGE_COLOURS
-
-
-def ms(seconds: float) -> str:
-    v = seconds * 1e3
-    if v >= 100:
-        return f"{v:.0f} ms"
-    if v >= 10:
-        return f"{v:.1f} ms"
-    return f"{v:.2f} ms"
+from .strip import STAGE_COLOURS, ms
 
 
 class EstimatePanel(Static):

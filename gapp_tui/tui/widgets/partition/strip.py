@@ -20,6 +20,8 @@ whatever the number of blocks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from collections.abc import Sequence
 
 from rich.segment import Segment
@@ -49,33 +51,27 @@ class CutStrip(Widget, can_focus=True):
     """Blocks ``0..n-1`` and boundaries ``[0, b1, ..., n]``; ``selected`` is the index of a cut (1..k-1)."""
 
     BINDINGS = [
-        Binding("left", "move(-1)", "Move cut left", show=False, id="partition.cut_left",
-                tooltip="Move the selected cut one block left"),
-        Binding("right", "move(1)", "Move cut right", show=False, id="partition.cut_right",
-                tooltip="Move the selected cut one block right"),
-        Binding("shift+left", "move(-10)", "Move cut 10 left", show=False, id="partition.cut_left10",
-                tooltip="Move the selected cut ten blocks left"),
-        Binding("shift+right", "move(10)", "Move cut 10 right", show=False, id="partition.cut_right10",
-                tooltip="Move the selected cut ten blocks right"),
+        *(Binding(f"{shift}{side}", f"move({sign * step})", f"Move cut {'' if step == 1 else '10 '}{side}", show=False,
+                  id=f"partition.cut_{side}{'' if step == 1 else step}",
+                  tooltip=f"Move the selected cut {'one block' if step == 1 else 'ten blocks'} {side}")
+          for shift, step in (("", 1), ("shift+", 10)) for side, sign in (("left", -1), ("right", 1))),
         Binding("up", "select(-1)", "Previous cut", show=False, id="partition.prev_cut", tooltip="Select the previous cut"),
         Binding("down", "select(1)", "Next cut", show=False, id="partition.next_cut", tooltip="Select the next cut"),
     ]
 
+    @dataclass
     class Moved(Message):
         """The boundaries changed (a cut moved): ``boundaries`` is ``[0, b1, ..., n]``."""
 
-        def __init__(self, strip: CutStrip, boundaries: tuple[int, ...]) -> None:
-            self.strip = strip
-            self.boundaries = boundaries
-            super().__init__()
+        strip: CutStrip
+        boundaries: tuple[int, ...]
 
+    @dataclass
     class Selected(Message):
         """Another cut was selected (``index``: 1..k-1)."""
 
-        def __init__(self, strip: CutStrip, index: int) -> None:
-            self.strip = strip
-            self.index = index
-            super().__init__()
+        strip: CutStrip
+        index: int
 
     selected: reactive[int] = reactive(1)
 
