@@ -644,7 +644,10 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             report = section.calibration
             assert report is not None, app.screen_text()
             assert report["new_rows"] < report["probes_measured"]  # the probes measured before were not again
-            await wait_for(pilot, lambda: "held-out probes" in app.screen_text(), 30)  # repainted on a busy machine
+            name = Path(report["predictor"]).stem
+            # the status line repainted and grown to its two lines (a layout pass later on a busy machine)
+            await wait_for(pilot, lambda: "held-out probes" in app.screen_text()
+                           and f"predicted:{name}" in app.screen_text(), 30)
             text = app.screen_text()
             assert "held-out probes" in text and f"predicted:{Path(report['predictor']).stem}" in text
             with Store() as st:
