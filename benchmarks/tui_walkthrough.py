@@ -275,6 +275,7 @@ async def journeys(setting: Setting, size: tuple[int, int], plans: Path) -> list
         # ------------------------------------------------------------ 5. every action in Help and the palette
         w.journey = "5 keys"
         everything = key_actions(type(app), SECTION_CLASSES)
+        app.clear_notifications()  # the run's toasts have timed out for a user who reads on: they would cover lines
         await w.press("question_mark")
         await pilot.pause(0.5)
         pages = []

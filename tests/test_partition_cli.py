@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -207,6 +208,46 @@ def test_predicted_times_come_from_a_predictor_file(tmp_path):
     bad = gapp("partition", *MODEL, "--devices", "pi,server", "--times", "predicted", "--predictor",
                str(tmp_path / "missing.pt"), "--bandwidth", "100Mbit/s")
     assert bad.exit_code == 2 and "not found" in bad.stderr
+
+
+def test_a_predicted_plan_has_a_throughput_range_that_brackets_its_estimate(tmp_path):
+    """A predictor with a calibrated interval: every block's bounds in the times, the plan's range in `range`."""
+    from gapp_tui.blocks import BlockChain
+    from gapp_tui.features import NODE_COLUMNS, TOTAL_COLUMNS, extract
+    from gapp_tui.partition import estimate
+    from gapp_tui.partition.costs import CostTable
+    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.interval import IntervalModel
+    from gapp_tui.predict.predictor import Predictor
+    from gapp_tui.zoo import ModelSpec
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    iv = IntervalModel(0.9, q=10.0, tau=0.01, samples=40, grain="block", spread=False)  # ±10.5 % on every block
+    path = Predictor(BlockGNN(len(NODE_COLUMNS), len(TOTAL_COLUMNS), hidden=8, layers=1), device="pi",
+                     interval=iv).save(tmp_path / "p.pt")
+    r = gapp("partition", *MODEL, "--devices", f"pi=predicted:{path}", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(1, 3, 16, 16)), device="meta")
+    ms = Predictor.load(path).block_times(extract(chain, warn=False))
+    got = doc["times"]["pi"]["interval"]
+    assert got["level"] == 0.9
+    assert got["blocks_low_s"] == pytest.approx([t / 1e3 * float(np.exp(-0.1)) for t in ms])
+    assert got["blocks_high_s"] == pytest.approx([t / 1e3 * float(np.exp(0.1)) for t in ms])
+    rng = doc["range"]
+    lo, mid, hi = rng["throughput_per_s"]
+    assert lo < mid < hi and mid == doc["estimate"]["throughput_per_s"]
+    assert rng["period_s"][0] < doc["estimate"]["period_s"] < rng["period_s"][2] and rng["devices"] == ["pi"]
+    # the worst end is the plan estimated on the high times
+    table = CostTable.from_chain(chain, {"pi": got["blocks_high_s"]})
+    worst = estimate(table, Plan.from_dict(doc["plan"]))
+    assert worst.throughput == pytest.approx(lo)
+    text = gapp("partition", *MODEL, "--devices", f"pi=predicted:{path}")
+    assert f"({lo:.3g}-{hi:.3g}, 90% interval of pi's predicted times)" in " ".join(text.stdout.split())
+    # measured or FLOPs devices only: no range
+    flops = gapp("partition", *MODEL, "--devices", "pi,server", *FLOPS, "--bandwidth", "100Mbit/s", "--json")
+    assert json.loads(flops.stdout)["range"] is None
 
 
 def test_help_renders_every_option():

@@ -447,10 +447,10 @@ async def test_choosing_a_predictor_fills_predicted_and_error_columns_and_the_sc
         row = table.get_row_at(0)
         assert row[5] == round(want[0] * 1e3, 4)
         median = section.rows[0]["median_ms"]
-        assert row[7] == round((want[0] * 1e3 - median) / median * 100, 1)
+        assert row[6] == round((want[0] * 1e3 - median) / median * 100, 1)
         # every prediction carries its interval: the table's column, the scatter's whiskers, the bars' spans
         iv = predictor.block_intervals(extract(app.workspace.chain))
-        assert row[6] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
+        assert row[7] == f"{iv['low'][0]:.4g}-{iv['high'][0]:.4g}"
         points = section.query_one(Scatter).points
         assert len(points) == 2 and all(p.low_ms < p.predicted_ms < p.high_ms for p in points)
         assert section.query_one(Bars).spans[0] == pytest.approx((iv["low"][0], iv["high"][0]))
@@ -718,6 +718,7 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             await wait_for(pilot, lambda: any(e["kind"] == "core" for e in blocks_seen), 120)
             await pilot.press("c")
             await wait_for(pilot, lambda: not section.running, 120)
+            await pilot.pause(0.2)
             assert section.calibration is None and "calibration stopped" in app.screen_text()
             with Store() as st:
                 kept = st.rows(model=probes.MODEL_NAME)
@@ -730,7 +731,10 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             report = section.calibration
             assert report is not None, app.screen_text()
             assert report["new_rows"] < report["probes_measured"]  # the probes measured before were not again
-            await wait_for(pilot, lambda: "held-out probes" in app.screen_text(), 30)  # repainted on a busy machine
+            name = Path(report["predictor"]).stem
+            # the status line repainted and grown to its two lines (a layout pass later on a busy machine)
+            await wait_for(pilot, lambda: "held-out probes" in app.screen_text()
+                           and f"predicted:{name}" in app.screen_text(), 30)
             text = app.screen_text()
             assert "held-out probes" in text and f"predicted:{Path(report['predictor']).stem}" in text
             with Store() as st:
@@ -752,5 +756,54 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             await pilot.press("enter")
             await wait_for(pilot, lambda: part.table is not None and part.table.sources.get("pi") == ["predicted"] * 2, 60)
             assert part.sources["pi"].long.startswith(f"predicted by pi's own predictor {name} (made for")
+    finally:
+        probes._pool_and_graphs.cache_clear()
+
+
+@pytest.mark.ssh
+@sync
+async def test_calibrate_over_ssh_asks_about_the_host_key_then_records_the_devices_predictor(tui_env, sshd,
+                                                                                           monkeypatch):
+    """Calibrate on the SSH host typed in Measure: the unknown key is asked about, `y` starts the calibration again."""
+    from gapp_tui.predict import probes
+    from gapp_tui.store import Store
+    from gapp_tui.tui.widgets.measure.hostkey import HostKeyScreen
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tui_env / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tui_env / "cache"))
+    monkeypatch.setattr(probes, "POOL_SIZE", 24)
+    monkeypatch.setattr(probes, "CORE_SIZE", 6)
+    probes._pool_and_graphs.cache_clear()
+    folder = tui_env / "predictors"
+    _tiny_predictor(folder / "tiny.pt")
+    monkeypatch.setenv("GAPP_PREDICTORS", str(folder))
+    known_hosts = tui_env / "known_hosts"
+    known_hosts.touch()
+    app = small_app(host=f"{sshd.target}:{sshd.port}", identity=str(sshd.client_key), known_hosts=str(known_hosts))
+    try:
+        async with run(app, (100, 30)) as pilot:
+            await trace(app, pilot)
+            app.choose_predictor(str(folder / "tiny.pt"))
+            await pilot.press("2")
+            await pilot.pause()
+            section = app.screen
+            assert section.query_one("#target", Select).value == "ssh"
+            section.query_one("#remote-python", Input).value = sys.executable  # the "device" is this machine
+            section.query_one("#threads", Input).value = "1"
+            section.query_one("#budget", Input).value = "4s"
+            section.query_one("#start").focus()
+            await pilot.press("k")
+            await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), 30)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: section.calibration is not None or (
+                not section.running and app.screen is section and "failed" in app.screen_text()), 180)
+            report = section.calibration
+            assert report is not None, app.screen_text()
+            assert str(sshd.port) in report["machine"] and sshd.known_hosts_line.split()[2] in known_hosts.read_text()
+            with Store() as st:
+                rows = st.rows(model=probes.MODEL_NAME, device=report["device_key"])
+                rec = st.device_predictor(report["device_key"])
+            assert len(rows) == report["probes_measured"] > 1 and all(r["extra"]["remote"]["host"] for r in rows)
+            assert rec is not None and Path(rec["path"]).is_file()
     finally:
         probes._pool_and_graphs.cache_clear()

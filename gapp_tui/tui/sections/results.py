@@ -22,7 +22,7 @@ from ..widgets.results.plots import Bars, Point, Scatter
 from .base import Section
 
 COLUMNS = [("#", "index"), ("block", "name"), ("median ms", "median"), ("IQR ms", "iqr"), ("runs", "runs"),
-           ("predicted ms", "predicted"), ("interval ms", "interval"), ("error %", "error")]
+           ("predicted ms", "predicted"), ("error %", "error"), ("interval ms", "interval")]
 VIEWS = ("table", "scatter", "bars")
 #: the sort indicator after a column's name (ascending, descending; two cells kept free on every header)
 SORT_MARKS = (" ▲", " ▼")
@@ -182,8 +182,8 @@ class ResultsSection(Section):
             span = self._span_ms(r["block"])
             table.add_row(
                 r["block"], r["block_name"], round(r["median_ms"], 4), round(r["iqr_ms"] or 0.0, 4), r["runs"] or 0,
-                round(p, 4) if p is not None else None, f"{span[0]:.4g}-{span[1]:.4g}" if span else None,
-                round(err, 1) if err is not None else None,
+                round(p, 4) if p is not None else None, round(err, 1) if err is not None else None,
+                f"{span[0]:.4g}-{span[1]:.4g}" if span else None,
                 key=str(r["block"]),
             )
         self._apply_sort()
