@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.table import Table
 
+from ..errors import BadInput
+from ..store import Store
 from . import remote as _remote
 from .common import err, handle_errors, out, print_json
 from .options import SSH, option_groups
@@ -69,12 +71,10 @@ def calibrate(
     Probe rows go to the store as they are measured: Ctrl-C keeps them, and the same command resumes.
     The predictor is recorded as this device's, so `gapp predict --device KEY` uses it.
     """
-    from ..errors import BadInput
-    from ..predict.calibrate import Interrupted, LocalRunner, RemoteRunner, calibrate as run, parse_budget, record
-    from ..predict.predictor import Predictor, default_predictor_path
-    from ..store import Store
+    from ..predict import calibrate as cal  # slow (torch), as the predictor below
+    from ..predict.predictor import Predictor, default_predictor_path  # slow (torch)
 
-    budget_s = parse_budget(budget)
+    budget_s = cal.parse_budget(budget)
     if threads is not None and threads < 1:
         raise BadInput(f"--threads {threads} is not valid; give a positive integer (default: all cores)")
     if not 0.5 <= level < 1:
@@ -90,16 +90,17 @@ def calibrate(
             if ssh is not None:
                 with _remote.connect(ssh) as session:
                     session.check_python(ssh.remote_python)
-                    runner = RemoteRunner(session, store, threads, ssh.remote_python, ssh.remote_tmp, device_name=device_name,
-                                          log=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
-                    pred, report = run(runner, base_pred, budget_s, level=level, on_event=say, command=command)
+                    runner = cal.RemoteRunner(session, store, threads, ssh.remote_python, ssh.remote_tmp,
+                                              device_name=device_name,
+                                              log=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+                    pred, report = cal.calibrate(runner, base_pred, budget_s, level=level, on_event=say, command=command)
             else:
-                runner = LocalRunner(store, threads, device_name=device_name)
-                pred, report = run(runner, base_pred, budget_s, level=level, on_event=say, command=command)
-        except Interrupted as exc:
+                runner = cal.LocalRunner(store, threads, device_name=device_name)
+                pred, report = cal.calibrate(runner, base_pred, budget_s, level=level, on_event=say, command=command)
+        except cal.Interrupted as exc:
             err.print(f"[yellow]interrupted[/]: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
-        record(pred, report, store, out_path, base_path)
+        cal.record(pred, report, store, out_path, base_path)
     if json_:
         print_json(report)
         return
@@ -124,8 +125,6 @@ def calibrate(
 
 
 def _writable(path: Path) -> None:
-    from ..errors import BadInput
-
     if path.is_dir():
         raise BadInput(f"--out {str(path)!r} is a directory; give a file path such as {str(path / 'device.pt')!r}")
     try:

@@ -111,9 +111,8 @@ def measure(
     Rows go to the SQLite store as each block finishes: Ctrl-C keeps them and the
     same command resumes where it stopped (use --force to measure again).
     """
-    from ..measure.engine import MeasureConfig  # slow (torch), as every measure import below
+    from ..measure.engine import MeasureConfig, parse_modes  # slow (torch), as every measure import below
     from ..measure.engine import measure as run_measure  # slow (torch)
-    from ..measure.engine import parse_modes
     from ..measure.timer import Precision  # slow (torch)
 
     # ---- every input is checked before anything is built, opened or written

@@ -11,9 +11,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
 from rich.table import Table
 
+from ..errors import BadInput, closest
+from ..predict.device_predictors import predictor_for
+from ..store import Store
 from .common import (
     err,
     handle_errors,
@@ -44,21 +48,16 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
     ``device`` then names it (``KEY/executorch/int8``), so the predictor says
     which runtime its times are for.
     """
-    from ..predict.dataset import CORPUS_PATH, load_corpus, rows_from_store
-    from ..runtime import parse_quantize, parse_runtime
+    from ..predict.dataset import CORPUS_PATH, load_corpus, rows_from_store  # slow (torch)
+    from ..runtime import parse_quantize, parse_runtime  # slow (torch)
 
     runtime = parse_runtime(runtime)
     quantize = parse_quantize(quantize, runtime)
     if runtime != "eager" and db is None and device is None:
-        from ..errors import BadInput
-
         raise BadInput(f"--runtime {runtime}: the shipped corpus was timed under eager PyTorch; train on a store"
                        f" measured with `gapp measure --runtime {runtime}` (--db/--device)")
 
     if db is not None or device is not None:
-        from ..errors import BadInput
-        from ..store import Store
-
         if db is not None and not Path(db).is_file():
             raise BadInput(f"store {str(db)!r} not found; give an existing --db or measure into it with `gapp measure`")
         with Store(db, readonly=True) as store:
@@ -75,14 +74,13 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
 def _dataset(corpus: Optional[Path], db: Optional[Path], device: Optional[str], threads: Optional[int],
              synthetic: Optional[bool], runtime: str = "eager", quantize: Optional[str] = None) -> Any:
     """The training/evaluation dataset: store rows, or the corpus plus (by default) the synthetic blocks."""
-    from ..errors import BadInput
-    from ..predict.dataset import assemble, concat, synthetic_dataset
+    from ..predict.dataset import assemble, concat, synthetic_dataset  # slow (torch)
 
     from_store = db is not None or device is not None
     if synthetic and from_store:
         raise BadInput("--synthetic: the synthetic blocks were timed on the corpus machine, not on the store's device;"
                        " drop --synthetic or train on the corpus")
-    from ..predict.dataset import corpus_features_cache
+    from ..predict.dataset import corpus_features_cache  # slow (torch)
 
     rows, desc = _rows(corpus, db, device, threads, runtime, quantize)
     # the corpus models' features are extracted once and cached (minutes on 2 cores); a store's are not
@@ -117,8 +115,6 @@ opt_cache_mb = typer.Option(16.0, "--cache-mb", metavar="MB",
 
 def _check_cache_mb(cache_mb: float) -> Optional[float]:
     """The cache flag's knee for TrainConfig: None when 0 (off); a negative size is bad input."""
-    from ..errors import BadInput
-
     if not cache_mb >= 0:
         raise BadInput(f"--cache-mb {cache_mb:g} is not valid; give a size in MB (16: the corpus machine's knee; 0: off)")
     return cache_mb or None
@@ -166,13 +162,10 @@ def train(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Train the GNN on measured block times (or adapt a trained one to a new device from a few blocks)."""
-    import numpy as np
-
-    from ..errors import BadInput
-    from ..predict.dataset import random_split
-    from ..predict.evaluate import metrics
-    from ..predict.predictor import Predictor, default_predictor_path
-    from ..predict.train import TrainConfig, fit_gnn, item_times, ItemBatcher
+    from ..predict.dataset import random_split  # slow (torch)
+    from ..predict.evaluate import metrics  # slow (torch)
+    from ..predict.predictor import Predictor, default_predictor_path  # slow (torch)
+    from ..predict.train import ItemBatcher, TrainConfig, fit_gnn, item_times  # slow (torch)
 
     if not 0 <= val < 0.9:
         raise BadInput(f"--val {val} is not valid; give a share between 0 and 0.9")
@@ -204,7 +197,7 @@ def train(
     ds = _dataset(corpus, db, device, threads, False if few_shot else synthetic, runtime, quantize)
     desc = ds.description
     if few_shot:
-        from ..predict.adapt import apply_calibration, fit_calibration
+        from ..predict.adapt import apply_calibration, fit_calibration  # slow (torch)
 
         base_path = base or default_predictor_path()
         pred = Predictor.load(base_path)
@@ -242,7 +235,7 @@ def train(
     p_val = item_times(model, b, va)[:, 0].numpy() if va else None
     m_val = metrics(p_val, ds.y[va]) if va else None
     scores = {"train": m_train, "validation": m_val}
-    from ..predict.synthetic import FAMILY
+    from ..predict.synthetic import FAMILY  # slow (torch)
 
     if va and FAMILY in ds.family and len(set(ds.family)) > 1:  # the corpus's blocks and the synthetic ones apart
         syn = np.array([ds.family[i] == FAMILY for i in va])
@@ -290,11 +283,10 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
 
     Store rows are those of ``runtime`` (and int8 or not) only, as everywhere else: another runtime's rows
     never stand in, and the predictor records the runtime it was made for."""
-    from ..errors import BadInput
-    from ..predict.dataset import assemble
-    from ..predict.fewshot import adapt_predictor
-    from ..predict.predictor import Predictor, default_predictor_path
-    from ..predict.samples import read_totals, totals_dataset, totals_features_cache
+    from ..predict.dataset import assemble  # slow (torch)
+    from ..predict.fewshot import adapt_predictor  # slow (torch)
+    from ..predict.predictor import Predictor, default_predictor_path  # slow (torch)
+    from ..predict.samples import read_totals, totals_dataset, totals_features_cache  # slow (torch)
 
     if totals is None and db is None and device is None:
         raise BadInput("--few-shot needs samples of the device: --db/--device (measured blocks) or --totals FILE.csv")
@@ -323,9 +315,9 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
 def _pretrain(hold_out: list, nb201_networks: int, steps: int, members: int, hidden: int, layers: int, seed: int,
               dispatch: bool, cache_mb: Optional[float], out_path: Path, t0: float) -> dict:
     """`gapp train --pretrain`: :func:`gapp_tui.predict.pretrain.pretrain` on every table less --hold-out."""
-    from ..predict.pretrain import check_hold_out, device_tables, pretrain
-    from ..predict.samples import totals_features_cache
-    from ..predict.train import TrainConfig
+    from ..predict.pretrain import check_hold_out, device_tables, pretrain  # slow (torch)
+    from ..predict.samples import totals_features_cache  # slow (torch)
+    from ..predict.train import TrainConfig  # slow (torch)
 
     check_hold_out(hold_out, nb201_networks)
     tables = device_tables(hold_out, nb201_networks, arm_cache=totals_features_cache(), progress=_progress)
@@ -371,9 +363,7 @@ def predict(
     The table and the JSON name the machine the predictor was made for; with a calibrated predictor
     (or the shipped one) every time has a 90 % interval.
     """
-    from ..errors import BadInput
-    from ..predict.predictor import Predictor, default_predictor_path
-    from ..predict.device_predictors import predictor_for
+    from ..predict.predictor import Predictor, default_predictor_path  # slow (torch)
 
     spec = model_opts.spec(model)
     if predictor is not None and device is not None:
@@ -447,8 +437,7 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Accuracy tables: a predictor on measured blocks, leave-one-family-out, NAS-Bench-201 on the Pi, few-shot."""
-    from ..errors import BadInput, closest
-    from ..predict.train import TrainConfig
+    from ..predict.train import TrainConfig  # slow (torch)
 
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
@@ -463,17 +452,17 @@ def evaluate(
     if protocol == "predictor":
         doc = _evaluate_predictor(predictor, corpus, db, device)
     elif protocol == "torchvision":
-        from ..predict.evaluate import lofo_protocol
+        from ..predict.evaluate import lofo_protocol  # slow (torch)
 
         ds = _dataset(corpus, db, device, None, synthetic)
         doc = {"protocol": "leave-one-family-out", **lofo_protocol(ds, cfg, family, progress=_progress, jobs=jobs)}
     elif protocol == "nb201":
-        from ..predict.evaluate import nb201_protocol
+        from ..predict.evaluate import nb201_protocol  # slow (torch)
 
         doc = {"protocol": "nb201", **nb201_protocol(device or "raspi4", list(range(seeds)), n_test=n_test, config=cfg,
                                                        csv_path=nb201_csv, progress=_progress)}
     else:
-        from ..predict.fewshot import nb201_fewshot_protocol
+        from ..predict.fewshot import nb201_fewshot_protocol  # slow (torch)
 
         doc = {"protocol": "fewshot", **nb201_fewshot_protocol(seeds=list(range(seeds)), config=cfg, csv_path=nb201_csv,
                                                                progress=_progress)}
@@ -484,15 +473,14 @@ def evaluate(
 
 
 def _evaluate_predictor(predictor: Optional[Path], corpus: Optional[Path], db: Optional[Path], device: Optional[str]) -> dict:
-    from ..predict.dataset import assemble
-    from ..predict.evaluate import metrics
-    from ..predict.predictor import Predictor, default_predictor_path
+    from ..predict.dataset import assemble  # slow (torch)
+    from ..predict.evaluate import metrics  # slow (torch)
+    from ..predict.predictor import Predictor, default_predictor_path  # slow (torch)
 
     path = predictor or default_predictor_path()
     pred = Predictor.load(path)
     rows, desc = _rows(corpus, db, device, None)
     ds = assemble(rows, desc, progress=_progress)
-    import numpy as np
 
     times = pred.block_times(ds.graphs)
     fams = {}

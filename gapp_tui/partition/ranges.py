@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import BadInput
 from .costs import CostTable
 from .estimate import Estimate, estimate
 from .plan import Plan
@@ -44,13 +45,9 @@ def plan_range(table: CostTable, plan: Plan, low: Mapping[str, Sequence[float]],
     """
     for device, col in [*low.items(), *high.items()]:
         if device not in table.times:
-            from ..errors import BadInput
-
             raise BadInput(f"interval for device {device!r}, which the cost table does not have"
                            f" (devices: {', '.join(table.devices)})")
         if len(col) != table.n:
-            from ..errors import BadInput
-
             raise BadInput(f"interval for device {device!r} has {len(col)} block times; the table has {table.n} blocks")
     mid = estimate(table, plan, items=items, memory=memory)
     best = estimate(_with(table, low), plan, items=items, memory=memory)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from ..errors import BadInput
+from ..measure.engine import MeasureConfig, measure
+from ..measure.remote_engine import measure_remote
 from ..measure.timer import Precision
+from ..store import parse_setting
 from . import probes
+from .adapt import LAMBDAS, adapt, adapted_member_times
+from .interval import spread
+from .predictor import Predictor
 
 #: timing rules for probes: fewer runs than a model measurement (a probe is one sample of many)
 CALIBRATION_PRECISION = Precision(warmup_runs=2, warmup_s=0.02, min_runs=5, max_runs=30, target_ci=0.03,
@@ -64,8 +72,6 @@ class Interrupted(Exception):
 
 def parse_budget(text: str | float) -> float:
     """``10m``, ``90s``, ``1h``, ``1.5m`` or plain seconds -> seconds; BadInput otherwise."""
-    import re
-
     if isinstance(text, (int, float)):
         value = float(text)
     else:
@@ -91,16 +97,12 @@ class LocalRunner:
         self.label = "this machine"
 
     def config(self, selected: Sequence[int]) -> Any:
-        from ..measure.engine import MeasureConfig
-
         return MeasureConfig(modes=("standalone",), device=self.device, threads=self.threads, dtype=self.dtype,
                              precision=self.precision, full=False, device_name=self.device_name,
                              blocks=tuple(selected))
 
     def measure(self, selected: Sequence[int], progress: Callable[[Any], None], cancel: threading.Event | None,
                 command: str) -> Any:
-        from ..measure.engine import measure
-
         return measure(probes.ProbeChain(selected), self.config(selected), store=self.store, progress=progress,
                        cancel=cancel, command=command)
 
@@ -117,8 +119,6 @@ class RemoteRunner(LocalRunner):
 
     def measure(self, selected: Sequence[int], progress: Callable[[Any], None], cancel: threading.Event | None,
                 command: str) -> Any:
-        from ..measure.remote_engine import measure_remote
-
         return measure_remote(self.session, probes.ProbeChain(selected), self.config(selected), store=self.store,
                               remote_python=self.remote_python, remote_tmp=self.remote_tmp, progress=progress,
                               cancel=cancel, command=command, log=self.log)
@@ -149,9 +149,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
     ``block``, ``adapted``, ``done`` (see the module docstring for the steps).
     Raises :class:`Interrupted` when a round is interrupted (its rows are stored).
     """
-    from .adapt import LAMBDAS, adapt, adapted_member_times
-    from .interval import spread
-
     emit = on_event or (lambda e: None)
     graphs = probes.graphs()
     pool = probes.pool()
@@ -278,7 +275,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
             adaptation.cv.get("chosen", ""), {}), "method": adaptation.method})
 
     # 5. the final adaptation is the last fit (it used every stored probe row)
-    from .predictor import Predictor
 
     chosen = adaptation.cv.get("candidates", {}).get(adaptation.cv.get("chosen", ""), {})
     made_for = {"device_key": st.device_key, "label": _label(runner, st), "runtime": RUNTIME,
@@ -302,8 +298,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
 
 
 def _threads(setting: str) -> int | None:
-    from ..store import parse_setting
-
     try:
         return int(parse_setting(setting)["threads"])
     except (BadInput, KeyError):
@@ -341,6 +335,4 @@ def record(pred: Any, report: dict[str, Any], store: Any, path: str | Path | Non
 
 def default_output_path(device_key: str) -> Path:
     """``<user data dir>/gapp/predictors/<device key>.pt``."""
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("gapp", appauthor=False)) / "predictors" / f"{device_key}.pt"

@@ -33,9 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadInput
 from .adapt import adapt as adapt_embedding
 from .adapt import adapted_member_times, apply_calibration, base_member_times, fit_calibration
-from .evaluate import metrics
+from .dataset import concat
+from .evaluate import metrics, summarize
+from .nb201 import NB201Latency, cached_features
+from .predictor import Predictor
+from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
 
 
 def adapt_predictor(base: Any, datasets: Sequence[Any], made_for: dict[str, Any], method: str = "auto",
@@ -46,10 +51,6 @@ def adapt_predictor(base: Any, datasets: Sequence[Any], made_for: dict[str, Any]
     ``method``: ``auto``/``embedding`` (:func:`gapp_tui.predict.adapt.adapt`'s default) or ``log-affine``.
     A base pre-trained on several devices starts from the closest one's output.
     """
-    from ..errors import BadInput
-    from .dataset import concat
-    from .predictor import Predictor
-
     parts = [d for d in datasets if len(d)]
     left_out = [lo for d in datasets for lo in d.description.get("left_out", [])]
     if not parts:
@@ -74,7 +75,7 @@ def adapt_predictor(base: Any, datasets: Sequence[Any], made_for: dict[str, Any]
 
 def fit_mixture(p_src: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
     """Non-negative weights ``w`` (one per source column) with ``p_src @ w ~ y`` in relative error."""
-    from scipy.optimize import nnls
+    from scipy.optimize import nnls  # slow (scipy)
 
     scale = np.median(p_src, axis=0)
     scale[scale <= 0] = 1.0
@@ -137,9 +138,6 @@ def nb201_fewshot_protocol(
     Without the dispatch flags or the cache flag (``TrainConfig.dispatch``, ``cache_mb``): HELP's devices did not
     run PyTorch's CPU kernels on this machine.
     """
-    from .nb201 import NB201Latency, cached_features
-    from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
-
     data = NB201Latency(csv_path)
     sources = [d for d in data.devices if d not in targets]
     perm = np.random.RandomState(1234).permutation(len(data))
@@ -164,7 +162,6 @@ def nb201_fewshot_protocol(
                 rest = np.setdiff1d(np.arange(len(pool)), pick)
                 runs.append(metrics(f(p_pool[rest]), yt[rest]))
                 chosen.append(name if not name.startswith("source ") else f"{sources[int(name.split()[1])]} calibrated")
-            from .evaluate import summarize
 
             results.setdefault(t, {})[str(k)] = {"summary": summarize(runs), "runs": runs, "methods": chosen}
             if progress:

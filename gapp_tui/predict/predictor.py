@@ -23,7 +23,6 @@ the adaptation refuses it instead of predicting the base machine's times.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -33,10 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..blocks import BlockChain
 from ..errors import BadInput
-from .adapt import adapted_member_times, members_of
+from ..features import FEATURE_SCHEMA_VERSION, NODE_COLUMNS, TOTAL_COLUMNS, extract
+from .adapt import Adaptation, adapted_member_times, members_of
 from .device_predictors import SHIPPED, shipped_machine
 from .gnn import BlockGNN, GNNEnsemble, build_model
+from .interval import IntervalModel, spread
 from .train import ItemBatcher, item_times
 
 FORMAT = "gapp-predictor"
@@ -54,8 +56,6 @@ class Predictor:
                  node_columns: Sequence[str] | None = None, total_columns: Sequence[str] | None = None,
                  created: str | None = None, adaptation: Any = None, interval: Any = None,
                  made_for: dict[str, Any] | None = None) -> None:
-        from ..features import NODE_COLUMNS, TOTAL_COLUMNS
-
         self.model = model.eval()
         self.device = device
         self.training = dict(training or {})
@@ -136,7 +136,6 @@ class Predictor:
         iv = self.interval
         if iv is None or not graphs:
             return None
-        from .interval import spread
 
         mt = self.member_times(graphs)
         lt = np.log(np.maximum(mt, 1e-12))
@@ -151,9 +150,6 @@ class Predictor:
 
     def predict_model(self, spec: Any, granularity: str | int = "natural", leaves: Sequence[str] = ()) -> dict[str, Any]:
         """Per-block predicted times of a model and their sum, from features alone (meta tensors)."""
-        from ..blocks import BlockChain
-        from ..features import extract
-
         chain = BlockChain.from_spec(spec, granularity, device="meta", leaves=tuple(leaves))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -189,8 +185,6 @@ class Predictor:
     # ------------------------------------------------------------------ files
 
     def to_dict(self) -> dict[str, Any]:
-        from ..features import FEATURE_SCHEMA_VERSION
-
         doc = {
             "format": FORMAT, "format_version": FORMAT_VERSION if self.adaptation is None else FORMAT_VERSION_ADAPTED,
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
@@ -219,8 +213,6 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
         """Read a predictor file (``weights_only=True``); BadInput with one line on anything wrong."""
-        from ..features import FEATURE_SCHEMA_VERSION
-
         p = Path(path)
         if not p.is_file():
             raise BadInput(f"predictor file {str(p)!r} not found; train one with `gapp train --out {p}`")
@@ -243,8 +235,6 @@ class Predictor:
         try:
             model = build_model(doc["config"])
             model.load_state_dict(doc["state_dict"])
-            from .adapt import Adaptation
-            from .interval import IntervalModel
 
             adaptation = Adaptation.from_dict(doc["adaptation"]) if doc.get("adaptation") else None
             interval = IntervalModel.from_dict(doc["interval"]) if doc.get("interval") else None

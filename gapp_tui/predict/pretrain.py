@@ -29,6 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadInput, closest
+from .dataset import training_dataset
+from .evaluate import metrics
+from .nb201 import NB201Latency, cached_features
+from .predictor import Predictor
+from .samples import totals_dataset
+from .tables import device_tables as arm_tables
+from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
+
 BASE_DEVICE = "corpus-cpu-t1"
 
 
@@ -51,9 +60,6 @@ class DeviceTables:
 
 def check_hold_out(hold_out: Sequence[str], nb201_networks: int = 0) -> None:
     """BadInput unless every name is a table (``corpus-cpu-t1``, an ARM table, ``nb201:<device>``)."""
-    from ..errors import BadInput, closest
-    from .tables import device_tables as arm_tables
-
     if nb201_networks < 0:
         raise BadInput(f"--nb201-networks {nb201_networks} is not valid; give 0 or more")
     known = set(arm_tables()) | {BASE_DEVICE}
@@ -67,11 +73,6 @@ def device_tables(hold_out: Sequence[str] = (), nb201_networks: int = 2000, arm:
                   arm_cache: str | Path | None = None, seed: int = 1234,
                   progress: Callable[[str], None] | None = None) -> DeviceTables:
     """Every table (less ``hold_out``) as one multi-device training set (see the module docstring)."""
-    from .dataset import training_dataset
-    from .nb201 import NB201Latency, cached_features
-    from .samples import totals_dataset
-    from .tables import device_tables as arm_tables
-
     held = set(hold_out)
     graphs: list[Any] = []
     items: list[list[tuple[int, int]]] = []
@@ -119,10 +120,6 @@ def device_tables(hold_out: Sequence[str] = (), nb201_networks: int = 2000, arm:
 def pretrain(tables: DeviceTables, config: Any = None, val: float = 0.1, seed: int = 0,
              progress: Callable[[str], None] | None = None) -> Any:
     """A :class:`~gapp_tui.predict.predictor.Predictor` with one output per device of ``tables``."""
-    from .evaluate import metrics
-    from .predictor import Predictor
-    from .train import ItemBatcher, TrainConfig, fit_gnn, item_times
-
     cfg = config or TrainConfig()
     perm = np.random.RandomState(seed).permutation(len(tables.items))
     n_val = int(round(val * len(perm)))

@@ -38,11 +38,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import torch
 from torch import nn
 
 from ..blocks import BlockChain
-from .synthetic import KINDS, sample
+from ..features import FEATURE_SCHEMA_VERSION, BlockGraph, extract
+from ..zoo import ModelSpec
+from .synthetic import KINDS
+from .synthetic import MODEL_NAME as SYN_MODEL
+from .synthetic import sample
 
 #: the model name probe rows are stored under (block = probe index)
 MODEL_NAME = "gapp_tui.predict.probes:suite"
@@ -79,15 +84,11 @@ class Probe:
 
 
 def _cache_path() -> Path:
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("gapp")) / "probe_features.pt"
 
 
 @functools.lru_cache(maxsize=1)
 def _pool_and_graphs() -> tuple[tuple[Probe, ...], tuple[Any, ...]]:
-    from ..features import FEATURE_SCHEMA_VERSION, BlockGraph
-
     cache = _cache_path()
     key = f"{SEED0}|{POOL_SIZE}|{MAX_FLOPS}|{MAX_PARAM_BYTES}|{MAX_BYTES}|{','.join(CYCLE)}"
     try:
@@ -125,11 +126,6 @@ def _pool_and_graphs() -> tuple[tuple[Probe, ...], tuple[Any, ...]]:
 
 
 def _graph(seed: int, kind: str) -> Any:
-    from ..blocks import BlockChain
-    from ..features import extract
-    from ..zoo import ModelSpec
-    from .synthetic import MODEL_NAME as SYN_MODEL
-
     sb = sample(seed, "meta", kind=kind)
     chain = BlockChain.from_spec(ModelSpec(SYN_MODEL, input_shape=sb.input_shape), 1, device="meta", model=sb.module)
     with warnings.catch_warnings():
@@ -196,8 +192,6 @@ class ProbeChain:
     graph_module = None
 
     def __init__(self, selected: Iterable[int], device: str = "cpu") -> None:
-        from ..zoo import ModelSpec
-
         self.spec = ModelSpec(MODEL_NAME, input_shape=SUITE_SHAPE)
         self.selected = sorted({int(i) for i in selected})
         probes = pool()

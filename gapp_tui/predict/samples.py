@@ -34,16 +34,19 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from .. import import_paths
 from ..errors import BadInput
-from ..zoo import ModelSpec, is_import_path
+from ..zoo import ModelSpec, family_of, is_import_path, parse_shape
 from .dataset import BlockDataset, _load_cache, _save_cache, model_graphs
 
 TOTALS_FIELDS = ("model", "input_shape", "latency_ms")
@@ -51,8 +54,6 @@ TOTALS_FIELDS = ("model", "input_shape", "latency_ms")
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
     """``1x3x224x224`` (or ``224``: a square RGB image at batch 1) -> a shape tuple; BadInput otherwise."""
-    from ..zoo import parse_shape
-
     shape = parse_shape(str(text))
     if len(shape) == 1:
         shape = (1, 3, shape[0], shape[0])
@@ -126,8 +127,6 @@ def totals_dataset(rows: Sequence[dict[str, Any]], cache: str | Path | None = No
     ``description["left_out"]`` as ``{"model", "input_shape", "reason"}``.
     ``item_timeout_s`` bounds one model's capture (SIGALRM, main thread only).
     """
-    from ..zoo import family_of
-
     cached = _load_cache(cache)
     n_cached = len(cached)
     ds = BlockDataset([], [], np.zeros(0), [], [], [], [], [], dict(description or {}))
@@ -167,8 +166,6 @@ def totals_dataset(rows: Sequence[dict[str, Any]], cache: str | Path | None = No
 
 def totals_features_cache() -> Path:
     """Where the features of totals models are cached (keyed by model and shape; dropped on a schema change)."""
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("gapp")) / "totals_features.pt"
 
 
@@ -189,9 +186,6 @@ class _deadline:
         self.armed = False
 
     def __enter__(self) -> None:
-        import signal
-        import threading
-
         if not self.seconds or threading.current_thread() is not threading.main_thread():
             return
 
@@ -204,7 +198,5 @@ class _deadline:
 
     def __exit__(self, *exc: object) -> None:
         if self.armed:
-            import signal
-
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)
