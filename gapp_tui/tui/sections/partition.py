@@ -528,6 +528,7 @@ class PartitionSection(Section):
         if len(places) == 1:
             self._run_at(places[0])
             return
+
         def chosen(place: RunPlace | None) -> None:
             if place is not None:
                 self._run_at(place)
