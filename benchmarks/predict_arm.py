@@ -75,7 +75,7 @@ def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
     """
     import numpy as np
 
-    from gapp_tui.predict.adapt import adapt, head_data, _items_times
+    from gapp_tui.predict.adapt import adapt, apply_calibration, head_data, _items_times
     from gapp_tui.predict.interval import spread
 
     ad = adapt(pred.model, ds.graphs, [ds.items[i] for i in fit], ds.y[fit], outputs=outputs, methods=methods,
@@ -84,7 +84,13 @@ def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
         heads_cache = {}
     if ad.output not in heads_cache:
         heads_cache[ad.output] = head_data(pred.model, ds.graphs, ad.output)
-    lt = np.log(np.maximum(_items_times(ad.graph_times(heads_cache[ad.output]), [ds.items[i] for i in test]), 1e-12))
+    heads = heads_cache[ad.output]
+    items = [ds.items[i] for i in test]
+    if ad.method == "log-affine":  # fitted on whole-model sums: applied to each model's sum, as fitted (not per block)
+        raw = _items_times(np.stack([hd.graph_times().numpy() for hd in heads]), items)
+        lt = np.log(np.maximum(np.stack([apply_calibration(raw[m], cal) for m, cal in enumerate(ad.log_affine)]), 1e-12))
+    else:
+        lt = np.log(np.maximum(_items_times(ad.graph_times(heads), items), 1e-12))
     mu, sigma = spread(lt)
     if ad.interval is None:
         return np.exp(mu), None, None, ad
@@ -163,6 +169,19 @@ def run_pi(pred, ds, choose_output, log):
     return out
 
 
+def _known_left_out(path):
+    """``{(model, input_shape): entry}`` from a previous run's JSON (``jetson.left_out``) or a bare list."""
+    if not path:
+        return {}
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"--known-left-out {path}: cannot read it ({exc}); give a predict_arm JSON or a list\n")
+        sys.exit(2)
+    entries = d.get("jetson", {}).get("left_out", []) if isinstance(d, dict) else d
+    return {(e["model"], e["input_shape"]): e for e in entries}
+
+
 def _summary(runs):
     import numpy as np
 
@@ -182,6 +201,10 @@ def main() -> None:
     ap.add_argument("--skip-jetson", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "predict_arm"))
+    ap.add_argument("--known-left-out", default=None, metavar="JSON",
+                    help="a previous run's JSON (or its left_out list): those Jetson models are listed as left out"
+                         " with the reason recorded there, not traced again (tracing a model that fails can take"
+                         " minutes)")
     args = ap.parse_args()
 
     import torch
@@ -202,8 +225,13 @@ def main() -> None:
     if not args.skip_jetson:
         pred = Predictor.load(base_path)
         _check_base(pred, JETSON, base_path)
-        ds = totals_dataset(tables[JETSON], cache=totals_features_cache(), progress=log, item_timeout_s=300)
         rows = tables[JETSON]
+        known = _known_left_out(args.known_left_out)
+        keep = [r for r in rows if (r["model"], "x".join(map(str, r["input_shape"]))) not in known]
+        ds = totals_dataset(keep, cache=totals_features_cache(), progress=log, item_timeout_s=300)
+        ds.description["left_out"] = [lo for lo in known.values()
+                                      if any(lo["model"] == r["model"] for r in rows)] + ds.description["left_out"]
+        doc["known_left_out"] = args.known_left_out
         doc["jetson"] = {"rows_in_table": 719, "samples": len(rows), "captured": len(ds),
                          "left_out": ds.description["left_out"], "results": {}}
 
