@@ -298,8 +298,8 @@ def render(doc) -> str:
                 cov = f"{s['coverage90']:.0f}" if "coverage90" in s else ""
                 lines.append(f"| {dev} | {d['captured']} | {m} | {s['within10']:.0f} | {s['within25']:.0f} |"
                              f" {s['mape']:.1f} | {s['spearman']:.3f} | {cov} |")
-        lines += ["", "Left out (cannot be captured today): " + "; ".join(
-            f"{lo['model']} ({lo['reason'][:80]})" for d in doc["pi"].values() for lo in d["left_out"]) or "none"]
+        lines += ["", "Left out (cannot be captured today): " + ("; ".join(
+            f"{lo['model']} ({lo['reason'][:80]})" for d in doc["pi"].values() for lo in d["left_out"]) or "none")]
     la = doc["load_average"]
     lines += ["", f"Command: `.venv/bin/python benchmarks/predict_arm.py {' '.join(sys.argv[1:])}`"
               f" ({doc['seconds']:.0f} s; load average {la['start'][0]:.1f} at the start, {la['end'][0]:.1f} at the end,"
