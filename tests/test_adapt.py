@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,12 +119,8 @@ def test_the_arm_benchmarks_log_affine_baseline_predicts_whole_models_as_it_was_
     Least squares with an intercept leaves no mean log error on the items it was fitted on; applied to
     every block and summed (what the benchmark once did), a slope below 1 inflates every model.
     """
-    import sys
-    import types
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import predict_arm
+    import predict_arm  # a script, not a package: importable only once its folder is on the path
 
     graphs, _, model, _, device_y = two_devices
     models: dict[str, list[int]] = {}
