@@ -67,20 +67,30 @@ def _check_base(pred, device: str, path: str) -> None:
         sys.exit(f"{path} was pre-trained on {device}; give a base that never saw the evaluated table")
 
 
-def _adapt_predict(pred, ds, fit, test, methods, outputs):
-    """(prediction, low, high, adaptation) of items ``test`` after adapting on items ``fit``."""
+def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
+    """(prediction, low, high, adaptation) of items ``test`` after adapting on items ``fit``.
+
+    ``heads_cache`` (a dict): the head's terms on every graph of ``ds`` per base output, computed once
+    and reused by every run (they do not depend on the samples; only the adaptation does).
+    """
     import numpy as np
 
-    from gapp_tui.predict.adapt import adapt, head_data, _items_times
+    from gapp_tui.predict.adapt import adapt, apply_calibration, head_data, _items_times
     from gapp_tui.predict.interval import spread
 
     ad = adapt(pred.model, ds.graphs, [ds.items[i] for i in fit], ds.y[fit], outputs=outputs, methods=methods,
                grain="model")
-    used = sorted({g for i in test for g, _ in ds.items[i]})
-    local = {g: j for j, g in enumerate(used)}
-    heads = head_data(pred.model, [ds.graphs[g] for g in used], ad.output)
-    lt = np.log(np.maximum(_items_times(ad.graph_times(heads), [[(local[g], c) for g, c in ds.items[i]] for i in test]),
-                           1e-12))
+    if heads_cache is None:
+        heads_cache = {}
+    if ad.output not in heads_cache:
+        heads_cache[ad.output] = head_data(pred.model, ds.graphs, ad.output)
+    heads = heads_cache[ad.output]
+    items = [ds.items[i] for i in test]
+    if ad.method == "log-affine":  # fitted on whole-model sums: applied to each model's sum, as fitted (not per block)
+        raw = _items_times(np.stack([hd.graph_times().numpy() for hd in heads]), items)
+        lt = np.log(np.maximum(np.stack([apply_calibration(raw[m], cal) for m, cal in enumerate(ad.log_affine)]), 1e-12))
+    else:
+        lt = np.log(np.maximum(_items_times(ad.graph_times(heads), items), 1e-12))
     mu, sigma = spread(lt)
     if ad.interval is None:
         return np.exp(mu), None, None, ad
@@ -93,7 +103,7 @@ def _outputs(pred, choose: bool):
     return list(range(len(names))) if choose else [0], names
 
 
-def run_jetson(pred, ds, shots, seeds, choose_output, log):
+def run_jetson(pred, ds, shots, seeds, choose_output, log, on_run=None):
     import numpy as np
 
     from gapp_tui.predict.adapt import apply_calibration, fit_calibration
@@ -102,6 +112,7 @@ def run_jetson(pred, ds, shots, seeds, choose_output, log):
     n = len(ds.y)
     outputs, names = _outputs(pred, choose_output)
     res = {}
+    heads: dict = {}
     for k in shots:
         for s in seeds:
             t0 = time.time()
@@ -111,15 +122,17 @@ def run_jetson(pred, ds, shots, seeds, choose_output, log):
             cal = fit_calibration(flops[pick], ds.y[pick])
             res.setdefault(str(k), {}).setdefault("FLOPs, log-affine", []).append(
                 _metrics(apply_calibration(flops[rest], cal), y))
-            p, lo, hi, _ = _adapt_predict(pred, ds, pick, rest, ("log-affine",), outputs[:1])
+            p, lo, hi, _ = _adapt_predict(pred, ds, pick, rest, ("log-affine",), outputs[:1], heads)
             res[str(k)].setdefault("base predictor, log-affine", []).append(_metrics(p, y, lo, hi))
-            p, lo, hi, ad = _adapt_predict(pred, ds, pick, rest, DEFAULT_METHODS, outputs)
+            p, lo, hi, ad = _adapt_predict(pred, ds, pick, rest, DEFAULT_METHODS, outputs, heads)
             m = _metrics(p, y, lo, hi)
             m.update(chosen=ad.cv.get("chosen"), output=names[ad.output])
             res[str(k)].setdefault("GAPP adaptation", []).append(m)
             log(f"jetson k={k} seed {s}: {m['within10']:.1f}% within ±10%, MAPE {m['mape']:.1f}%, "
                 f"coverage {m.get('coverage90', float('nan')):.0f}% ({ad.cv.get('chosen')} on {names[ad.output]}),"
                 f" {time.time() - t0:.0f} s")
+            if on_run:
+                on_run(res)
     return res
 
 
@@ -156,6 +169,19 @@ def run_pi(pred, ds, choose_output, log):
     return out
 
 
+def _known_left_out(path):
+    """``{(model, input_shape): entry}`` from a previous run's JSON (``jetson.left_out``) or a bare list."""
+    if not path:
+        return {}
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"--known-left-out {path}: cannot read it ({exc}); give a predict_arm JSON or a list\n")
+        sys.exit(2)
+    entries = d.get("jetson", {}).get("left_out", []) if isinstance(d, dict) else d
+    return {(e["model"], e["input_shape"]): e for e in entries}
+
+
 def _summary(runs):
     import numpy as np
 
@@ -175,6 +201,10 @@ def main() -> None:
     ap.add_argument("--skip-jetson", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "predict_arm"))
+    ap.add_argument("--known-left-out", default=None, metavar="JSON",
+                    help="a previous run's JSON (or its left_out list): those Jetson models are listed as left out"
+                         " with the reason recorded there, not traced again (tracing a model that fails can take"
+                         " minutes)")
     args = ap.parse_args()
 
     import torch
@@ -195,13 +225,22 @@ def main() -> None:
     if not args.skip_jetson:
         pred = Predictor.load(base_path)
         _check_base(pred, JETSON, base_path)
-        ds = totals_dataset(tables[JETSON], cache=totals_features_cache(), progress=log, item_timeout_s=300)
         rows = tables[JETSON]
+        known = _known_left_out(args.known_left_out)
+        keep = [r for r in rows if (r["model"], "x".join(map(str, r["input_shape"]))) not in known]
+        ds = totals_dataset(keep, cache=totals_features_cache(), progress=log, item_timeout_s=300)
+        ds.description["left_out"] = [lo for lo in known.values()
+                                      if any(lo["model"] == r["model"] for r in rows)] + ds.description["left_out"]
+        doc["known_left_out"] = args.known_left_out
         doc["jetson"] = {"rows_in_table": 719, "samples": len(rows), "captured": len(ds),
-                         "left_out": ds.description["left_out"],
-                         "results": run_jetson(pred, ds, args.shots, args.seeds, args.choose_output, log)}
-        doc["jetson"]["summary"] = {k: {m: _summary(v) for m, v in per.items()}
-                                    for k, per in doc["jetson"]["results"].items()}
+                         "left_out": ds.description["left_out"], "results": {}}
+
+        def on_run(res):  # write what is done after every run: a long run stopped early keeps its numbers
+            doc["jetson"]["results"] = res
+            doc["jetson"]["summary"] = {k: {m: _summary(v) for m, v in per.items()} for k, per in res.items()}
+            _write(doc, args.out, load, t0, partial=True)
+
+        on_run(run_jetson(pred, ds, args.shots, args.seeds, args.choose_output, log, on_run))
     if not args.skip_pi:
         pred = Predictor.load(pi_path)
         doc["pi"] = {}
@@ -211,19 +250,25 @@ def main() -> None:
             log(f"{dev}: {len(ds)} captured models")
             doc["pi"][dev] = {"captured": len(ds), "left_out": ds.description["left_out"],
                               "results": run_pi(pred, ds, args.choose_output, log)}
+    print(_write(doc, args.out, load, t0))
+
+
+def _write(doc, out, load, t0, partial=False) -> str:
+    """Write ``out``.md and .json (``partial``: the runs so far, said so in both); the markdown."""
     load["end"] = os.getloadavg()
     doc["load_average"] = load
     doc["seconds"] = round(time.time() - t0, 1)
+    doc["partial"] = partial
     text = render(doc)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out + ".md").write_text(text)
+    Path(out + ".json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return text
 
 
 def render(doc) -> str:
-    lines = []
-    if "jetson" in doc:
+    lines = ["(partial: the runs done so far)", ""] if doc.get("partial") else []
+    if "jetson" in doc and doc["jetson"].get("summary"):
         j = doc["jetson"]
         lines += [f"# Jetson Nano CPU (ONNX Runtime), timm models: adapt on k, predict the others",
                   "",
@@ -253,8 +298,8 @@ def render(doc) -> str:
                 cov = f"{s['coverage90']:.0f}" if "coverage90" in s else ""
                 lines.append(f"| {dev} | {d['captured']} | {m} | {s['within10']:.0f} | {s['within25']:.0f} |"
                              f" {s['mape']:.1f} | {s['spearman']:.3f} | {cov} |")
-        lines += ["", "Left out (cannot be captured today): " + "; ".join(
-            f"{lo['model']} ({lo['reason'][:80]})" for d in doc["pi"].values() for lo in d["left_out"]) or "none"]
+        lines += ["", "Left out (cannot be captured today): " + ("; ".join(
+            f"{lo['model']} ({lo['reason'][:80]})" for d in doc["pi"].values() for lo in d["left_out"]) or "none")]
     la = doc["load_average"]
     lines += ["", f"Command: `.venv/bin/python benchmarks/predict_arm.py {' '.join(sys.argv[1:])}`"
               f" ({doc['seconds']:.0f} s; load average {la['start'][0]:.1f} at the start, {la['end'][0]:.1f} at the end,"
