@@ -100,6 +100,35 @@ class CaptureReport:
             text += f", {len(auto)} automatic lea{'f' if len(auto) == 1 else 'ves'}: {kinds}"
         return text
 
+    def explain(self, width: int = 70) -> str:
+        """What a person reads in the TUI: the front end, every leaf (count, classes, paths) and why.
+
+        ``captured with torch.fx · no leaves``;
+        ``captured with torch.fx · 1 leaf: GatedUnit at gate (automatic: torch.fx cannot trace ...)``;
+        each reason is cut to ``width`` characters.
+        """
+        name = {"fx": "torch.fx", "export": "torch.export"}[self.front_end]
+        text = f"captured with {name}"
+        if self.fallback:
+            text += f" in place of torch.fx ({_cut(self.fallback, width)})"
+        if not self.leaves:
+            return text + (" · no leaves" if self.front_end == "fx" else "")
+        by_class: dict[str, list[Leaf]] = {}
+        for lf in self.leaves:
+            by_class.setdefault(lf.cls, []).append(lf)
+        parts = []
+        for cls, members in by_class.items():
+            where = ", ".join(lf.path for lf in members[:3]) + (f" +{len(members) - 3}" if len(members) > 3 else "")
+            why = "asked for (--leaf)" if not members[0].automatic else f"automatic: {_cut(members[0].reason, width)}"
+            parts.append(f"{cls} at {where} ({why})")
+        n = len(self.leaves)
+        return f"{text} · {n} lea{'f' if n == 1 else 'ves'}: " + "; ".join(parts)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 class CaptureError(BadInput):
     """No front end could capture the model; the message says where each one failed."""

@@ -20,7 +20,7 @@ from torch import nn
 from . import hf
 from .capture import FRONT_ENDS
 from .errors import BadInput, closest
-from .import_paths import resolve
+from .import_paths import complete, resolve, submodules
 
 #: models whose natural input is 299x299 (everything else is 224x224)
 _INPUT_299 = {"inception_v3"}
@@ -43,6 +43,22 @@ def model_names() -> tuple[str, ...]:
     import torchvision
 
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
+
+
+def complete_model(prefix: str, limit: int = 50) -> list[str]:
+    """What the model field may become: registry names first (``res`` -> ``resnet18``, any case), then the
+    import paths of installed modules that extend ``prefix`` (``tim`` -> ``timm``: packages first, ``timm.models:vit_t`` ->
+    ``timm.models:vit_tiny_patch16_224``; :func:`gapp_tui.import_paths.complete`, which imports nothing)."""
+    prefix = prefix.strip()
+    if not prefix:
+        return []
+    low = prefix.lower()
+    if "." in prefix or ":" in prefix:
+        return complete(prefix, limit)
+    names = [n for n in model_names() if n.lower().startswith(low)]
+    # a top-level name: packages first (``tim`` -> ``timm`` before the standard library's ``time``)
+    tops = sorted(complete(prefix, limit), key=lambda m: (not submodules(m), m))
+    return (names + tops)[:limit]
 
 
 def family_of(name: str) -> str:
