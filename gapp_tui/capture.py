@@ -168,8 +168,40 @@ def capture(
             f"{label} takes {len(required)} inputs ({', '.join(required)}); GAPP captures models with one input"
             " (the others may have defaults), which this one has not"
         )
-    with _state_kept(model):
+    with _state_kept(model), _calls_as_forward(model):
         return _capture(model, shape, dtype, front_end, leaves, label)
+
+
+def _module_call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return nn.Module.__call__(self, *args, **kwargs)  # looked up at call time: the one a front end patched
+
+
+@contextlib.contextmanager
+def _calls_as_forward(model: nn.Module) -> Iterator[None]:
+    """Modules that define ``__call__`` instead of ``forward`` (pytorchcv's TResNet units) are seen by the
+    front ends as modules while captured.
+
+    Both front ends learn which module an operation ran in from ``nn.Module.__call__``, which such a
+    module bypasses: its operations would land in whatever module called it, and its units would vanish
+    from the natural blocks. While captured, each one's class is a subclass whose ``forward`` is its
+    ``__call__`` and whose ``__call__`` is ``nn.Module``'s; the class is put back afterwards.
+    """
+    swapped: list[tuple[nn.Module, type]] = []
+    made: dict[type, type] = {}
+    for m in model.modules():
+        cls = type(m)
+        if cls.__call__ is nn.Module.__call__ or cls.forward is not nn.Module.forward:
+            continue  # the usual module; or one with both, whose __call__ may call forward itself
+        if cls not in made:
+            made[cls] = type(cls.__name__, (cls,), {"forward": cls.__call__, "__call__": _module_call,
+                                                    "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        swapped.append((m, cls))
+        m.__class__ = made[cls]
+    try:
+        yield
+    finally:
+        for m, cls in swapped:
+            m.__class__ = cls
 
 
 def _required_inputs(model: nn.Module) -> list[str]:

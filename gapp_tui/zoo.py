@@ -9,6 +9,7 @@ always randomly initialised: nothing is ever downloaded.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -323,5 +324,25 @@ def declared_input(model: nn.Module) -> tuple[int, ...] | None:
     if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(d, int) for d in size):
         conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         if conv is not None:
-            return (conv.in_channels, *size)
+            return (_input_channels(model, conv.in_channels), *size)
     return None
+
+
+def _input_channels(model: nn.Module, first_conv: int) -> int:
+    """The channels of the input: the first convolution's, unless the model's class says otherwise.
+
+    A stem that rearranges the input before its first convolution (TResNet's space-to-depth turns 3
+    channels into 48, i-RevNet's pads 3 to 6) gives that convolution a multiple of the input's channels;
+    the class's ``in_channels=3`` default is then the input's. A first convolution with fewer channels, or
+    not a multiple of it, is taken as it is (a model built with ``in_channels=1``). A model built with
+    another ``in_channels`` *and* such a stem cannot be told apart: give it ``--input-shape``.
+    """
+    try:
+        param = inspect.signature(type(model).__init__).parameters.get("in_channels")
+    except (TypeError, ValueError):
+        return first_conv
+    default = getattr(param, "default", None)
+    if isinstance(default, int) and not isinstance(default, bool) and 0 < default < first_conv \
+            and first_conv % default == 0:
+        return default
+    return first_conv

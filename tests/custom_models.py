@@ -190,3 +190,54 @@ def staged() -> nn.Module:
 
 #: an import path naming this is refused: it is not callable
 NOT_CALLABLE = 3
+
+
+# pytorchcv's TResNet: a space-to-depth stem (3 channels become 48 before the first convolution) and units
+# that define ``__call__`` instead of ``forward``
+
+
+class CallUnit(nn.Module):
+    """A residual unit written as ``__call__`` (no ``forward``): it bypasses ``nn.Module.__call__``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.b = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def __call__(self, x):
+        return torch.relu(x + self.b(torch.relu(self.a(x))))
+
+
+class SpaceToDepthStem(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels * 16, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).reshape(b, c * 16, h // 4, w // 4)
+        return self.conv(x)
+
+
+class SpaceToDepthNet(nn.Module):
+    """Declares its input the pytorchcv way: ``in_size`` and an ``in_channels=3`` default."""
+
+    def __init__(self, in_channels: int = 3, in_size: tuple[int, int] = (32, 32), num_classes: int = 5,
+                 rearrange: bool = True) -> None:
+        super().__init__()
+        self.in_size = in_size
+        self.stem = SpaceToDepthStem(in_channels, 8) if rearrange else nn.Conv2d(in_channels, 8, 3, stride=4)
+        self.layers = nn.Sequential(CallUnit(8), CallUnit(8), CallUnit(8))
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.layers(self.stem(x)).mean(dim=(2, 3)))
+
+
+def space_to_depth() -> nn.Module:
+    return SpaceToDepthNet()
+
+
+def gray() -> nn.Module:
+    """Built for one channel, with a plain stem: its first convolution's one channel is the input's."""
+    return SpaceToDepthNet(in_channels=1, rearrange=False)

@@ -137,6 +137,27 @@ def test_integer_inputs_are_token_ids():
         ModelSpec("resnet18", input_dtype="int8")
 
 
+def test_a_space_to_depth_stem_takes_the_channels_the_class_declares():
+    # pytorchcv's TResNet: the first convolution takes 48 channels, made from the 3 of the image
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:space_to_depth"), device="meta")
+    assert chain.spec.shape == (1, 3, 32, 32)
+    # built with in_channels=1 and a plain stem: the first convolution's channels are the input's
+    gray = BlockChain.from_spec(ModelSpec("tests.custom_models:gray"), device="meta")
+    assert gray.spec.shape == (1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("front_end", ["fx", "export"])
+def test_units_written_as_call_instead_of_forward_are_natural_blocks(front_end):
+    from tests.custom_models import CallUnit
+
+    model = ModelSpec("tests.custom_models:space_to_depth").build()
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:space_to_depth", capture=front_end), model=model)
+    assert chain.capture.front_end == front_end
+    assert chain.names == ["stem", "layers.0", "layers.1", "layers.2", "head"]
+    assert all(type(m) is CallUnit for m in model.layers)  # the classes swapped while captured are put back
+    assert chain.composition_error() <= 1e-5
+
+
 # ----------------------------------------------------------------------------- the zoos' known failures
 
 ISSUE_MODELS = [
