@@ -276,18 +276,25 @@ _STRUCTURE = frozenset({"_parameters", "_buffers", "_modules"})
 def _state_kept(model: nn.Module) -> Iterator[None]:
     """Undo what the model's own code stores on its modules while it is traced, exported or shape-propagated.
 
-    Some models cache tensors on first use (timm's attention-bias caches, keyed by device): filled
-    during capture they would hold proxies or fake tensors, which the real model then reads.
+    Some models cache tensors on first use (timm's attention-bias caches, keyed by device; ConViT
+    replaces its ``rel_indices`` buffer when the number of patches changes): filled during capture they
+    would hold proxies or fake tensors, which the real model then reads. Buffers are put back too.
     """
     saved = []
+    buffers = []
     for m in model.modules():
         state = vars(m)
         contents = {k: copy.copy(v) for k, v in state.items()
                     if k not in _STRUCTURE and type(v) in (dict, list, collections.OrderedDict)}
         saved.append((state, dict(state), contents))
+        buffers.append((m._buffers, dict(m._buffers)))
     try:
         yield
     finally:
+        for live, before_buffers in buffers:
+            if not _same_items(live, before_buffers):
+                live.clear()
+                live.update(before_buffers)
         for state, before, contents in saved:
             for k in [k for k in state if k not in before]:
                 del state[k]

@@ -241,3 +241,78 @@ def space_to_depth() -> nn.Module:
 def gray() -> nn.Module:
     """Built for one channel, with a plain stem: its first convolution's one channel is the input's."""
     return SpaceToDepthNet(in_channels=1, rearrange=False)
+
+
+# ConViT's GPSA: a buffer replaced on first use when the number of positions changes
+
+
+class PositionTable(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.register_buffer("table", torch.zeros(1, 1), persistent=False)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        if self.table.shape[1] != n:  # torch.fx cannot trace it: this module becomes a leaf
+            self.table = torch.arange(n, dtype=x.dtype, device=x.device).view(1, n) / n
+        return self.proj(x) + self.table
+
+
+class Positioned(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pos = PositionTable(8)
+        self.layers = nn.Sequential(Unit(8), Unit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.layers(self.pos(self.stem(x))).mean(dim=(2, 3)))
+
+
+def positioned() -> nn.Module:
+    return Positioned()
+
+
+# pytorchcv's RevNet: a reversible unit computed by a custom autograd Function that frees its input
+
+
+class _Reversible(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, f, *params):
+        with torch.no_grad():
+            a, b = torch.chunk(x, 2, dim=1)
+            y = torch.cat((a + f(b.contiguous()), b), dim=1)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover -- never trained here
+        raise NotImplementedError
+
+
+class ReversibleUnit(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.f = nn.Conv2d(channels // 2, channels // 2, 3, padding=1)
+
+    def forward(self, x):
+        y = _Reversible.apply(x, self.f, *self.f.parameters())
+        x.data.set_()  # frees the input, as RevNet does
+        return y
+
+
+class Reversible(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.units = nn.Sequential(ReversibleUnit(8), ReversibleUnit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.units(self.stem(x)).mean(dim=(2, 3)))
+
+
+def reversible() -> nn.Module:
+    return Reversible()

@@ -199,6 +199,26 @@ def test_state_the_model_caches_while_captured_is_undone():
     assert chain.composition_error() <= 1e-6
 
 
+def test_a_buffer_the_model_replaces_while_captured_is_put_back():
+    # like ConViT's rel_indices: replaced on first use; replaced by a fake or meta tensor during capture,
+    # the real model would then read it
+    model = ModelSpec("tests.custom_models:positioned").build()
+    before = model.pos.table
+    chain = BlockChain.from_spec(custom("positioned"), model=model)
+    assert [lf.cls for lf in chain.capture.leaves] == ["PositionTable"]
+    assert model.pos.table is before
+    assert chain.composition_error() <= 1e-6
+
+
+def test_a_custom_autograd_function_gets_its_shapes_on_meta_tensors():
+    # like RevNet's reversible blocks: a Function that frees its input fails under autograd on meta tensors
+    chain = BlockChain.from_spec(custom("reversible"), device="meta")
+    assert chain.names == ["stem", "units.0", "units.1", "head"]
+    assert [b.flops > 0 for b in chain.blocks] == [True] * 4
+    real = BlockChain.from_spec(custom("reversible"))
+    assert real.composition_error() <= 1e-5
+
+
 def test_a_model_that_needs_two_inputs_is_refused_in_one_line():
     class TwoFrames(torch.nn.Module):
         def forward(self, first, second):
