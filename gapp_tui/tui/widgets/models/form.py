@@ -32,7 +32,10 @@ class ModelSuggester(Suggester):
         super().__init__(use_cache=True, case_sensitive=True)  # import paths are: Module:Class
 
     async def get_suggestion(self, value: str) -> str | None:
-        found = await asyncio.to_thread(complete_model, value)
+        try:
+            found = await asyncio.to_thread(complete_model, value)
+        except Exception:  # noqa: BLE001 -- a completion that fails is no completion, never a crash
+            return None
         return found[0] if found and found[0] != value else None
 
 
