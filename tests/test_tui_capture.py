@@ -7,6 +7,7 @@ models in tests/custom_models.py.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 from textual import events
@@ -56,13 +57,15 @@ async def test_typing_an_import_path_prefix_offers_its_completion_and_right_acce
 
 
 @sync
-async def test_completing_a_large_package_does_not_hold_the_keys(tui_env):
+async def test_completing_a_large_package_does_not_hold_the_keys(tui_env, monkeypatch):
     """Listing timm.models' callables reads about a hundred source files (seconds, the first time); keys
     typed meanwhile go in at once. (Pilot's own ``press`` waits until the process is idle, so the keys are
     posted by hand and timed up to the field taking them.)"""
     from gapp_tui import import_paths
 
     import_paths.callables.cache_clear()  # the first listing, as in a fresh app
+    # from its sources, as in a fresh app (another test of this run may have imported it)
+    monkeypatch.delitem(sys.modules, "timm.models", raising=False)
     app = small_app()
     async with run(app, (100, 30)) as pilot:
         await pilot.pause()
