@@ -309,10 +309,21 @@ def reason_class(row: dict[str, Any]) -> str:
     return f"{row.get('stage', '?')}: {text[:140]}"
 
 
-def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str) -> str:
+def missing_package(row: dict[str, Any]) -> str | None:
+    """The package a failed model's own code imports and this machine lacks (pytorchcv's audio models import
+    ``librosa``): not GAPP's failure, counted apart."""
+    m = re.match(r"ModuleNotFoundError: No module named '([^']+)'", row.get("reason", ""))
+    if row["status"] == "fail" and m and row.get("stage") in ("meta build", "build"):
+        return m.group(1).split(".")[0]
+    return None
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str,
+           totals: dict[str, int] | None = None) -> str:
     by_zoo: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for r in rows:
         by_zoo[r["zoo"]].append(r)
+    totals = totals or {}
     wall = sum(r.get("wall_s", r.get("seconds", 0)) for r in rows)
     loads = [r["load"] for r in rows if "load" in r]
     lines = [
@@ -322,15 +333,16 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str) -> st
         f" 2 workers); 1-minute load average while they ran: median"
         f" {sorted(loads)[len(loads) // 2] if loads else 0:.1f}, max {max(loads, default=0):.1f}.",
         "",
-        "| zoo | models | composes and predicts | share | meta only | failed | share of runnable"
-        " with >= 3 blocks | torch.fx | + automatic leaves | torch.export |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| zoo | models run (of all) | composes and predicts | share | meta only | needs a package | failed"
+        " | share of runnable with >= 3 blocks | torch.fx | + automatic leaves | torch.export |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for zoo, rs in sorted(by_zoo.items()):
         ok = [r for r in rs if r["status"] == "ok"]
         meta = [r for r in rs if r["status"] == "meta_only"]
-        failed = [r for r in rs if r["status"] == "fail"]
-        runnable = len(rs) - len(meta)
+        needs = [r for r in rs if missing_package(r)]
+        failed = [r for r in rs if r["status"] == "fail" and not missing_package(r)]
+        runnable = len(rs) - len(meta) - len(needs)
         # models with at least 3 blocks: every failure counts (its block count is unknown or too small),
         # only the successes with fewer than 3 blocks (small networks) are left out
         big_ok = [r for r in ok if r.get("blocks", 0) >= 3]
@@ -339,17 +351,18 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str) -> st
         leafy = [r for r in fx if r.get("leaves")]
         ex = [r for r in ok + meta if r.get("front_end") == "export"]
         lines.append(
-            f"| {zoo} | {len(rs)} | {len(ok)} | {100 * len(ok) / max(1, runnable):.1f}% | {len(meta)} |"
-            f" {len(failed)} | {100 * len(big_ok) / max(1, len(big)):.1f}% ({len(big_ok)} / {len(big)}) |"
+            f"| {zoo} | {len(rs)} ({totals.get(zoo, '?')}) | {len(ok)} | {100 * len(ok) / max(1, runnable):.1f}%"
+            f" | {len(meta)} | {len(needs)} | {len(failed)} | {100 * len(big_ok) / max(1, len(big)):.1f}% ({len(big_ok)} / {len(big)}) |"
             f" {len(fx) - len(leafy)} | {len(leafy)} | {len(ex)} |"
         )
-    lines += ["", "Share: of the models not too large to run here (meta only counted apart). Models with >= 3"
+    lines += ["", "Share: of the models not too large to run here (meta only counted apart) whose own code"
+              " imports nothing this machine lacks (needs a package: counted apart, listed below). Models with >= 3"
               " blocks: the successes with at least 3 blocks against them plus every failure.",
               "", "### Failures by reason", "", "| zoo | reason | models | examples |", "|---|---|---:|---|"]
     for zoo, rs in sorted(by_zoo.items()):
         groups: dict[str, list[str]] = collections.defaultdict(list)
         for r in rs:
-            if r["status"] == "fail":
+            if r["status"] == "fail" and not missing_package(r):
                 groups[reason_class(r)].append(r["name"])
         for reason, names in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             reason_md = reason.replace("|", "\\|")
@@ -357,6 +370,13 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, out: str) -> st
     leaf_counts = collections.Counter(c for r in rows for c in set(r.get("leaves") or []))
     lines += ["", "### Modules that became leaves most often", "",
               ", ".join(f"{c} ({k})" for c, k in leaf_counts.most_common(25)) or "none"]
+    needs_by: dict[str, list[str]] = collections.defaultdict(list)
+    for r in rows:
+        if missing_package(r):
+            needs_by[missing_package(r)].append(r["name"])
+    if needs_by:
+        lines += ["", "### Not run: the model's own code needs a package this machine lacks", "",
+                  "; ".join(f"{pkg}: {', '.join(names)}" for pkg, names in sorted(needs_by.items()))]
     meta = [r for r in rows if r["status"] == "meta_only"]
     if meta:
         lines += ["", f"### Captured on meta tensors only (weights over {args.meta_gb} GB, or too large to run here)", "",
@@ -386,6 +406,8 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", default="capture_coverage")
     ap.add_argument("--retry", action="store_true", help="run failed models again (resume skips them otherwise)")
+    ap.add_argument("--again", action="store_true",
+                    help="with --models: run those models again, whatever is recorded (after a fix that concerns them)")
     ap.add_argument("--rerun-before", type=float, default=None, metavar="EPOCH",
                     help="also run again the models with automatic leaves recorded by a session started before"
                          " EPOCH (after a change to how leaves are chosen)")
@@ -418,6 +440,8 @@ def main() -> None:
     def again(row: dict[str, Any]) -> bool:
         if args.retry and row["status"] == "fail":
             return True
+        if args.again and args.models:
+            return True
         return (args.rerun_before is not None and bool(row.get("leaves"))
                 and row.get("session_started", 0) < args.rerun_before)
 
@@ -435,7 +459,8 @@ def main() -> None:
             latest[row["path"]] = row
     wanted_paths = {m["path"] for m in everything}
     rows = [r for p, r in latest.items() if p in wanted_paths]
-    text = report(rows, args, args.out)
+    totals = collections.Counter(m["zoo"] for m in everything)
+    text = report(rows, args, args.out, totals)
     # wall clock: every session from its start to its last row (a session stopped by hand wrote no summary)
     spans: dict[int, int] = {}
     for r in latest.values():

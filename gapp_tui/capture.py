@@ -100,6 +100,35 @@ class CaptureReport:
             text += f", {len(auto)} automatic lea{'f' if len(auto) == 1 else 'ves'}: {kinds}"
         return text
 
+    def explain(self, width: int = 70) -> str:
+        """What a person reads in the TUI: the front end, every leaf (count, classes, paths) and why.
+
+        ``captured with torch.fx · no leaves``;
+        ``captured with torch.fx · 1 leaf: GatedUnit at gate (automatic: torch.fx cannot trace ...)``;
+        each reason is cut to ``width`` characters.
+        """
+        name = {"fx": "torch.fx", "export": "torch.export"}[self.front_end]
+        text = f"captured with {name}"
+        if self.fallback:
+            text += f" in place of torch.fx ({_cut(self.fallback, width)})"
+        if not self.leaves:
+            return text + (" · no leaves" if self.front_end == "fx" else "")
+        by_class: dict[str, list[Leaf]] = {}
+        for lf in self.leaves:
+            by_class.setdefault(lf.cls, []).append(lf)
+        parts = []
+        for cls, members in by_class.items():
+            where = ", ".join(lf.path for lf in members[:3]) + (f" +{len(members) - 3}" if len(members) > 3 else "")
+            why = "asked for (--leaf)" if not members[0].automatic else f"automatic: {_cut(members[0].reason, width)}"
+            parts.append(f"{cls} at {where} ({why})")
+        n = len(self.leaves)
+        return f"{text} · {n} lea{'f' if n == 1 else 'ves'}: " + "; ".join(parts)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 class CaptureError(BadInput):
     """No front end could capture the model; the message says where each one failed."""
@@ -139,8 +168,40 @@ def capture(
             f"{label} takes {len(required)} inputs ({', '.join(required)}); GAPP captures models with one input"
             " (the others may have defaults), which this one has not"
         )
-    with _state_kept(model):
+    with _state_kept(model), _calls_as_forward(model):
         return _capture(model, shape, dtype, front_end, leaves, label)
+
+
+def _module_call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return nn.Module.__call__(self, *args, **kwargs)  # looked up at call time: the one a front end patched
+
+
+@contextlib.contextmanager
+def _calls_as_forward(model: nn.Module) -> Iterator[None]:
+    """Modules that define ``__call__`` instead of ``forward`` (pytorchcv's TResNet units) are seen by the
+    front ends as modules while captured.
+
+    Both front ends learn which module an operation ran in from ``nn.Module.__call__``, which such a
+    module bypasses: its operations would land in whatever module called it, and its units would vanish
+    from the natural blocks. While captured, each one's class is a subclass whose ``forward`` is its
+    ``__call__`` and whose ``__call__`` is ``nn.Module``'s; the class is put back afterwards.
+    """
+    swapped: list[tuple[nn.Module, type]] = []
+    made: dict[type, type] = {}
+    for m in model.modules():
+        cls = type(m)
+        if cls.__call__ is nn.Module.__call__ or cls.forward is not nn.Module.forward:
+            continue  # the usual module; or one with both, whose __call__ may call forward itself
+        if cls not in made:
+            made[cls] = type(cls.__name__, (cls,), {"forward": cls.__call__, "__call__": _module_call,
+                                                    "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        swapped.append((m, cls))
+        m.__class__ = made[cls]
+    try:
+        yield
+    finally:
+        for m, cls in swapped:
+            m.__class__ = cls
 
 
 def _required_inputs(model: nn.Module) -> list[str]:
@@ -215,18 +276,25 @@ _STRUCTURE = frozenset({"_parameters", "_buffers", "_modules"})
 def _state_kept(model: nn.Module) -> Iterator[None]:
     """Undo what the model's own code stores on its modules while it is traced, exported or shape-propagated.
 
-    Some models cache tensors on first use (timm's attention-bias caches, keyed by device): filled
-    during capture they would hold proxies or fake tensors, which the real model then reads.
+    Some models cache tensors on first use (timm's attention-bias caches, keyed by device; ConViT
+    replaces its ``rel_indices`` buffer when the number of patches changes): filled during capture they
+    would hold proxies or fake tensors, which the real model then reads. Buffers are put back too.
     """
     saved = []
+    buffers = []
     for m in model.modules():
         state = vars(m)
         contents = {k: copy.copy(v) for k, v in state.items()
                     if k not in _STRUCTURE and type(v) in (dict, list, collections.OrderedDict)}
         saved.append((state, dict(state), contents))
+        buffers.append((m._buffers, dict(m._buffers)))
     try:
         yield
     finally:
+        for live, before_buffers in buffers:
+            if not _same_items(live, before_buffers):
+                live.clear()
+                live.update(before_buffers)
         for state, before, contents in saved:
             for k in [k for k in state if k not in before]:
                 del state[k]

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,12 @@ def resolve(path: str) -> Any:
 # --------------------------------------------------------------------------- completion
 
 
+#: one completion at a time: a UI calls it from a thread per keystroke, and two threads parsing at once
+#: would each read the same files (the caches fill on a miss) and can break CPython 3.11's ast
+#: ("AST constructor recursion depth mismatch")
+_LOCK = threading.Lock()
+
+
 def complete(prefix: str, limit: int = 50) -> list[str]:
     """Import paths that extend ``prefix``, sorted, at most ``limit``.
 
@@ -61,7 +68,11 @@ def complete(prefix: str, limit: int = 50) -> list[str]:
     (``timm.models`` -> ``timm.models:``). Private names (``_x``) only when the
     prefix asks for them.
     """
-    prefix = prefix.strip()
+    with _LOCK:
+        return _complete(prefix.strip(), limit)
+
+
+def _complete(prefix: str, limit: int) -> list[str]:
     if ":" in prefix:
         module, _, start = prefix.partition(":")
         head, _, last = start.rpartition(".")

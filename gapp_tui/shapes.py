@@ -84,10 +84,11 @@ def run_shape_pass(gm: fx.GraphModule, shape: Sequence[int], dtype: torch.dtype 
     shape = tuple(shape)
     params = list(gm.parameters()) + list(gm.buffers())
     if all(p.device.type == "meta" for p in params):
-        ShapeFlopPass(gm).run(torch.empty(shape, dtype=dtype, device="meta"))
+        with torch.no_grad():  # shapes need no autograd (RevNet's custom Function fails with it on meta)
+            ShapeFlopPass(gm).run(torch.empty(shape, dtype=dtype, device="meta"))
         return
     try:
-        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
             ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(shape, dtype=dtype)))
     except Exception:
         # data-dependent code (a leaf module with an `if` on values) needs real

@@ -9,6 +9,7 @@ always randomly initialised: nothing is ever downloaded.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -20,7 +21,7 @@ from torch import nn
 from . import hf
 from .capture import FRONT_ENDS
 from .errors import BadInput, closest
-from .import_paths import resolve
+from .import_paths import complete, resolve, submodules
 
 #: models whose natural input is 299x299 (everything else is 224x224)
 _INPUT_299 = {"inception_v3"}
@@ -43,6 +44,22 @@ def model_names() -> tuple[str, ...]:
     import torchvision  # slow (torchvision)
 
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
+
+
+def complete_model(prefix: str, limit: int = 50) -> list[str]:
+    """What the model field may become: registry names first (``res`` -> ``resnet18``, any case), then the
+    import paths of installed modules that extend ``prefix`` (``tim`` -> ``timm``: packages first, ``timm.models:vit_t`` ->
+    ``timm.models:vit_tiny_patch16_224``; :func:`gapp_tui.import_paths.complete`, which imports nothing)."""
+    prefix = prefix.strip()
+    if not prefix:
+        return []
+    low = prefix.lower()
+    if "." in prefix or ":" in prefix:
+        return complete(prefix, limit)
+    names = [n for n in model_names() if n.lower().startswith(low)]
+    # a top-level name: packages first (``tim`` -> ``timm`` before the standard library's ``time``)
+    tops = sorted(complete(prefix, limit), key=lambda m: (not submodules(m), m))
+    return (names + tops)[:limit]
 
 
 def family_of(name: str) -> str:
@@ -307,5 +324,25 @@ def declared_input(model: nn.Module) -> tuple[int, ...] | None:
     if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(d, int) for d in size):
         conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         if conv is not None:
-            return (conv.in_channels, *size)
+            return (_input_channels(model, conv.in_channels), *size)
     return None
+
+
+def _input_channels(model: nn.Module, first_conv: int) -> int:
+    """The channels of the input: the first convolution's, unless the model's class says otherwise.
+
+    A stem that rearranges the input before its first convolution (TResNet's space-to-depth turns 3
+    channels into 48, i-RevNet's pads 3 to 6) gives that convolution a multiple of the input's channels;
+    the class's ``in_channels=3`` default is then the input's. A first convolution with fewer channels, or
+    not a multiple of it, is taken as it is (a model built with ``in_channels=1``). A model built with
+    another ``in_channels`` *and* such a stem cannot be told apart: give it ``--input-shape``.
+    """
+    try:
+        param = inspect.signature(type(model).__init__).parameters.get("in_channels")
+    except (TypeError, ValueError):
+        return first_conv
+    default = getattr(param, "default", None)
+    if isinstance(default, int) and not isinstance(default, bool) and 0 < default < first_conv \
+            and first_conv % default == 0:
+        return default
+    return first_conv

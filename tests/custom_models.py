@@ -190,3 +190,129 @@ def staged() -> nn.Module:
 
 #: an import path naming this is refused: it is not callable
 NOT_CALLABLE = 3
+
+
+# pytorchcv's TResNet: a space-to-depth stem (3 channels become 48 before the first convolution) and units
+# that define ``__call__`` instead of ``forward``
+
+
+class CallUnit(nn.Module):
+    """A residual unit written as ``__call__`` (no ``forward``): it bypasses ``nn.Module.__call__``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.b = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def __call__(self, x):
+        return torch.relu(x + self.b(torch.relu(self.a(x))))
+
+
+class SpaceToDepthStem(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels * 16, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).reshape(b, c * 16, h // 4, w // 4)
+        return self.conv(x)
+
+
+class SpaceToDepthNet(nn.Module):
+    """Declares its input the pytorchcv way: ``in_size`` and an ``in_channels=3`` default."""
+
+    def __init__(self, in_channels: int = 3, in_size: tuple[int, int] = (32, 32), num_classes: int = 5,
+                 rearrange: bool = True) -> None:
+        super().__init__()
+        self.in_size = in_size
+        self.stem = SpaceToDepthStem(in_channels, 8) if rearrange else nn.Conv2d(in_channels, 8, 3, stride=4)
+        self.layers = nn.Sequential(CallUnit(8), CallUnit(8), CallUnit(8))
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.layers(self.stem(x)).mean(dim=(2, 3)))
+
+
+def space_to_depth() -> nn.Module:
+    return SpaceToDepthNet()
+
+
+def gray() -> nn.Module:
+    """Built for one channel, with a plain stem: its first convolution's one channel is the input's."""
+    return SpaceToDepthNet(in_channels=1, rearrange=False)
+
+
+# ConViT's GPSA: a buffer replaced on first use when the number of positions changes
+
+
+class PositionTable(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.register_buffer("table", torch.zeros(1, 1), persistent=False)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        if self.table.shape[1] != n:  # torch.fx cannot trace it: this module becomes a leaf
+            self.table = torch.arange(n, dtype=x.dtype, device=x.device).view(1, n) / n
+        return self.proj(x) + self.table
+
+
+class Positioned(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pos = PositionTable(8)
+        self.layers = nn.Sequential(Unit(8), Unit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.layers(self.pos(self.stem(x))).mean(dim=(2, 3)))
+
+
+def positioned() -> nn.Module:
+    return Positioned()
+
+
+# pytorchcv's RevNet: a reversible unit computed by a custom autograd Function that frees its input
+
+
+class _Reversible(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, f, *params):
+        with torch.no_grad():
+            a, b = torch.chunk(x, 2, dim=1)
+            y = torch.cat((a + f(b.contiguous()), b), dim=1)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover -- never trained here
+        raise NotImplementedError
+
+
+class ReversibleUnit(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.f = nn.Conv2d(channels // 2, channels // 2, 3, padding=1)
+
+    def forward(self, x):
+        y = _Reversible.apply(x, self.f, *self.f.parameters())
+        x.data.set_()  # frees the input, as RevNet does
+        return y
+
+
+class Reversible(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.units = nn.Sequential(ReversibleUnit(8), ReversibleUnit(8))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.units(self.stem(x)).mean(dim=(2, 3)))
+
+
+def reversible() -> nn.Module:
+    return Reversible()

@@ -137,6 +137,27 @@ def test_integer_inputs_are_token_ids():
         ModelSpec("resnet18", input_dtype="int8")
 
 
+def test_a_space_to_depth_stem_takes_the_channels_the_class_declares():
+    # pytorchcv's TResNet: the first convolution takes 48 channels, made from the 3 of the image
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:space_to_depth"), device="meta")
+    assert chain.spec.shape == (1, 3, 32, 32)
+    # built with in_channels=1 and a plain stem: the first convolution's channels are the input's
+    gray = BlockChain.from_spec(ModelSpec("tests.custom_models:gray"), device="meta")
+    assert gray.spec.shape == (1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("front_end", ["fx", "export"])
+def test_units_written_as_call_instead_of_forward_are_natural_blocks(front_end):
+    from tests.custom_models import CallUnit
+
+    model = ModelSpec("tests.custom_models:space_to_depth").build()
+    chain = BlockChain.from_spec(ModelSpec("tests.custom_models:space_to_depth", capture=front_end), model=model)
+    assert chain.capture.front_end == front_end
+    assert chain.names == ["stem", "layers.0", "layers.1", "layers.2", "head"]
+    assert all(type(m) is CallUnit for m in model.layers)  # the classes swapped while captured are put back
+    assert chain.composition_error() <= 1e-5
+
+
 # ----------------------------------------------------------------------------- the zoos' known failures
 
 ISSUE_MODELS = [
@@ -176,6 +197,26 @@ def test_state_the_model_caches_while_captured_is_undone():
     chain = BlockChain.from_spec(ModelSpec("tests.custom_models:two_branch", input_shape=(2, 4)), model=model)
     assert model.cache == {}  # no proxy or fake tensor left behind for the real model to read
     assert chain.composition_error() <= 1e-6
+
+
+def test_a_buffer_the_model_replaces_while_captured_is_put_back():
+    # like ConViT's rel_indices: replaced on first use; replaced by a fake or meta tensor during capture,
+    # the real model would then read it
+    model = ModelSpec("tests.custom_models:positioned").build()
+    before = model.pos.table
+    chain = BlockChain.from_spec(custom("positioned"), model=model)
+    assert [lf.cls for lf in chain.capture.leaves] == ["PositionTable"]
+    assert model.pos.table is before
+    assert chain.composition_error() <= 1e-6
+
+
+def test_a_custom_autograd_function_gets_its_shapes_on_meta_tensors():
+    # like RevNet's reversible blocks: a Function that frees its input fails under autograd on meta tensors
+    chain = BlockChain.from_spec(custom("reversible"), device="meta")
+    assert chain.names == ["stem", "units.0", "units.1", "head"]
+    assert [b.flops > 0 for b in chain.blocks] == [True] * 4
+    real = BlockChain.from_spec(custom("reversible"))
+    assert real.composition_error() <= 1e-5
 
 
 def test_a_model_that_needs_two_inputs_is_refused_in_one_line():

@@ -45,3 +45,28 @@ def test_star_imports_of_a_model_zoo_are_followed():
     pytest.importorskip("timm")
     names = callables("timm.models")
     assert "vit_tiny_patch16_224" in names and "resnet18" in names
+
+
+def test_completions_from_several_threads_list_a_package_once():
+    """The app completes from a thread per keystroke: concurrent calls wait for one listing, not parse it
+    each (two threads in ``ast`` at once can fail in CPython 3.11). In a fresh process: timm not imported,
+    so its callables come from its sources."""
+    pytest.importorskip("timm")
+    code = (
+        "import json, sys, threading\n"
+        "from gapp_tui.import_paths import callables, complete\n"
+        "out, errors = [], []\n"
+        "def one():\n"
+        "    try:\n"
+        "        out.append(complete('timm.models:vit_t'))\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=one) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(json.dumps([out, errors, callables.cache_info().misses, 'timm.models' in sys.modules]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out, errors, misses, imported = json.loads(r.stdout)
+    assert errors == [] and len(out) == 4 and all(o == out[0] for o in out)
+    assert "timm.models:vit_tiny_patch16_224" in out[0] and not imported
+    assert misses == 1

@@ -39,6 +39,9 @@ class ModelsSection(Section):
         yield ModelForm(id="model-form")
         yield Static("Type a model name (→ completes, Ctrl+P searches all models) and press Enter to trace it. Esc leaves a field; then 1–4 switch sections and ? helps.", id="model-status",
                      classes="status-line")
+        capture = Static("", id="model-capture", classes="capture-line", markup=False)  # reasons hold [ ]
+        capture.display = False  # until a model is traced: its front end and leaves
+        yield capture
         table = DataTable(id="blocks", zebra_stripes=True, cursor_type="row")
         table.add_column("#", key="index")
         table.add_column("block", key="name")
@@ -168,6 +171,9 @@ class ModelsSection(Section):
             f"{format_count(params)} params · {format_count(flops)}FLOPs · input {format_bytes(chain.cuts[0].bytes)} · "
             f"traced in {ws.trace_seconds:.1f} s{kin} · [dim]2: measure it[/]"
         )
+        line = self.query_one("#model-capture", Static)
+        line.update(chain.capture.explain() if chain.capture is not None else "")
+        line.display = chain.capture is not None
 
     def pick_model(self, name: str) -> None:
         """Fill the form with ``name`` (from the palette) and trace it."""

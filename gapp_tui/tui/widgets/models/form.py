@@ -1,14 +1,16 @@
-"""The model form: name (with registry completion), input, batch, classes, granularity."""
+"""The model form: name (completing registry names and import paths), input, batch, classes, granularity."""
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.suggester import SuggestFromList
+from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, Select
 
 from ....errors import BadInput
-from ....zoo import ModelSpec, model_names, parse_shape
+from ....zoo import ModelSpec, complete_model, parse_shape
 
 GRANULARITY_CHOICES = [
     ("natural blocks", "natural"),
@@ -21,6 +23,22 @@ GRANULARITY_CHOICES = [
 ]
 
 
+class ModelSuggester(Suggester):
+    """Completes the model field: a registry name, or an import path of an installed module
+    (:func:`gapp_tui.zoo.complete_model`). Listing a large package's callables reads its sources (a second
+    or two the first time), so it runs in a thread: typing never waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=True, case_sensitive=True)  # import paths are: Module:Class
+
+    async def get_suggestion(self, value: str) -> str | None:
+        try:
+            found = await asyncio.to_thread(complete_model, value)
+        except Exception:  # noqa: BLE001 -- a completion that fails is no completion, never a crash
+            return None
+        return found[0] if found and found[0] != value else None
+
+
 class ModelForm(Vertical):
     """Fields of a ModelSpec; ``spec()`` turns them into one (BadInput on bad values)."""
 
@@ -30,8 +48,9 @@ class ModelForm(Vertical):
             yield Input(
                 id="model-name",
                 placeholder="resnet18, or package.module:callable",
-                suggester=SuggestFromList(model_names(), case_sensitive=False),
-                tooltip="A torchvision model (→ accepts the completion) or package.module:callable. Enter traces.",
+                suggester=ModelSuggester(),
+                tooltip="A torchvision model or package.module:callable of any installed package"
+                        " (→ accepts the completion: modules, then callables after the colon). Enter traces.",
                 compact=True,
             )
             trace = Button("Trace", id="trace", variant="primary", compact=True,
