@@ -745,3 +745,16 @@ async def test_the_run_line_says_the_stages_ran_here_and_is_shown_whole(tui_env)
         await open_partition(app, pilot)
         await wait_for(pilot, lambda: app.screen.table is not None and app.screen.table.n == 2)
         assert "pipeline run" not in str(app.screen.query_one("#summary").render())
+
+
+@sync
+async def test_opening_measure_keeps_the_remembered_remote_python(tui_env):
+    """The remote Python field was composed holding `python3`: that change arrived after the remembered value was
+    filled in and overwrote it, so the run key and the next start went back to python3."""
+    app = small_app(host="pi@10.255.255.1", remote_python="/opt/venv/bin/python")
+    async with run(app, (100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "2")  # the cursor starts in the Models form
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#remote-python").value == "/opt/venv/bin/python"
+        assert app.ui_state.remote_python == "/opt/venv/bin/python"

@@ -54,7 +54,7 @@ SSH_FIELDS = (  # label, input id, placeholder, value, tooltip
     ("host", "host", "user@host[:port]", "", "SSH target (keys or the SSH agent; ~/.ssh/config honoured)"),
     ("key", "identity", "~/.ssh/id_ed25519", "", "Private key file"),
     ("known_hosts", "known-hosts", "~/.ssh/known_hosts", "", "Where host keys are checked and recorded"),
-    ("python", "remote-python", "", "python3", "Python on the device"),
+    ("python", "remote-python", "python3", "", "Python on the device"),  # empty: python3 (the remembered one is filled in)
 )
 
 
