@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.signals import default_sigint
 from gapp_tui.cli import app
 from gapp_tui.errors import BadInput
 from gapp_tui.predict import probes
@@ -148,7 +149,7 @@ def test_ctrl_c_during_calibrate_keeps_every_measured_row(tmp_path):
     db = tmp_path / "db.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "gapp_tui", "calibrate", "--threads", "1", "--db", str(db),
                              "--out", str(tmp_path / "p.pt")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200"))
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200"), preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 240
         while _rows(db) < 4 and proc.poll() is None and time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.signals import default_sigint
 from gapp_tui.store import SCHEMA_VERSION, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +199,7 @@ def test_ctrl_c_keeps_measured_blocks_and_the_rerun_resumes(tmp_path):
     args = ("measure", "resnet18", "--num-classes", "10", *TINY, "--mode", "standalone", "--no-compare-sum-vs-full")
     env = dict(os.environ, OMP_NUM_THREADS="1", GAPP_DB=str(db))
     proc = subprocess.Popen([sys.executable, "-m", "gapp_tui", *args, *slow], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     kept = 0
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.signals import default_sigint
 from gapp_tui.errors import BadInput
 from gapp_tui import ssh as R
 from gapp_tui.ssh.events import decode
@@ -489,7 +490,7 @@ def test_ctrl_c_on_the_command_line_leaves_no_remote_process(sshd, known_hosts, 
            "--max-runs", "1000000", "--target-ci", "1e-9", "--max-time", "0.5", "--warmup", "1",
            *ssh_args(sshd, known_hosts), "--remote-tmp", str(remote_tmp)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, GAPP_DB=str(db), OMP_NUM_THREADS="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert wait_until(lambda: _count_rows(db) >= 1 or proc.poll() is not None, 90)
         assert proc.poll() is None, proc.communicate()
