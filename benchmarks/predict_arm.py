@@ -75,7 +75,7 @@ def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
     """
     import numpy as np
 
-    from gapp_tui.predict.adapt import adapt, apply_calibration, head_data, _items_times
+    from gapp_tui.predict.adapt import adapt, head_data, _items_times
     from gapp_tui.predict.interval import spread
 
     ad = adapt(pred.model, ds.graphs, [ds.items[i] for i in fit], ds.y[fit], outputs=outputs, methods=methods,
@@ -86,11 +86,8 @@ def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
         heads_cache[ad.output] = head_data(pred.model, ds.graphs, ad.output)
     heads = heads_cache[ad.output]
     items = [ds.items[i] for i in test]
-    if ad.method == "log-affine":  # fitted on whole-model sums: applied to each model's sum, as fitted (not per block)
-        raw = _items_times(np.stack([hd.graph_times().numpy() for hd in heads]), items)
-        lt = np.log(np.maximum(np.stack([apply_calibration(raw[m], cal) for m, cal in enumerate(ad.log_affine)]), 1e-12))
-    else:
-        lt = np.log(np.maximum(_items_times(ad.graph_times(heads), items), 1e-12))
+    # the log-affine correction is applied per block and fitted so that each model's sum matches (adapt.fit_item_calibration)
+    lt = np.log(np.maximum(_items_times(ad.graph_times(heads), items), 1e-12))
     mu, sigma = spread(lt)
     if ad.interval is None:
         return np.exp(mu), None, None, ad

@@ -114,10 +114,10 @@ def test_whole_model_samples_and_block_samples_are_fitted_alike(two_devices):
 
 
 def test_the_arm_benchmarks_log_affine_baseline_predicts_whole_models_as_it_was_fitted(two_devices):
-    """benchmarks/predict_arm.py: a log-affine correction fitted on whole-model sums is applied to each sum.
+    """benchmarks/predict_arm.py: the log-affine baseline, fitted on whole-model sums, predicts those sums.
 
-    Least squares with an intercept leaves no mean log error on the items it was fitted on; applied to
-    every block and summed (what the benchmark once did), a slope below 1 inflates every model.
+    Least squares with an intercept leaves no mean log error on the items it was fitted on; a slope fitted
+    on the sums but applied to every block and summed (what the benchmark once did) inflates every model.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import predict_arm  # a script, not a package: importable only once its folder is on the path
@@ -221,3 +221,30 @@ def test_cli_few_shot_adapts_to_a_totals_csv_and_names_the_device(two_devices, t
     assert doc["samples"] == 4 and doc["left_out"] == [] and doc["method"] in ("embedding", "log-affine")
     assert doc["fit_after"]["mape"] <= doc["fit_before"]["mape"] + 1e-6
     assert Predictor.load(out).machine == "board X"
+
+
+def test_cli_few_shot_log_affine_on_totals_predicts_the_whole_models_it_was_fitted_on(two_devices, tmp_path):
+    """``gapp train --few-shot --method log-affine --totals``: the correction is applied to each block, so it is
+    fitted so that each model's sum of corrected blocks matches its total (not fitted on the sums alone: a slope
+    below 1 applied to n blocks and summed inflates a model by about n^(1-a))."""
+    graphs, items, model, _, device_y = two_devices
+    base = Predictor(model, "base").save(tmp_path / "base.pt")
+    shapes = {"squeezenet1_1": 32, "mnasnet0_5": 32, "resnet18": 32, "mobilenet_v3_small": 48}
+    per_model: dict[str, float] = {}
+    for g, y in zip(graphs, device_y):
+        per_model[g.model] = per_model.get(g.model, 0.0) + y
+    totals = {m: 0.5 * (v * 1e3) ** 0.5 for m, v in per_model.items()}  # a device whose slope is far from 1
+    lines = ["model,input_shape,latency_ms"] + [f"{m},1x3x{shapes[m]}x{shapes[m]},{v:.6f}" for m, v in totals.items()]
+    path = _csv(tmp_path, "\n".join(lines) + "\n")
+    out = tmp_path / "dev.pt"
+    res = CliRunner().invoke(app, ["train", "--few-shot", "--method", "log-affine", "--base", str(base), "--totals",
+                                   str(path), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["method"] == "log-affine"
+    pred = Predictor.load(out)
+    assert abs(pred.adaptation.log_affine[0]["a"] - 1.0) > 0.1  # the test means something: a slope, not a scale
+    ds = totals_dataset(read_totals(path))
+    sums = np.array([float(pred.block_times([ds.graphs[g] for g, _ in it]) @ np.array([c for _, c in it], float))
+                     for it in ds.items])
+    err = np.log(sums / ds.y)
+    assert abs(float(err.mean())) < 0.05, err

@@ -1,5 +1,7 @@
 """Adapting a trained predictor to a new device from its samples: relative costs, not just a scale.
 
+One concept: a base predictor's per-block times moved to one device by a fit on that device's samples.
+
 What moves
 ----------
 The base GNN's head (:meth:`gapp_tui.predict.gnn.BlockGNN.terms`) gives every
@@ -100,6 +102,60 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, shrink: float = 2.0) -> dic
 
 def apply_calibration(pred: np.ndarray, cal: dict[str, float]) -> np.ndarray:
     return np.exp(cal["b"]) * np.power(np.asarray(pred, float), cal["a"])
+
+
+def fit_item_calibration(block_ms: np.ndarray, items: Sequence[Sequence[tuple[int, int]]], y: np.ndarray,
+                         shrink: float = 2.0) -> dict[str, float]:
+    """:func:`fit_calibration` for items of several blocks: ``t' = exp(b) t^a`` applied to every block, with ``a``
+    and ``b`` chosen so that each item's sum of corrected blocks matches its measured ``y`` (a whole-model time).
+
+    ``block_ms``: one member's ms of each graph the items index. Applied per block (as a predictor applies it) a
+    correction fitted on the sums themselves would be wrong by ``n^(1-a)`` for a model of ``n`` equal blocks.
+    With one block per item it is :func:`fit_calibration` (same ``a``, shrunk towards 1 with weight ``shrink``).
+    """
+    y = np.asarray(y, float)
+    k = len(y)
+    if k == 0:
+        return {"a": 1.0, "b": 0.0, "samples": 0}
+    lt = np.log(np.maximum(np.asarray(block_ms, float), 1e-300))
+    ly = np.log(y)
+    idx = [np.array([g for g, _ in it]) for it in items]
+    lc = [np.log(np.array([c for _, c in it], float)) for it in items]
+
+    def residual(a: float) -> np.ndarray:  # log y - log sum_g c_g t_g^a, per item
+        out = np.empty(k)
+        for j in range(k):
+            z = a * lt[idx[j]] + lc[j]
+            zmax = z.max()
+            out[j] = ly[j] - (zmax + math.log(np.exp(z - zmax).sum()))
+        return out
+
+    if k < 3:
+        return {"a": 1.0, "b": float(residual(1.0).mean()), "samples": k}
+
+    def loss(a: float) -> float:
+        r = residual(a)
+        return float(((r - r.mean()) ** 2).sum() + shrink * (a - 1.0) ** 2)
+
+    grid = np.linspace(-1.0, 3.0, 81)
+    vals = [loss(a) for a in grid]
+    i = int(np.argmin(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    gr = (math.sqrt(5) - 1) / 2
+    c, d = hi - gr * (hi - lo), lo + gr * (hi - lo)
+    fc, fd = loss(c), loss(d)
+    for _ in range(60):  # golden section inside the grid's best bracket
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - gr * (hi - lo)
+            fc = loss(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + gr * (hi - lo)
+            fd = loss(d)
+    a = float((lo + hi) / 2)
+    return {"a": a, "b": float(residual(a).mean()), "samples": k}
+
 
 def members_of(model: Any) -> list[Any]:
     return list(model.members) if hasattr(model, "members") else [model]
@@ -412,10 +468,10 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
         output = int(outputs[0])
     heads = head_data(model, sub, output)
     members = len(heads)
-    raw = _items_times(np.stack([hd.graph_times().numpy() for hd in heads]), items)  # [members, k]
+    gts = np.stack([hd.graph_times().numpy() for hd in heads])  # [members, graphs used]
     samples = {"items": k, "blocks": int(sum(c for it in items for _, c in it)), "grain": grain}
     if k < MIN_SAMPLES:
-        cals = [fit_calibration(raw[m], y) for m in range(members)]  # below 3 samples: a scale only
+        cals = [fit_item_calibration(gts[m], items, y) for m in range(members)]  # below 3 samples: a scale only
         return Adaptation("log-affine", output, None, [], [], cals, None,
                           {"folds": 0, "note": "too few samples to choose"}, samples)
     basis = bases(model, rank, output) if "embedding" in methods else []
@@ -434,9 +490,10 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
         for test in folds:
             fit = np.setdiff1d(np.arange(k), test)
             for m in range(members):
-                if method == "log-affine":
-                    cal = fit_calibration(raw[m, fit], y[fit])
-                    lt[m, test] = np.log(np.maximum(apply_calibration(raw[m, test], cal), 1e-12))
+                if method == "log-affine":  # applied per block, so fitted per block: each item's sum matches
+                    cal = fit_item_calibration(gts[m], [items[i] for i in fit], y[fit])
+                    gt = apply_calibration(gts[m], cal)
+                    lt[m, test] = np.log(np.maximum(_items_times(gt[None], [items[i] for i in test])[0], 1e-12))
                 else:
                     s = fit_shift(heads[m], zs[m], [items[i] for i in fit], y[fit], float(lam))
                     gt = s.graph_times(heads[m], zs[m]).numpy()
@@ -458,7 +515,7 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
         shifts = [fit_shift(heads[m], zs[m], items, y, float(lam)) for m in range(members)]
         cals: list[dict[str, float]] = []
     else:
-        shifts, basis, cals = [], [], [fit_calibration(raw[m], y) for m in range(members)]
+        shifts, basis, cals = [], [], [fit_item_calibration(gts[m], items, y) for m in range(members)]
     cv = {"folds": len(folds), "chosen": _name(*best), "candidates": scores, "output": output,
           "outputs": output_scores}
     return Adaptation(method, output, lam, shifts, basis, cals, interval, cv, samples)
