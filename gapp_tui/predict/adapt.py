@@ -62,6 +62,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import probes
+from .interval import IntervalModel, calibrate, spread
+from .train import as_data
+
 TERMS = ("flop", "byte", "overhead")
 #: principal directions of the head's hidden vectors the adaptation moves along
 RANK = 16
@@ -182,9 +186,7 @@ class HeadData:
 @torch.no_grad()
 def head_data(model: Any, graphs: Sequence[Any], output: int = 0, chunk: int = 512) -> list[HeadData]:
     """Every member's terms and hidden vectors on ``graphs`` (output column ``output``)."""
-    from torch_geometric.data import Batch
-
-    from .train import as_data
+    from torch_geometric.data import Batch  # slow (torch_geometric)
 
     data = [as_data(g) for g in graphs]
     out = []
@@ -235,8 +237,6 @@ class Basis:
 
 def bases(model: Any, rank: int = RANK, output: int = 0) -> list[Basis]:
     """Per member: the top ``rank`` principal directions of the head's hidden vectors on the probe pool."""
-    from . import probes
-
     out = []
     for hd in head_data(model, probes.graphs(), output):
         u = hd.hidden
@@ -304,7 +304,7 @@ def fit_shift(hd: HeadData, z: torch.Tensor, items: Sequence[Sequence[tuple[int,
     zz = z.numpy()[mask]  # [N, p]
     graph = remap[node_graph_all[mask]]
     block = hd.block.numpy()[used]
-    from scipy.sparse import csr_matrix
+    from scipy.sparse import csr_matrix  # slow (scipy)
 
     counts = _count_matrix(items, used).numpy()  # [k, G]
     # items x nodes, sparse: how often each item runs each node (a whole model runs each of its blocks once)
@@ -393,8 +393,6 @@ class Adaptation:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Adaptation:
-        from .interval import IntervalModel
-
         iv = d.get("interval")
         return cls(d["method"], int(d.get("output", 0)), d.get("lam"),
                    [Shift.from_dict(s) for s in d.get("shifts") or []], [Basis.from_dict(b) for b in d.get("bases") or []],
@@ -438,8 +436,6 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
     ``cross_validate=False`` fits ``lambdas[0]`` alone (no choice, no interval:
     what a calibration's intermediate rounds need to rank the next probes).
     """
-    from .interval import calibrate, spread
-
     bad = set(methods) - set(METHODS)
     if bad or not methods:
         raise ValueError(f"unknown adaptation methods {sorted(bad)} (methods: {', '.join(METHODS)})")

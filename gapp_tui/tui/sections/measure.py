@@ -206,7 +206,7 @@ class MeasureSection(Section):
 
     def config(self, force: bool = False) -> Any:
         from ...measure.engine import MeasureConfig, parse_modes  # slow (torch), as the measure imports below
-        from ...measure.timer import Precision
+        from ...measure.timer import Precision  # slow (torch)
 
         target = str(self.query_one("#target", Select).value)
         threads_text = self.query_one("#threads", Input).value.strip()
@@ -280,7 +280,7 @@ class MeasureSection(Section):
     def measure(self, chain: Any, config: Any, ssh: Any, cancel: threading.Event) -> None:
         """Measure ``chain`` here (``ssh`` None) or on an SSH host; rows go to the store as they finish."""
         from ...measure import engine  # slow (torch), as the imports below
-        from ...measure.remote_engine import measure_remote
+        from ...measure.remote_engine import measure_remote  # slow (torch)
 
         store = self.gapp.worker_store()
         last = {"key": None, "at": 0.0}
@@ -528,7 +528,7 @@ class MeasureSection(Section):
                          cancel: threading.Event) -> None:
         """The calibration of ``gapp calibrate`` on this machine (``ssh`` None) or the SSH host; rows are stored."""
         from ...predict import calibrate as cal  # slow (torch), as the imports below
-        from ...predict.predictor import Predictor, default_predictor_path
+        from ...predict.predictor import Predictor, default_predictor_path  # slow (torch)
 
         store = self.gapp.worker_store()
         base_path = base or str(default_predictor_path())
