@@ -483,8 +483,9 @@ class PartitionSection(Section):
         if self._current():
             self._save(self.plan)
 
-    def _save(self, plan: Plan) -> Path | None:
-        """Save ``plan`` with its estimate; the path (None when it cannot be written, said in a notification)."""
+    def _save(self, plan: Plan, announce: bool = True) -> Path | None:
+        """Save ``plan`` with its estimate; the path (None when it cannot be written, said in a notification).
+        ``announce``: a toast says where and how to run it (a run says so in its own line instead)."""
         plan.estimate = estimate(self.table, plan).to_dict()
         path = self.gapp.plan_path(plan)
         try:
@@ -499,7 +500,8 @@ class PartitionSection(Section):
         hosts = RunPlace(tuple(plan.devices), {d: h for d, h in plan.hosts.items() if h})
         if hosts.remote:
             what += f"\n{hosts.words()}"
-        self.notify(f"{path}\n{what}\nrun it with: gapp pipeline run {path}", title="Plan saved", timeout=6)
+        if announce:
+            self.notify(f"{path}\n{what}\nrun it with: gapp pipeline run {path}", title="Plan saved", timeout=6)
         return path
 
     def _ssh_fields(self) -> dict[str, str]:
@@ -538,11 +540,11 @@ class PartitionSection(Section):
     def _run_at(self, place: RunPlace) -> None:
         """Save the plan with ``place``'s hosts and run it in the pipeline worker."""
         plan = dataclasses.replace(self.plan, hosts=dict(place.hosts))
-        path = self._save(plan)
+        path = self._save(plan, announce=False)  # the run line names the file; a toast would cover it
         if path is None:
             return
         where = place.words() if place.remote else "every stage as a process on this machine"
-        self.pipeline_text = f"[yellow]pipeline running: {where}…[/]"
+        self.pipeline_text = f"[yellow]pipeline running: {where} (the plan saved as {path.name})…[/]"
         self._run_place = place
         self._pipeline_chain = self.gapp.workspace.chain
         self._show_summary()
