@@ -501,6 +501,12 @@ def export_graph(model: nn.Module, shape: Sequence[int] | Sequence[Sequence[int]
             ep = torch.export.export(model, xs, strict=False)
         gm = ep.module()
     except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if _on_meta(model) and any(m in text for m in (*_VALUE_MARKERS, "cpu and meta", "meta and cpu")):
+            # code that reads values, or makes a tensor of its own on the CPU (torch.zeros(...) in forward),
+            # cannot run on meta weights: the caller builds the model for real
+            raise NeedsRealValues(f"{label} reads tensor values or makes CPU tensors while it runs"
+                                  f" ({first_line(exc)}); meta tensors cannot") from None
         before = f"{fx_failure}; " if fx_failure else ""
         raise CaptureError(f"{before}torch.export cannot capture {label} either: {first_line(exc)}"
                            " (make the failing module a leaf with --leaf and --capture fx)") from None

@@ -98,7 +98,7 @@ def run_shape_pass(gm: fx.GraphModule, shape: Sequence[int], dtype: torch.dtype 
     """
     shapes, dtypes = as_inputs(shape, dtype)
     params = list(gm.parameters()) + list(gm.buffers())
-    if all(p.device.type == "meta" for p in params):
+    if params and all(p.device.type == "meta" for p in params):  # a model with no weights is not on meta
         with torch.no_grad():  # shapes need no autograd (RevNet's custom Function fails with it on meta)
             ShapeFlopPass(gm).run(*(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dtypes)))
         return
