@@ -206,3 +206,27 @@ def test_measure_over_ssh_sends_every_input(sshd, tmp_path):  # noqa: F811  (ssh
         rows = st.rows()
     assert rows and all(x["median_ms"] > 0 and x["input_shape"] == "2x3x16x16+2" for x in rows)
     assert all(x["extra"]["remote"]["host"] == f"{sshd.target}:{sshd.port}" for x in rows)
+
+
+# --------------------------------------------------------------------------- the zoo's multi-input models
+
+ZOO_MODELS = [  # pytorchcv's models of several inputs (benchmarks/capture_coverage.py INPUTS), at small sizes
+    ("raft_small", "1,3,64,64;1,3,64,64", None, 3),  # two frames; 12 iterations of one update block
+    ("visemenet20", "34,8,195;34,76", None, 3),  # makes a CPU tensor in forward: predict builds it for real
+    ("nvpattexp116bazel76", "1,8,16,29;1", "float32,int64", 2),  # a person id
+    ("propainter_ip", "3,3,32,32;3,1,32,32;2,4,32,32", None, 1),  # no weights, no submodules: one block
+]
+
+
+@pytest.mark.parametrize("name, shapes, dtypes, min_blocks", ZOO_MODELS)
+def test_zoo_models_of_several_inputs_compose_and_predict(name, shapes, dtypes, min_blocks):
+    pytest.importorskip("pytorchcv")
+    from gapp_tui.predict.predictor import Predictor, default_predictor_path
+
+    spec = ModelSpec(f"pytorchcv.model_provider:{name}", input_shape=shapes, input_dtype=dtypes)
+    torch.manual_seed(0)
+    chain = BlockChain.from_spec(spec)
+    assert len(chain) >= min_blocks and chain.composition_error() <= 1e-4
+    doc = Predictor.load(default_predictor_path()).predict_model(spec)  # on meta tensors, as gapp predict does
+    assert len(doc["blocks"]) == len(chain)
+    assert all(math.isfinite(b["predicted_ms"]) and b["predicted_ms"] > 0 for b in doc["blocks"])
