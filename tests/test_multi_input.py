@@ -230,3 +230,23 @@ def test_zoo_models_of_several_inputs_compose_and_predict(name, shapes, dtypes, 
     doc = Predictor.load(default_predictor_path()).predict_model(spec)  # on meta tensors, as gapp predict does
     assert len(doc["blocks"]) == len(chain)
     assert all(math.isfinite(b["predicted_ms"]) and b["predicted_ms"] > 0 for b in doc["blocks"])
+
+
+def test_stored_rows_of_two_inputs_train_the_predictor(tmp_path):
+    """`gapp train --db` / few-shot read the rows back: the shapes joined by + rebuild the model's blocks."""
+    import warnings
+
+    from gapp_tui.measure.engine import MeasureConfig, measure
+    from gapp_tui.measure.timer import Precision
+    from gapp_tui.predict.dataset import assemble, rows_from_store
+
+    spec = ModelSpec(TWO, input_shape="1,3,16,16;1,3,16,16")
+    with Store(tmp_path / "gapp.sqlite") as st:
+        result = measure(spec, MeasureConfig(modes=("standalone",), full=False, threads=1, precision=Precision.quick()),
+                         store=st)
+        rows = rows_from_store(st, device=result.device["key"], mode="standalone")
+    assert [r["input_shape"] for r in rows] == [((1, 3, 16, 16), (1, 3, 16, 16))] * 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no row skipped
+        ds = assemble(rows)
+    assert len(ds) == 4 and [g.block_name for g in ds.graphs] == ["left", "right", "fuse", "head"]
