@@ -141,6 +141,15 @@ def test_predict_gives_finite_positive_times_for_every_block():
     assert doc["input_shapes"] == [[1, 3, 32, 32], [1, 3, 32, 32]]
 
 
+def test_features_record_every_input(tmp_path):
+    r = gapp("features", TWO, "--input-shape", "3,16,16;3,16,16", "-o", str(tmp_path), "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["input_shapes"] == [[1, 3, 16, 16], [1, 3, 16, 16]] and len(doc["blocks"]) == 4
+    saved = json.loads(Path(doc["files"]["json"]).read_text())
+    assert saved["input_shapes"] == doc["input_shapes"]
+
+
 def test_two_inputs_given_one_shape_is_one_line_exit_2():
     line = one_line_error(gapp("blocks", TWO, "--input-shape", "3,16,16"))
     assert "takes 2 inputs (image1, image2)" in line and "--input-shape SHAPE --input-shape SHAPE" in line
