@@ -67,8 +67,9 @@ def as_inputs(shape: Sequence[int] | Sequence[Sequence[int]],
               dtype: torch.dtype | Sequence[torch.dtype] = torch.float32,
               ) -> tuple[tuple[tuple[int, ...], ...], tuple[torch.dtype, ...]]:
     """One shape or several (one per input) and one dtype for all or one per input, as (shapes, dtypes)."""
-    shapes = tuple(tuple(int(d) for d in s) for s in shape) if shape and not isinstance(shape[0], int) \
-        else (tuple(int(d) for d in shape),)  # type: ignore[arg-type]
+    several = len(shape) > 0 and not hasattr(shape[0], "__index__")  # a shape of shapes, not of ints
+    shapes = tuple(tuple(int(d) for d in s) for s in shape) if several \
+        else (tuple(int(d) for d in shape),)  # type: ignore[arg-type, union-attr]
     dtypes = tuple(dtype) if isinstance(dtype, (tuple, list)) else (dtype,) * len(shapes)
     if len(dtypes) != len(shapes):
         raise BadInput(f"{len(dtypes)} input dtypes for {len(shapes)} inputs; give one for all or one per input")

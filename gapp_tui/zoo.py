@@ -106,7 +106,7 @@ def parse_shapes(texts: str | Sequence[str | Sequence[int]]) -> tuple[tuple[int,
     """The shapes of a model's inputs, in ``forward``'s order: ``3,224,224;3,224,224`` (``;`` between inputs),
     a list of such texts (``--input-shape`` given once per input) or a list of shapes."""
     items = [texts] if isinstance(texts, str) else list(texts)
-    if items and all(isinstance(d, int) for d in items):
+    if items and all(hasattr(d, "__index__") for d in items):  # ints, numpy's too
         items = [tuple(items)]  # one shape given as a sequence of ints
     shapes: list[tuple[int, ...]] = []
     for item in items:
