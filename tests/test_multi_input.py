@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from textual.widgets import Input
 from typer.testing import CliRunner
 
 from gapp_tui.blocks import BlockChain
@@ -22,6 +23,7 @@ from gapp_tui.pipeline.config import spec_from_dict
 from gapp_tui.store import Store, parse_setting
 from gapp_tui.zoo import ModelSpec
 from tests.sshd import sshd  # noqa: F401  (a real OpenSSH server on 127.0.0.1)
+from tests.test_tui import notifications, run, small_app, sync, tui_env  # noqa: F401  (tui_env is a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO = "tests.custom_models:two_images"  # forward(image1, image2, scale=1.0)
@@ -259,3 +261,17 @@ def test_stored_rows_of_two_inputs_train_the_predictor(tmp_path):
         warnings.simplefilter("error")  # no row skipped
         ds = assemble(rows)
     assert len(ds) == 4 and [g.block_name for g in ds.graphs] == ["left", "right", "fuse", "head"]
+
+
+@sync
+async def test_the_app_refuses_several_shapes_in_one_line(tui_env):  # noqa: F811  (tui_env is a fixture)
+    app = small_app(model=TWO)
+    async with run(app, (100, 30)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#input-shape", Input).value = "3,16,16;3,16,16"
+        app.screen.query_one("#model-name", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        said = [m for m in notifications(app) if "several inputs" in m]
+        assert said and "not supported in the app yet" in said[0] and "--input-shape" in said[0]
+        assert app.is_running and not app.workspace.ready
