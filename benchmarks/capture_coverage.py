@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/capture_coverage.py                     # every model of both zoos (resumable)
     .venv/bin/python benchmarks/capture_coverage.py --sample 60 --seed 0 --out capture_sample
     .venv/bin/python benchmarks/capture_coverage.py --report            # tables from what is recorded
+    .venv/bin/python benchmarks/capture_coverage.py --models raft_small,visemenet20 --out-dir /tmp/cov   # chosen models
 
 For each model (random init, batch 1, at its declared input: timm's
 ``pretrained_cfg['input_size']``, pytorchcv's ``in_size``, 224 when it declares
-none), what `gapp blocks` and `gapp predict` do:
+none; a model whose forward takes several inputs gets the shapes in ``INPUTS``,
+as a user gives them with ``--input-shape`` once per input), what `gapp blocks`
+and `gapp predict` do:
 
 1. build it on the meta device and count its parameters; a model whose
    float32 weights exceed ``--meta-gb`` is only captured and featurised on
@@ -47,6 +50,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "results"
 ZOOS = ("timm", "pytorchcv")
+#: models whose forward takes several inputs: the flags a user gives them (`--input-shape` once per input, in
+#: forward's order; `--input-dtype` once for all or per input), from each model's own `_test()` in pytorchcv
+INPUTS: dict[str, dict[str, list[str]]] = {
+    # optical flow: two frames (RAFT asserts equal shapes; 224 is the zoo's default size, a multiple of 8)
+    "raft_small": {"input_shape": ["1,3,224,224", "1,3,224,224"]},
+    "raft_things": {"input_shape": ["1,3,224,224", "1,3,224,224"]},
+    # speech-driven animation: audio windows (8 x 195 features) and face ids (76); its second stage slides a
+    # window of 32 over the batch, so the batch must exceed 32 (its _test: 34)
+    "visemenet20": {"input_shape": ["34,8,195", "34,76"]},
+    # audio windows (8 x 16 x 29) and a person id among 116 (int64; GAPP draws ids from 0-99)
+    "nvpattexp116bazel76": {"input_shape": ["1,8,16,29", "1"], "input_dtype": ["float32", "int64"]},
+    # video inpainting: 5 frames, their masks and the 4 flows between them (the batch dimension is time)
+    "propainter_ip": {"input_shape": ["5,3,240,432", "5,1,240,432", "4,4,240,432"]},
+}
 
 
 # --------------------------------------------------------------------------- the list of models
@@ -82,11 +99,11 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
     row: dict[str, Any] = {**task, "status": "fail", "stage": "spec"}
     t0 = time.perf_counter()
     try:
-        spec = ModelSpec(task["path"])
+        spec = ModelSpec(task["path"], **model_inputs(task["name"]))
         row["stage"] = "meta build"
         meta_model = spec.build("meta")
         spec = spec.resolved(meta_model)
-        row["input"] = "x".join(map(str, spec.shape))
+        row["input"] = spec.shape_text
         params = sum(p.numel() for p in meta_model.parameters())
         weight_bytes = sum(p.numel() * p.element_size() for p in [*meta_model.parameters(), *meta_model.buffers()])
         row["params"] = params
@@ -144,6 +161,19 @@ def run_one(task: dict[str, Any], meta_bytes: float, predictor: Any) -> dict[str
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         row["reason"] = f"{type(exc).__name__}: {text}"[:500]
     return _done(row, t0)
+
+
+def model_inputs(name: str) -> dict[str, Any]:
+    """ModelSpec keywords of the model's inputs as the command line makes them from :data:`INPUTS`' flags."""
+    from gapp_tui.zoo import parse_dtypes, parse_shapes
+
+    flags = INPUTS.get(name)
+    if not flags:
+        return {}
+    shapes = parse_shapes(flags["input_shape"])
+    dtypes = parse_dtypes(flags.get("input_dtype"))
+    return {"input_shape": shapes[0], "more_shapes": shapes[1:],
+            "input_dtype": dtypes[0] if dtypes else None, "more_dtypes": dtypes[1:]}
 
 
 def _predict(predictor: Any, spec: Any, meta_model: Any) -> dict[str, Any]:
@@ -405,6 +435,7 @@ def main() -> None:
     ap.add_argument("--recycle", type=int, default=20, help="models per worker process before a fresh one")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", default="capture_coverage")
+    ap.add_argument("--out-dir", default=str(OUT), help="directory of the results (default: benchmarks/results)")
     ap.add_argument("--retry", action="store_true", help="run failed models again (resume skips them otherwise)")
     ap.add_argument("--again", action="store_true",
                     help="with --models: run those models again, whatever is recorded (after a fix that concerns them)")
@@ -417,8 +448,9 @@ def main() -> None:
     if args.worker:
         worker(args.meta_gb)
         return
-    OUT.mkdir(exist_ok=True)
-    results = OUT / f"{args.out}.jsonl"
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = out_dir / f"{args.out}.jsonl"
     zoos = tuple(z for z in args.zoo.split(",") if z)
     everything = model_list(zoos)
     if args.models:
@@ -466,7 +498,7 @@ def main() -> None:
     for r in latest.values():
         if "session_started" in r:
             spans[r["session_started"]] = max(spans.get(r["session_started"], 0), r["finished"] - r["session_started"])
-    sessions = OUT / f"{args.out}.sessions.jsonl"
+    sessions = out_dir / f"{args.out}.sessions.jsonl"
     if sessions.exists():  # sessions before rows carried their times
         for line in sessions.read_text().splitlines():
             doc = json.loads(line) if line.strip() else {}
@@ -474,8 +506,8 @@ def main() -> None:
                 spans[-len(spans) - 1] = doc["wall_s"]
     text += f"\nWall clock: {sum(spans.values()) / 3600:.1f} h over {len(spans)} session(s).\n"
     print(text)
-    (OUT / f"{args.out}.md").write_text(text)
-    (OUT / f"{args.out}.json").write_text(json.dumps({"rows": rows}, indent=0))
+    (out_dir / f"{args.out}.md").write_text(text)
+    (out_dir / f"{args.out}.json").write_text(json.dumps({"rows": rows}, indent=0))
 
 
 if __name__ == "__main__":

@@ -118,14 +118,14 @@ class BlockChain:
             model = spec.build(device)
         spec = spec.resolved(model)
         try:
-            gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
+            gm, report = capture(model, spec.shapes, spec.dtypes, spec.capture, leaves, label=spec.name)
         except NeedsRealValues:
             if not built:
                 raise
             # code that reads values (a leaf with an `if` on a tensor) cannot run on meta tensors:
             # build the model for real, which the shape pass then runs once
             model = spec.build("cpu")
-            gm, report = capture(model, spec.shape, spec.dtype, spec.capture, leaves, label=spec.name)
+            gm, report = capture(model, spec.shapes, spec.dtypes, spec.capture, leaves, label=spec.name)
         chain = cls._split(spec, gran, gm, model)
         chain.trace_seconds = time.perf_counter() - t0
         chain.model = model
@@ -164,7 +164,7 @@ class BlockChain:
         live: list[list[fx.Node]] = [[] for _ in range(n_groups + 1)]
         for v in values:
             d = group_of.get(v, -1)
-            last = d
+            last = d if d >= 0 else 0  # every input enters the first block (one it does not use passes through)
             for u in v.users:
                 if u.op == "output":
                     last = n_groups
@@ -243,19 +243,25 @@ class BlockChain:
             return pytree.tree_unflatten(list(flat), out_spec)
         return fx.node.map_arg(structure, lambda a: lookup[a]) if isinstance(structure, (tuple, list, dict)) else lookup[structure]
 
-    def composition_error(self, x: torch.Tensor | None = None, model: nn.Module | None = None) -> float:
-        """Largest absolute difference between the chain's and the unsplit model's output."""
+    def composition_error(self, x: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                          model: nn.Module | None = None) -> float:
+        """Largest absolute difference between the chain's and the unsplit model's output.
+
+        ``x``: the input, or a tuple of one tensor per input (default: the spec's example inputs).
+        """
         if x is None:
-            x = self.spec.example_input(self._device(), float_dtype=self._float_dtype())
+            xs = self.spec.example_inputs(self._device(), float_dtype=self._float_dtype())
+        else:
+            xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
         reference = model or self.model or self.graph_module
         with torch.no_grad():
-            want = reference(x)
-            got = self.run(x)
+            want = reference(*xs)
+            got = self.run(*xs)
         return _max_abs_diff(want, got)
 
-    def block_inputs(self, x: torch.Tensor) -> list[tuple[Any, ...]]:
-        """The exact inputs each block receives when the chain runs on ``x``."""
-        return self.run(x, record=True)[1]
+    def block_inputs(self, *xs: torch.Tensor) -> list[tuple[Any, ...]]:
+        """The exact inputs each block receives when the chain runs on ``xs`` (one tensor per input)."""
+        return self.run(*xs, record=True)[1]
 
     def _float_dtype(self) -> torch.dtype | None:
         return next((p.dtype for p in self.graph_module.parameters() if p.is_floating_point()), None)

@@ -1,5 +1,7 @@
 """Capture: a model turned into one graph of operations, annotated with shapes, by one of two front ends.
 
+One concept: capture (a model, on one input or several, to one annotated graph, whichever front end makes it).
+
 * ``fx``: ``torch.fx`` symbolic tracing. Where tracing fails inside a module
   (an ``if`` on a tensor, ``float()`` of a size, a loop over a shape), that
   module's class becomes a *leaf* -- kept as one call, not traced into -- and
@@ -7,8 +9,9 @@
   the failure is in the model's own ``forward``. Leaves the user names
   (``--leaf``) are kept as they are. A leaf is not blind to the predictor:
   :mod:`gapp_tui.composite` records the operations it runs, on meta tensors.
-  Arguments of ``forward`` after the input that have defaults
-  (``attn_mask=None``) are fixed to those defaults, so the graph takes one input.
+  Arguments of ``forward`` after the input(s) that have defaults
+  (``attn_mask=None``) are fixed to those defaults, so the graph takes one input
+  per shape given (a model whose ``forward`` requires two gets two shapes).
 * ``export``: ``torch.export`` (non-strict), for models ``torch.fx`` cannot
   trace at all. The graph is ATen operations; every node keeps the module path
   it ran in (``nn_module_stack``), which is all :mod:`gapp_tui.blocks` needs to
@@ -42,7 +45,7 @@ from torch.fx._symbolic_trace import _assert_is_none
 
 from .errors import BadInput
 from .granularity import unit_map
-from .shapes import failing_node, first_line, propagate_shapes, run_shape_pass
+from .shapes import as_inputs, failing_node, first_line, propagate_shapes, run_shape_pass
 
 FRONT_ENDS = ("auto", "fx", "export")
 #: guard nodes torch.fx adds for the arguments it fixes to their defaults
@@ -148,28 +151,44 @@ _VALUE_MARKERS = ("meta tensor", "item()", "data-dependent", "data dependent", "
 
 def capture(
     model: nn.Module,
-    shape: Sequence[int],
-    dtype: torch.dtype = torch.float32,
+    shape: Sequence[int] | Sequence[Sequence[int]],
+    dtype: torch.dtype | Sequence[torch.dtype] = torch.float32,
     front_end: str = "auto",
     leaves: Iterable[str] = (),
     label: str = "model",
 ) -> tuple[fx.GraphModule, CaptureReport]:
     """Capture ``model`` on an input of ``shape`` and annotate its graph; see the module docstring.
 
+    ``shape`` and ``dtype`` may name several inputs (a shape per input, in ``forward``'s order; a dtype for
+    all or per input): the graph then has one placeholder per input.
     ``leaves``: module class names or paths ``torch.fx`` must not trace into.
     Raises :class:`BadInput` (a :class:`CaptureError` when no front end could
     capture the model) with one line naming where and why.
     """
     if front_end not in FRONT_ENDS:
         raise BadInput(f"capture front end {front_end!r} is not valid; give one of {', '.join(FRONT_ENDS)}")
-    required = _required_inputs(model)
-    if len(required) > 1:
-        raise BadInput(
-            f"{label} takes {len(required)} inputs ({', '.join(required)}); GAPP captures models with one input"
-            " (the others may have defaults), which this one has not"
-        )
+    shapes, dtypes = as_inputs(shape, dtype)
+    _check_inputs(model, len(shapes), label)
     with _state_kept(model), _calls_as_forward(model):
-        return _capture(model, shape, dtype, front_end, leaves, label)
+        return _capture(model, shapes, dtypes, front_end, leaves, label)
+
+
+def _check_inputs(model: nn.Module, given: int, label: str) -> None:
+    """BadInput in one line when ``forward`` needs more inputs than were given (saying how to give them), or
+    takes fewer."""
+    required = _required_inputs(model)
+    if len(required) > given:
+        names = ", ".join(required)
+        example = " ".join(["--input-shape SHAPE"] * len(required))
+        raise BadInput(
+            f"{label} takes {len(required)} inputs ({names}) and {given} input shape{'s were' if given > 1 else ' was'}"
+            f" given; give one shape per input, in forward's order: {example} (or one --input-shape with ';'"
+            " between shapes)"
+        )
+    positional = _positional_inputs(model)
+    if positional is not None and given > len(positional):
+        raise BadInput(f"{label} takes at most {len(positional)} input{'s' if len(positional) != 1 else ''}"
+                       f" ({', '.join(positional)}) and {given} input shapes were given; give one shape per input")
 
 
 def _module_call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -214,15 +233,26 @@ def _required_inputs(model: nn.Module) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is inspect.Parameter.empty]
 
 
-def _capture(model: nn.Module, shape: Sequence[int], dtype: torch.dtype, front_end: str, leaves: Iterable[str],
-             label: str) -> tuple[fx.GraphModule, CaptureReport]:
+def _positional_inputs(model: nn.Module) -> list[str] | None:
+    """Names of ``forward``'s positional arguments, or None when it takes ``*args`` (or has no signature)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _capture(model: nn.Module, shape: Sequence[Sequence[int]], dtype: Sequence[torch.dtype], front_end: str,
+             leaves: Iterable[str], label: str) -> tuple[fx.GraphModule, CaptureReport]:
     t0 = time.perf_counter()
     leaves = tuple(leaves)
     fx_failure: str | None = None
     shape_error: BadInput | None = None
     if front_end in ("auto", "fx"):
         try:
-            gm, found, attempts = trace_fx(model, leaves, label)
+            gm, found, attempts = trace_fx(model, leaves, label, len(shape))
         except _FxFailure as exc:
             if front_end == "fx":
                 raise CaptureError(f"{exc}; make that module a leaf ({exc.hint}) or try --capture export") from None
@@ -357,16 +387,18 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def trace_fx(model: nn.Module, leaves: Iterable[str] = (), label: str = "model") -> tuple[fx.GraphModule, tuple[Leaf, ...], int]:
+def trace_fx(model: nn.Module, leaves: Iterable[str] = (), label: str = "model",
+             inputs: int = 1) -> tuple[fx.GraphModule, tuple[Leaf, ...], int]:
     """Trace with ``torch.fx``, making leaves of the modules it cannot trace (see the module docstring).
 
     Returns the graph module, every leaf (the user's and the automatic ones, in
     graph order) and the number of traces tried. Raises ``_FxFailure`` when
-    the failure is in the model's own ``forward``.
+    the failure is in the model's own ``forward``. ``inputs``: how many of
+    ``forward``'s arguments are inputs (the ones after them with defaults are fixed).
     """
     names = tuple(leaves)
     classes: dict[type, tuple[str, str]] = {}  # automatic leaf class -> (first failing path, reason)
-    concrete = _fixed_defaults(model)
+    concrete = _fixed_defaults(model, inputs)
     n_modules = sum(1 for _ in model.modules())
     attempts = 0
     while True:
@@ -387,7 +419,7 @@ def trace_fx(model: nn.Module, leaves: Iterable[str] = (), label: str = "model")
                                  f"--leaf {cls.__name__}") from None
             classes[cls] = (path, reason)
     gm = fx.GraphModule(tracer.root, graph, model.__class__.__name__)
-    _drop_fixed_inputs(gm, concrete)
+    _drop_fixed_inputs(gm, concrete, inputs)
     found = []
     for n in gm.graph.nodes:
         if n.op == "call_module" and str(n.target) in tracer.kept:
@@ -410,14 +442,14 @@ def _innermost(tracer: _Tracer, model: nn.Module) -> tuple[str, type] | None:
     return None
 
 
-def _fixed_defaults(model: nn.Module) -> dict[str, Any]:
-    """``forward``'s arguments after the first that have a (non-tensor) default: fixed to it while tracing."""
+def _fixed_defaults(model: nn.Module, inputs: int = 1) -> dict[str, Any]:
+    """``forward``'s arguments after the ``inputs`` first that have a (non-tensor) default: fixed to it while tracing."""
     try:
         params = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
         return {}
     out: dict[str, Any] = {}
-    for p in params[1:]:
+    for p in params[inputs:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.default is not inspect.Parameter.empty and not isinstance(p.default, torch.Tensor):
@@ -425,11 +457,11 @@ def _fixed_defaults(model: nn.Module) -> dict[str, Any]:
     return out
 
 
-def _drop_fixed_inputs(gm: fx.GraphModule, fixed: dict[str, Any]) -> None:
+def _drop_fixed_inputs(gm: fx.GraphModule, fixed: dict[str, Any], inputs: int = 1) -> None:
     """Remove the placeholders torch.fx made for arguments fixed to their defaults, and their guards."""
     if not fixed:
         return
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"][1:]
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"][inputs:]
     for ph in placeholders:
         value = ph.args[0] if ph.args else None
         for user in list(ph.users):
@@ -451,9 +483,10 @@ def _drop_fixed_inputs(gm: fx.GraphModule, fixed: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- torch.export
 
 
-def export_graph(model: nn.Module, shape: Sequence[int], dtype: torch.dtype = torch.float32, label: str = "model",
+def export_graph(model: nn.Module, shape: Sequence[int] | Sequence[Sequence[int]],
+                 dtype: torch.dtype | Sequence[torch.dtype] = torch.float32, label: str = "model",
                  fx_failure: str | None = None) -> fx.GraphModule:
-    """``torch.export`` (non-strict) of ``model`` on an input of ``shape``, as a flat GraphModule.
+    """``torch.export`` (non-strict) of ``model`` on an input of ``shape`` (or one per input), as a flat GraphModule.
 
     Parameters and buffers are attributes (``get_attr``), the input checks
     export adds are dropped, and the output's structure is kept in
@@ -461,12 +494,19 @@ def export_graph(model: nn.Module, shape: Sequence[int], dtype: torch.dtype = to
     uses). Raises :class:`CaptureError` when export fails too.
     """
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
-    x = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    shapes, dtypes = as_inputs(shape, dtype)
+    xs = tuple(torch.zeros(s, dtype=d, device=device) for s, d in zip(shapes, dtypes))
     try:
         with torch.no_grad():
-            ep = torch.export.export(model, (x,), strict=False)
+            ep = torch.export.export(model, xs, strict=False)
         gm = ep.module()
     except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if _on_meta(model) and any(m in text for m in (*_VALUE_MARKERS, "cpu and meta", "meta and cpu")):
+            # code that reads values, or makes a tensor of its own on the CPU (torch.zeros(...) in forward),
+            # cannot run on meta weights: the caller builds the model for real
+            raise NeedsRealValues(f"{label} reads tensor values or makes CPU tensors while it runs"
+                                  f" ({first_line(exc)}); meta tensors cannot") from None
         before = f"{fx_failure}; " if fx_failure else ""
         raise CaptureError(f"{before}torch.export cannot capture {label} either: {first_line(exc)}"
                            " (make the failing module a leaf with --leaf and --capture fx)") from None

@@ -464,7 +464,7 @@ def save_features(graphs: Sequence[BlockGraph], chain: BlockChain, output_dir: P
         writer.writerows(rows)
     js = output_dir / f"{stem}.features.json"
     js.write_text(json.dumps({"model": chain.spec.name, "input_shape": list(chain.spec.shape),
-                              "granularity": chain.granularity, "schema": schema, "blocks": rows,
+                              **chain.spec.inputs_doc(), "granularity": chain.granularity, "schema": schema, "blocks": rows,
                               "unknown_ops": sorted({u for g in graphs for u in g.unknown_ops})}, indent=1))
     return {"graphs": pt, "csv": csv_path, "json": js}
 

@@ -63,6 +63,19 @@ def describe(name: str, value: Any) -> TensorInfo:
     return TensorInfo(name, (), type(value).__name__, 0)
 
 
+def as_inputs(shape: Sequence[int] | Sequence[Sequence[int]],
+              dtype: torch.dtype | Sequence[torch.dtype] = torch.float32,
+              ) -> tuple[tuple[tuple[int, ...], ...], tuple[torch.dtype, ...]]:
+    """One shape or several (one per input) and one dtype for all or one per input, as (shapes, dtypes)."""
+    several = len(shape) > 0 and not hasattr(shape[0], "__index__")  # a shape of shapes, not of ints
+    shapes = tuple(tuple(int(d) for d in s) for s in shape) if several \
+        else (tuple(int(d) for d in shape),)  # type: ignore[arg-type, union-attr]
+    dtypes = tuple(dtype) if isinstance(dtype, (tuple, list)) else (dtype,) * len(shapes)
+    if len(dtypes) != len(shapes):
+        raise BadInput(f"{len(dtypes)} input dtypes for {len(shapes)} inputs; give one for all or one per input")
+    return shapes, dtypes  # type: ignore[return-value]
+
+
 def propagate_shapes(gm: fx.GraphModule, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> None:
     """Fill ``node.meta`` with shapes and FLOPs without running real arithmetic.
 
@@ -80,23 +93,26 @@ def propagate_shapes(gm: fx.GraphModule, shape: Sequence[int], dtype: torch.dtyp
 
 
 def run_shape_pass(gm: fx.GraphModule, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> None:
-    """:func:`propagate_shapes` without the translation of errors (the caller decides what they mean)."""
-    shape = tuple(shape)
+    """:func:`propagate_shapes` without the translation of errors (the caller decides what they mean).
+
+    ``shape`` and ``dtype`` may name several inputs (:func:`as_inputs`), given to the graph in order.
+    """
+    shapes, dtypes = as_inputs(shape, dtype)
     params = list(gm.parameters()) + list(gm.buffers())
-    if all(p.device.type == "meta" for p in params):
+    if params and all(p.device.type == "meta" for p in params):  # a model with no weights is not on meta
         with torch.no_grad():  # shapes need no autograd (RevNet's custom Function fails with it on meta)
-            ShapeFlopPass(gm).run(torch.empty(shape, dtype=dtype, device="meta"))
+            ShapeFlopPass(gm).run(*(torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dtypes)))
         return
     try:
         with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            ShapeFlopPass(gm).run(mode.from_tensor(torch.empty(shape, dtype=dtype)))
+            ShapeFlopPass(gm).run(*(mode.from_tensor(torch.empty(s, dtype=d)) for s, d in zip(shapes, dtypes)))
     except Exception:
         # data-dependent code (a leaf module with an `if` on values) needs real
         # numbers; the model is real, so run it once for real
         for n in gm.graph.nodes:
             n.meta.pop("gapp_value", None)
         with torch.no_grad():
-            ShapeFlopPass(gm).run(torch.zeros(shape, dtype=dtype))
+            ShapeFlopPass(gm).run(*(torch.zeros(s, dtype=d) for s, d in zip(shapes, dtypes)))
 
 
 def failing_node(gm: fx.GraphModule) -> str:

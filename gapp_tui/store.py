@@ -246,7 +246,7 @@ def parse_setting(key: str) -> dict[str, Any]:
         if len(parts) == 7 and parts[-1] == "cputime":
             parts, clock = parts[:6], "cpu"
         shape, dtype, threads, gran, classes, device_type = parts
-        dims = [int(d) for d in shape.split("x")]
+        dims = [int(d) for d in shape.split("+")[0].split("x")]  # several inputs: + between their shapes
         return {
             "input_shape": shape,
             "batch_size": dims[0],

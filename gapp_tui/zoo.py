@@ -102,6 +102,36 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     return dims
 
 
+def parse_shapes(texts: str | Sequence[str | Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    """The shapes of a model's inputs, in ``forward``'s order: ``3,224,224;3,224,224`` (``;`` between inputs),
+    a list of such texts (``--input-shape`` given once per input) or a list of shapes."""
+    items = [texts] if isinstance(texts, str) else list(texts)
+    if items and all(hasattr(d, "__index__") for d in items):  # ints, numpy's too
+        items = [tuple(items)]  # one shape given as a sequence of ints
+    shapes: list[tuple[int, ...]] = []
+    for item in items:
+        parts = item.split(";") if isinstance(item, str) else [item]
+        for part in parts:
+            if isinstance(part, str) and not part.strip():
+                raise BadInput(f"input shapes {item!r} hold an empty shape; give one shape per input, such as"
+                               " 3,224,224;3,224,224")
+            shapes.append(parse_shape(part))
+    return tuple(shapes)
+
+
+def parse_dtypes(texts: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The input dtypes: one for every input (``float32``) or one per input (``float32,int64``, or
+    ``--input-dtype`` given once per input)."""
+    if texts is None:
+        return ()
+    items = [texts] if isinstance(texts, str) else list(texts)
+    out = tuple(d.strip() for item in items for d in re.split(r"[,;]", item))
+    for d in out:
+        if d not in INPUT_DTYPES:
+            raise BadInput(f"input dtype {d!r} is not valid; give one of {', '.join(INPUT_DTYPES)}")
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What to build and what to feed it.
@@ -116,6 +146,15 @@ class ModelSpec:
     (``hf_config``). ``input_dtype``: ``int64`` for token ids; the default is
     float32 (int64 for Hugging Face text models). ``capture``: the front end
     (:mod:`gapp_tui.capture`).
+
+    A model whose ``forward`` takes several inputs gets one shape per input:
+    ``input_shape`` is the first (a spec of one input is what it always was)
+    and ``more_shapes`` the others, in ``forward``'s order; ``input_shape`` may
+    also be given as ``"3,224,224;3,224,224"`` or a list of shapes, which is
+    split so. When the first is one item's shape, every shape gets the batch
+    dimension; else all are full shapes. ``more_dtypes``: the others' dtypes
+    when they differ (``input_dtype="float32,int64"`` splits so); otherwise
+    ``input_dtype`` holds for every input.
     """
 
     name: str
@@ -126,6 +165,8 @@ class ModelSpec:
     input_dtype: str | None = None
     hf_config: str | None = None
     capture: str = "auto"
+    more_shapes: tuple[tuple[int, ...], ...] = ()
+    more_dtypes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
@@ -134,8 +175,7 @@ class ModelSpec:
             raise BadInput(f"number of classes {self.num_classes!r} is not valid; give a positive integer")
         if self.input_size is not None and self.input_size <= 0:
             raise BadInput(f"input size {self.input_size!r} is not valid; give a positive integer such as 224")
-        if self.input_shape is not None:
-            object.__setattr__(self, "input_shape", parse_shape(self.input_shape))
+        self._split_inputs()
         if self.input_dtype is not None and self.input_dtype not in INPUT_DTYPES:
             raise BadInput(f"input dtype {self.input_dtype!r} is not valid; give one of {', '.join(INPUT_DTYPES)}")
         if self.capture not in FRONT_ENDS:
@@ -150,6 +190,36 @@ class ModelSpec:
                 f"--hf-config {self.hf_config!r} is for Hugging Face import paths such as transformers:AutoModel,"
                 f" not the registry model {self.name!r}"
             )
+        if self.more_shapes and not is_import_path(self.name):
+            raise BadInput(f"the registry model {self.name!r} takes one input; give one --input-shape"
+                           f" (several are for import paths whose forward takes several)")
+
+    def _split_inputs(self) -> None:
+        """Several inputs given as ``input_shape`` (``3,224,224;3,224,224`` or a list of shapes) or ``input_dtype``
+        (``float32,int64``): the first stays in ``input_shape``/``input_dtype``, the others go to ``more_shapes``/
+        ``more_dtypes``, so a spec of one input is what it always was."""
+        set_ = object.__setattr__
+        more = tuple(parse_shape(s) for s in self.more_shapes)
+        if self.input_shape is not None:
+            shapes = parse_shapes(self.input_shape)
+            if len(shapes) > 1 and more:
+                raise BadInput("give the inputs' shapes either all in input_shape or the first there and the others"
+                               " in more_shapes, not both")
+            set_(self, "input_shape", shapes[0])
+            more = more or shapes[1:]
+        elif more:
+            raise BadInput("more_shapes needs input_shape: give every input's shape (--input-shape once per input)")
+        set_(self, "more_shapes", more)
+        dtypes = parse_dtypes(self.input_dtype) + parse_dtypes(self.more_dtypes)
+        if len(dtypes) > 1:
+            if len(dtypes) != 1 + len(more):
+                raise BadInput(f"{len(dtypes)} input dtypes ({', '.join(dtypes)}) for {1 + len(more)} input"
+                               f"{'s' if more else ''}; give one dtype for all inputs or one per input")
+            set_(self, "input_dtype", dtypes[0])
+            set_(self, "more_dtypes", dtypes[1:])
+        else:
+            set_(self, "more_dtypes", ())
+            set_(self, "input_dtype", dtypes[0] if dtypes else None)
 
     @property
     def family(self) -> str:
@@ -167,6 +237,42 @@ class ModelSpec:
             return (self.batch_size, *hf.natural_input(self.hf_config)[0])
         size = self.input_size or (299 if self.name in _INPUT_299 else 224)
         return (self.batch_size, 3, size, size)
+
+    @property
+    def n_inputs(self) -> int:
+        """How many tensors the model's ``forward`` is given (1 unless several shapes were given)."""
+        return 1 + len(self.more_shapes)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Every input's shape, in ``forward``'s order (the first is :attr:`shape`)."""
+        return (tuple(self.shape), *self.more_shapes)
+
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:
+        """Every input's dtype: one per input when given so, else :attr:`dtype` for all."""
+        if self.more_dtypes:
+            return (self.dtype, *(getattr(torch, d) for d in self.more_dtypes))
+        return (self.dtype,) * self.n_inputs
+
+    @property
+    def shape_text(self) -> str:
+        """The input shapes as stored rows and setting keys write them: ``1x3x224x224``, ``+`` between inputs."""
+        return "+".join("x".join(map(str, s)) for s in self.shapes)
+
+    def inputs_doc(self) -> dict[str, Any]:
+        """``input_shapes`` and ``input_dtypes`` of every input for ``--json``; empty for a model of one input
+        (whose ``input_shape``/``input_dtype`` say it all)."""
+        if self.n_inputs == 1:
+            return {}
+        return {"input_shapes": [list(s) for s in self.shapes],
+                "input_dtypes": [str(d).replace("torch.", "") for d in self.dtypes]}
+
+    def require_one_input(self, what: str) -> None:
+        """BadInput naming ``what`` when this spec has several inputs (where only one is supported yet)."""
+        if self.n_inputs > 1:
+            raise BadInput(f"{what} is not supported yet for a model with {self.n_inputs} inputs ({self.name});"
+                           " gapp blocks, features, predict, measure and partition take such a model")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -188,7 +294,9 @@ class ModelSpec:
         if self.input_shape is not None:
             rank = input_rank(model)
             if rank is not None and len(self.input_shape) == rank - 1:
-                return dataclasses.replace(self, input_shape=(self.batch_size, *self.input_shape))
+                # several inputs: all are one item's shapes when the first is (each gets the batch dimension)
+                return dataclasses.replace(self, input_shape=(self.batch_size, *self.input_shape),
+                                           more_shapes=tuple((self.batch_size, *s) for s in self.more_shapes))
             return self
         if self.input_size is None and self.hf_config is None:
             declared = declared_input(model)
@@ -198,7 +306,7 @@ class ModelSpec:
 
     def label(self) -> str:
         """Short text naming the model and its input, for tables and file names."""
-        return f"{self.name} {'x'.join(map(str, self.shape))}"
+        return f"{self.name} {self.shape_text}"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields a plan or a stage process needs to build this spec again (new fields only when set)."""
@@ -208,6 +316,10 @@ class ModelSpec:
         for key, default in (("input_dtype", None), ("hf_config", None), ("capture", "auto")):
             if getattr(self, key) != default:
                 doc[key] = getattr(self, key)
+        if self.more_shapes:
+            doc["more_shapes"] = [list(s) for s in self.more_shapes]
+        if self.more_dtypes:
+            doc["more_dtypes"] = list(self.more_dtypes)
         return doc
 
     def build(self, device: str | torch.device = "cpu") -> nn.Module:
@@ -236,14 +348,21 @@ class ModelSpec:
         measurement runs in); integer inputs (token ids) are uniform in
         ``0 .. TOKEN_IDS - 1``.
         """
+        return self.example_inputs(device, seed, float_dtype)[0]
+
+    def example_inputs(self, device: str | torch.device = "cpu", seed: int = 0,
+                       float_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, ...]:
+        """One reproducible random tensor per input (:attr:`shapes`, :attr:`dtypes`), drawn from one generator
+        in order: the first is :meth:`example_input`."""
         gen = torch.Generator().manual_seed(seed)
-        dtype = self.dtype
-        if dtype.is_floating_point:
-            x = torch.randn(self.shape, generator=gen)
-            x = x.to(float_dtype or dtype)
-        else:
-            x = torch.randint(0, TOKEN_IDS, self.shape, generator=gen, dtype=dtype)
-        return x.to(device)
+        out = []
+        for shape, dtype in zip(self.shapes, self.dtypes):
+            if dtype.is_floating_point:
+                x = torch.randn(shape, generator=gen).to(float_dtype or dtype)
+            else:
+                x = torch.randint(0, TOKEN_IDS, shape, generator=gen, dtype=dtype)
+            out.append(x.to(device))
+        return tuple(out)
 
     def _construct(self) -> nn.Module:
         if is_import_path(self.name):

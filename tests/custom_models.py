@@ -316,3 +316,39 @@ class Reversible(nn.Module):
 
 def reversible() -> nn.Module:
     return Reversible()
+
+
+class TwoImages(nn.Module):
+    """Two inputs (optical flow's two frames, a stereo pair): a branch for each, added, then a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.right = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, image1, image2, scale: float = 1.0):
+        y = self.fuse(self.left(image1) + self.right(image2) * scale)
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def two_images() -> nn.Module:
+    return TwoImages()
+
+
+class ImageAndId(nn.Module):
+    """An image and an integer id per item (pytorchcv's ``voca``/``nvpattexp`` person id): two dtypes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.person = nn.Embedding(100, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x, pid):
+        return self.head(self.stem(x).mean(dim=(2, 3)) + self.person(pid))
+
+
+def image_and_id() -> nn.Module:
+    return ImageAndId()

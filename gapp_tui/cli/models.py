@@ -69,6 +69,7 @@ def blocks(
                 "model": spec.name,
                 "input_shape": list(spec.shape),
                 "input_dtype": str(spec.dtype).replace("torch.", ""),
+                **spec.inputs_doc(),
                 "granularity": chain.granularity,
                 "capture": chain.capture.to_dict() if chain.capture else None,
                 "blocks": rows,
@@ -117,6 +118,7 @@ def features(
     doc = {
         "model": spec.name,
         "input_shape": list(spec.shape),
+        **spec.inputs_doc(),
         "granularity": chain.granularity,
         "capture": chain.capture.to_dict() if chain.capture else None,
         "seconds": round(seconds, 3),

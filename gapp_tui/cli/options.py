@@ -89,13 +89,16 @@ def opt_input_size() -> Any:
 def opt_input_shape() -> Any:
     return typer.Option(
         None, "--input-shape", "--input_shape",
-        help="Input shape, e.g. 1,3,32,32; one item's shape (3,32,32) takes the batch from --batch-size.",
+        help="Input shape, e.g. 1,3,32,32; one item's shape (3,32,32) takes the batch from --batch-size."
+        " A model whose forward takes several inputs: give it once per input, in forward's order"
+        " (--input-shape 3,224,224 --input-shape 3,224,224), or one value with ';' between shapes.",
     )
 
 
 def opt_input_dtype() -> Any:
     return typer.Option(
-        None, "--input-dtype", help="Input dtype: float32 (default), int64 for token ids, float16, ...",
+        None, "--input-dtype", help="Input dtype: float32 (default), int64 for token ids, float16, ..."
+        " Several inputs: one dtype for all, or one per input (repeated, or float32,int64).",
     )
 
 
@@ -132,8 +135,8 @@ class ModelOptions:
     batch_size: int = 1
     num_classes: int = 1000
     input_size: Optional[int] = None
-    input_shape: Optional[str] = None
-    input_dtype: Optional[str] = None
+    input_shape: Optional[list[str]] = None
+    input_dtype: Optional[list[str]] = None
     hf_config: Optional[str] = None
     capture: str = "auto"
     granularity: str = "natural"
@@ -145,20 +148,27 @@ class ModelOptions:
 
     def spec(self, model: str) -> ModelSpec:
         """A ModelSpec of ``model`` (BadInput on anything invalid)."""
-        from ..zoo import ModelSpec, parse_shape  # slow (torch): only commands that take a model pay for it
+        from ..zoo import ModelSpec, parse_dtypes, parse_shapes  # slow (torch): only commands that take a model pay for it
 
-        shape = parse_shape(self.input_shape) if self.input_shape else None
+        shapes = parse_shapes(_listed(self.input_shape)) if self.input_shape else None
+        dtypes = parse_dtypes(_listed(self.input_dtype)) if self.input_dtype else ()
         return ModelSpec(model, batch_size=self.batch_size, num_classes=self.num_classes, input_size=self.input_size,
-                         input_shape=shape, input_dtype=self.input_dtype, hf_config=self.hf_config,
-                         capture=self.capture)
+                         input_shape=shapes[0] if shapes else None, more_shapes=shapes[1:] if shapes else (),
+                         input_dtype=dtypes[0] if dtypes else None, more_dtypes=dtypes[1:],
+                         hf_config=self.hf_config, capture=self.capture)
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    """An option given once (a string, from code) or repeated (a list, from the command line) as a list."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 MODEL = OptionGroup(ModelOptions, {
     "batch_size": (int, opt_batch_size),
     "num_classes": (int, opt_num_classes),
     "input_size": (Optional[int], opt_input_size),
-    "input_shape": (Optional[str], opt_input_shape),
-    "input_dtype": (Optional[str], opt_input_dtype),
+    "input_shape": (Optional[list[str]], opt_input_shape),
+    "input_dtype": (Optional[list[str]], opt_input_dtype),
     "hf_config": (Optional[str], opt_hf_config),
     "capture": (str, opt_capture),
     "granularity": (str, opt_granularity),

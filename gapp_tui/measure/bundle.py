@@ -80,8 +80,8 @@ class _BlocksAndFull(torch.nn.Module):
         self.blocks = torch.nn.ModuleList(blocks)
         self.full = full
 
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.full(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the agent calls ``full`` itself, with every input the model takes (one or several)
 
 
 @dataclasses.dataclass
@@ -147,9 +147,9 @@ def write_bundle(
     dt = parse_dtype(dtype)
     # the same reproducible input as local measurement (engine: spec.example_input(seed=...)), kept on CPU:
     # the agent maps everything onto its own device
-    x = chain.spec.example_input("cpu", seed=seed, float_dtype=dt)
+    x = chain.spec.example_inputs("cpu", seed=seed, float_dtype=dt)  # one tensor per input
     with torch.inference_mode():
-        recorded = chain.block_inputs(x)
+        recorded = chain.block_inputs(*x)
     files, methods = list(AGENT_FILES), []
     job = {
         "block_names": [b.name for b in chain.blocks],
@@ -183,7 +183,7 @@ def write_bundle(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if full:
-            scripted_full, how = to_torchscript(chain.model, (x,), "the full model")
+            scripted_full, how = to_torchscript(chain.model, tuple(x), "the full model")
             methods.append(how)
             top = torch.jit.script(_BlocksAndFull(scripted_blocks, scripted_full))
         else:
@@ -197,7 +197,7 @@ def write_bundle(
 def _finish(out: Path, files: list[str], job: dict[str, Any], methods: list[str], chain: Any, x: Any,
             recorded: list[tuple[Any, ...]]) -> Bundle:
     """Write the inputs and the job; the bundle."""
-    torch.save({"model_input": (x,), "block_inputs": [tuple(t) for t in recorded]}, str(out / "inputs.pt"))
+    torch.save({"model_input": tuple(x), "block_inputs": [tuple(t) for t in recorded]}, str(out / "inputs.pt"))
     files.append("inputs.pt")
     (out / "job.json").write_text(json.dumps(job, indent=1))
     files.append("job.json")

@@ -196,11 +196,11 @@ def measure(
     try:
         desc = device_mod.describe(cfg.device, cfg.device_name)
         dtype = cfg.quantize or str(dt).replace("torch.", "")
-        key = setting_key(spec.shape, dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock,
+        key = setting_key(spec.shape_text, dtype, threads, chain.granularity, spec.num_classes, dev.type, cfg.clock,
                           cfg.runtime)
         ctx = RowContext(
             device_key=desc["key"], model=spec.name, model_label=spec.label(), setting=key,
-            granularity=chain.granularity, batch_size=spec.shape[0], input_shape="x".join(map(str, spec.shape)),
+            granularity=chain.granularity, batch_size=spec.shape[0], input_shape=spec.shape_text,
             num_classes=spec.num_classes, dtype=dtype, threads=threads,
             device_type=dev.type, chain_sig=chain.signature(),
         )
@@ -223,8 +223,8 @@ def compile_chain(chain: Any, recorded: list[tuple[Any, ...]], x: Any, cfg: Meas
     them with the same stand-alone runner.
     """
     report = report or (lambda p: None)
-    calib_x = [chain.spec.example_input("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
-    calib = [chain.block_inputs(c) for c in calib_x] if cfg.quantize else None
+    calib_x = [chain.spec.example_inputs("cpu", seed=cfg.seed + 1 + j) for j in range(cfg.calibration)]
+    calib = [chain.block_inputs(*c) for c in calib_x] if cfg.quantize else None
     n = len(chain.blocks)
     arts: list[runtime_mod.Artifact] = []
     for i, block in enumerate(chain.blocks):
@@ -239,14 +239,19 @@ def compile_chain(chain: Any, recorded: list[tuple[Any, ...]], x: Any, cfg: Meas
         report(Progress("compile", n, n + 1, "full model"))
         if stop is not None:
             stop()
-        full = runtime_mod.compile_artifact(chain.model, (x,), cfg.runtime, Path(workdir) / "full", cfg.quantize,
-                                            [(c,) for c in calib_x] if calib else None)
+        full = runtime_mod.compile_artifact(chain.model, _inputs(x), cfg.runtime, Path(workdir) / "full",
+                                            cfg.quantize, calib_x if calib else None)
         info["full_artifact_bytes"] = full.bytes
     report(Progress("compile", n + 1, n + 1, ""))
     info.update(name=cfg.runtime, version=(arts or [full])[0].version if (arts or full) else None,
                 quantize=cfg.quantize, artifact_bytes=sum(a.bytes for a in arts),
                 compile_s=sum(a.compile_s for a in arts))
     return arts, full, info
+
+
+def _inputs(x: Any) -> tuple[Any, ...]:
+    """The model's inputs as a tuple: ``x`` is one tensor or a tuple of one per input."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
 class _LocalRun:
@@ -294,10 +299,11 @@ class _LocalRun:
         workdir = tempfile.TemporaryDirectory(prefix="gapp-measure-")  # artifacts, under a runtime
         try:
             # token ids stay integers; only a floating input takes the measured dtype
-            x = self.chain.spec.example_input(self.cfg.device, seed=self.cfg.seed, float_dtype=parse_dtype(self.cfg.dtype))
+            xs = self.chain.spec.example_inputs(self.cfg.device, seed=self.cfg.seed,
+                                                float_dtype=parse_dtype(self.cfg.dtype))
             with torch.inference_mode():
-                self.recorded = self.chain.block_inputs(x)
-            self.x = x
+                self.recorded = self.chain.block_inputs(*xs)
+            self.x = xs  # one tensor per input
             if self.cfg.runtime != "eager":
                 self._compile(workdir.name)
             for mode in self.cfg.modes:
@@ -366,7 +372,7 @@ class _LocalRun:
         # comparison is made under the same machine conditions; unless it is already stored
         with_full = self.cfg.full and -1 not in rec.done("full")
         try:
-            per, total, ref = time_sequence(fns, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+            per, total, ref = time_sequence(fns, self.x, self.cfg.device, self.cfg.precision, self.should_stop,
                                             on_iteration=iteration, on_converged=converged, clock=self.cfg.clock,
                                             reference=self.reference if with_full else None)
         except Cancelled:
@@ -388,7 +394,7 @@ class _LocalRun:
             rec.skipped += 1
             return
         self.report(Progress("full", 0, 1, "full model"))
-        stats = time_callable(self.reference, (self.x,), self.cfg.device, self.cfg.precision, self.should_stop,
+        stats = time_callable(self.reference, self.x, self.cfg.device, self.cfg.precision, self.should_stop,
                               clock=self.cfg.clock)
         rec.keep(self._row("full", -1, stats))
         self.report(Progress("full", 1, 1, "full model", stats.median_ms, stats.median_ms))
@@ -396,5 +402,5 @@ class _LocalRun:
     def _overhead(self) -> None:
         for j, mode in enumerate(self.cfg.modes):
             self.report(Progress("overhead", j, len(self.cfg.modes), f"empty block ({mode})"))
-            stats = time_overhead(self.cfg.device, mode, self.cfg.precision, (self.x,), clock=self.cfg.clock)
+            stats = time_overhead(self.cfg.device, mode, self.cfg.precision, self.x, clock=self.cfg.clock)
             self.record.overhead[mode] = stats.to_dict()

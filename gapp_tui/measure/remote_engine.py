@@ -119,7 +119,7 @@ class _RemoteRun:
         # the device key, threads and run record are known only once the agent has described the device
         ctx = RowContext(device_key="", model=chain.spec.name, model_label=chain.spec.label(), setting="",
                          granularity=chain.granularity, batch_size=chain.spec.shape[0],
-                         input_shape="x".join(map(str, chain.spec.shape)), num_classes=chain.spec.num_classes,
+                         input_shape=chain.spec.shape_text, num_classes=chain.spec.num_classes,
                          dtype=cfg.quantize or str(parse_dtype(cfg.dtype)).replace("torch.", ""), threads=0,
                          device_type=cfg.device.split(":")[0], chain_sig=chain.signature())
         self.record = RunRecord(chain.names, cfg, ctx, store)
@@ -137,7 +137,7 @@ class _RemoteRun:
         c = rec.ctx
         c.device_key = desc["key"]
         c.threads = int(desc.get("threads") or 1)
-        c.setting = setting_key(self.chain.spec.shape, c.dtype, c.threads, self.chain.granularity,
+        c.setting = setting_key(self.chain.spec.shape_text, c.dtype, c.threads, self.chain.granularity,
                                 self.chain.spec.num_classes, c.device_type, runtime=self.cfg.runtime)
         excluded = rec.excluded()
         skip = {mode: sorted(rec.done(mode) | (excluded if mode != "full" else set())) for mode in rec.all_modes}

@@ -102,7 +102,7 @@ def chain_rows(store: Any, chain: Any, mode: str = "auto", device_key: str | Non
     for m in (("in-context", "standalone") if mode == "auto" else (mode,)):
         rows = [r for r in store.rows(model=chain.spec.name, device=device_key, mode=m)
                 if r["block"] >= 0 and r.get("chain_sig") in (sig, None)
-                and r.get("input_shape") == "x".join(map(str, chain.spec.shape))
+                and r.get("input_shape") == chain.spec.shape_text
                 and (runtime is None or row_runtime(r) == runtime)]
         if rows:
             return rows
@@ -131,7 +131,7 @@ def measured_times(chain: Any, device: DeviceSpec, store: Any, mode: str = "auto
     if device.store_setting is not None:
         rows = [r for r in rows if r["setting"] == device.store_setting]
     if not rows:
-        shape = "x".join(map(str, chain.spec.shape))
+        shape = chain.spec.shape_text
         where = f" on {key}" + (f" with setting {device.store_setting}" if device.store_setting else "") if key else ""
         if device.runtime != "eager":
             where += f" under {device.runtime_text}"

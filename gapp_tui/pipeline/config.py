@@ -24,7 +24,8 @@ from .stage_loop import StageConfig
 
 __all__ = ["PlanView", "StageConfig", "plan_dict", "read_plan", "spec_from_dict", "spec_to_dict"]
 
-_SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape", "input_dtype", "hf_config", "capture")
+_SPEC_FIELDS = ("name", "batch_size", "num_classes", "input_size", "input_shape", "input_dtype", "hf_config", "capture",
+                "more_shapes", "more_dtypes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,10 @@ def spec_from_dict(doc: Mapping[str, Any]) -> ModelSpec:
     kwargs = {k: doc[k] for k in _SPEC_FIELDS if k in doc and doc[k] is not None}
     if "input_shape" in kwargs:
         kwargs["input_shape"] = tuple(kwargs["input_shape"])
+    if "more_shapes" in kwargs:
+        kwargs["more_shapes"] = tuple(tuple(x) for x in kwargs["more_shapes"])
+    if "more_dtypes" in kwargs:
+        kwargs["more_dtypes"] = tuple(kwargs["more_dtypes"])
     return ModelSpec(**kwargs)
 
 
@@ -91,6 +96,7 @@ def _from_dict(doc: Mapping[str, Any], label: str) -> PlanView:
     if missing:
         raise BadInput(f"plan {label} lacks {', '.join(missing)}; give a file written by `gapp partition`")
     spec = spec_from_dict(doc["model"])
+    spec.require_one_input(f"running or exporting the plan {label}")  # stages are fed one input tensor
     devices = tuple(str(d) for d in doc["devices"])
     boundaries = tuple(doc["boundaries"])
     if not devices:

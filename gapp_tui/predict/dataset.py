@@ -120,9 +120,12 @@ def rows_from_store(store: Any, device: str | None = None, mode: str = "standalo
                 continue
         except BadInput:
             continue
-        shape = [int(v) for v in str(r["input_shape"]).split("x")]
+        # several inputs: their shapes joined by + (2x3x16x16+2x3x16x16); the first gives batch and size
+        shapes = [tuple(int(v) for v in part.split("x")) for part in str(r["input_shape"]).split("+")]
+        shape = shapes[0]
         out.append({"model": r["model"], "family": family_of(r["model"]), "batch_size": shape[0],
-                    "input_size": shape[-1], "input_shape": tuple(shape), "num_classes": r["num_classes"],
+                    "input_size": shape[-1], "input_shape": shape if len(shapes) == 1 else tuple(shapes),
+                    "num_classes": r["num_classes"],
                     "block": r["block"], "block_name": r["block_name"], "median_ms": float(r["median_ms"]),
                     "chain_sig": r["chain_sig"], "threads": r["threads"], "dtype": r["dtype"]})
     if not out:
@@ -132,9 +135,12 @@ def rows_from_store(store: Any, device: str | None = None, mode: str = "standalo
     return out
 
 
-def model_graphs(model: str, batch_size: int, input_size: int | None = None, input_shape: tuple[int, ...] | None = None,
+def model_graphs(model: str, batch_size: int, input_size: int | None = None, input_shape: tuple[Any, ...] | None = None,
                  num_classes: int = 1000) -> tuple[list[Any], str]:
     """(BlockGraphs at natural granularity, chain signature) of one model and input, on meta tensors.
+
+    ``input_shape``: one shape, or a tuple of shapes for a model of several inputs (float inputs: a
+    stored row does not say an input's dtype).
 
     The probe suite (:data:`gapp_tui.predict.probes.MODEL_NAME`, what ``gapp calibrate`` measures) is not
     a model but a pool of independent blocks: its graphs come from :mod:`gapp_tui.predict.probes`.

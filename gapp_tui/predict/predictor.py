@@ -158,7 +158,7 @@ class Predictor:
         times = self.block_times(graphs)
         spec = chain.spec  # the input made explicit
         doc = {
-            "model": spec.name, "input_shape": list(spec.shape), "granularity": chain.granularity,
+            "model": spec.name, "input_shape": list(spec.shape), **spec.inputs_doc(), "granularity": chain.granularity,
             "capture": chain.capture.to_dict() if chain.capture else None,
             "device": self.device, "made_for": self.machine,
             "blocks": [{"index": g.block_index, "name": g.block_name, "predicted_ms": float(t),

@@ -131,6 +131,10 @@ class ModelForm(Vertical):
             except ValueError:
                 raise BadInput(f"{label} {v[key]!r} is not a whole number") from None
 
+        if ";" in v["input_shape"]:
+            raise BadInput(f"input shape {v['input_shape']!r} names several inputs; models with several inputs are not"
+                           " supported in the app yet (use gapp blocks, predict or measure with --input-shape once"
+                           " per input)")
         batch = number("batch_size", "batch size")
         classes = number("num_classes", "number of classes")
         return ModelSpec(
