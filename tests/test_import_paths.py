@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_completes_modules_of_a_package_and_callables_of_a_module():
     assert "gapp_tui.blocks" in complete("gapp_tui.bl")
-    assert complete("tests.custom_models:two") == ["tests.custom_models:two_branch"]
+    assert complete("tests.custom_models:two") == ["tests.custom_models:two_branch", "tests.custom_models:two_images"]
+    assert complete("tests.custom_models:two_b") == ["tests.custom_models:two_branch"]
     assert complete("tests.custom_models")[0] == "tests.custom_models:"
     assert "blocks" in submodules("gapp_tui") and "tui" in submodules("gapp_tui")
     assert complete("no_such_package_x.y") == []
