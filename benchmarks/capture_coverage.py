@@ -63,6 +63,10 @@ INPUTS: dict[str, dict[str, list[str]]] = {
     "nvpattexp116bazel76": {"input_shape": ["1,8,16,29", "1"], "input_dtype": ["float32", "int64"]},
     # video inpainting: 5 frames, their masks and the 4 flows between them (the batch dimension is time)
     "propainter_ip": {"input_shape": ["5,3,240,432", "5,1,240,432", "4,4,240,432"]},
+    # flow completion: masked flows (2 channels) and masks of 5 frames (its _test, batch 1)
+    "propainter_rfc": {"input_shape": ["1,5,2,240,432", "1,5,1,240,432"]},
+    # keypoints on a grayscale image (it asserts one channel; its _test feeds 1 x 1 x H x W)
+    "superpointnet": {"input_shape": ["1,1,224,224"]},
 }
 
 
@@ -452,7 +456,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / f"{args.out}.jsonl"
     zoos = tuple(z for z in args.zoo.split(",") if z)
-    everything = model_list(zoos)
+    everything = zoo_models = model_list(zoos)
     if args.models:
         wanted = set(args.models.split(","))
         everything = [m for m in everything if m["name"] in wanted or m["path"] in wanted]
@@ -489,9 +493,10 @@ def main() -> None:
         if line.strip():
             row = json.loads(line)
             latest[row["path"]] = row
-    wanted_paths = {m["path"] for m in everything}
+    # the report covers every recorded model of the zoos, not just the ones this session ran (--models, --sample)
+    wanted_paths = {m["path"] for m in zoo_models}
     rows = [r for p, r in latest.items() if p in wanted_paths]
-    totals = collections.Counter(m["zoo"] for m in everything)
+    totals = collections.Counter(m["zoo"] for m in zoo_models)
     text = report(rows, args, args.out, totals)
     # wall clock: every session from its start to its last row (a session stopped by hand wrote no summary)
     spans: dict[int, int] = {}
