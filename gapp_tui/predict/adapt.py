@@ -68,10 +68,10 @@ from .train import as_data
 
 TERMS = ("flop", "byte", "overhead")
 #: principal directions of the head's hidden vectors the adaptation moves along, below :data:`MANY_SAMPLES`
-#: samples and from there on. More samples carry more directions: on the Jetson table (5 seeds) 32 directions
-#: instead of 16 put 65.9 % rather than 63.4 % of the other models within +-10 % at k = 20 and 80.0 % rather than
-#: 75.5 % at k = 50, but 49.9 % rather than 51.1 % at k = 10; calibrating this CPU at 2 threads on 320 probes, 64.9 %
-#: rather than 48.2 % of 228 test blocks. Cross-validation on the samples does not choose the rank well (on those
+#: samples and from there on. More samples carry more directions: on the Jetson table (benchmarks/predict_arm.py,
+#: 5 seeds) 32 directions instead of 16 put 79.8 % rather than 75.5 % of the other models within +-10 % at k = 50
+#: and 63.6 % rather than 63.4 % at k = 20 (MAPE 10.7 rather than 11.4 %), but 49.9 % rather than 51.1 % at k = 10;
+#: calibrating this CPU at 2 threads on 320 probes, 64.9 % rather than 48.2 % of 228 test blocks. Cross-validation on the samples does not choose the rank well (on those
 #: 320 probes it preferred 64 directions, which put 40.8 % within +-10 %), so the rank follows the count.
 RANK = 16
 RANK_MANY = 32
