@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -94,20 +95,23 @@ def main() -> None:
     # 2. blocks of models the probes do not hold
     doc["load"]["blocks_start"] = _load()
     cfg = MeasureConfig(modes=("standalone",), threads=args.threads, full=False, precision=CALIBRATION_PRECISION)
-    rows = []
-    for name in args.models:
-        spec = ModelSpec(name, input_size=args.input_size)
-        res = measure(spec, cfg, store=store, progress=None)
-        rows += [(name, r) for r in res.rows["standalone"]]
-        log(f"{name}: {len(res.rows['standalone'])} blocks ({res.measured} measured now)")
+
+    def measure_blocks(into: Store) -> list[tuple[str, dict]]:
+        """Every block of ``args.models``, measured (or read back) in ``into``: (model, row)."""
+        out = []
+        for name in args.models:
+            res = measure(ModelSpec(name, input_size=args.input_size), cfg, store=into, progress=None)
+            out += [(name, r) for r in res.rows["standalone"]]
+            log(f"{name}: {len(res.rows['standalone'])} blocks ({res.measured} measured now)")
+        return out
+
+    rows = measure_blocks(store)
     # the label-noise ceiling: a second, independent pass over the same blocks (the corpus's own
     # two passes agreed within +-10 % for 93.7 % of blocks; a noisy day shows here first)
     second = {}
     if args.second_pass:
         store2 = Store(str(Path(args.db).with_suffix(".pass2.sqlite")))
-        for name in args.models:
-            res = measure(ModelSpec(name, input_size=args.input_size), cfg, store=store2, progress=None)
-            second.update({(name, r["block"]): float(r["min_ms"] or r["median_ms"]) for r in res.rows["standalone"]})
+        second = {(name, r["block"]): float(r["min_ms"] or r["median_ms"]) for name, r in measure_blocks(store2)}
         store2.close()
         log(f"second pass: {len(second)} blocks")
     doc["load"]["blocks_end"] = _load()
@@ -191,11 +195,9 @@ def _label_noise(rows: list, second: dict, names: list[str], y: Any, args: argpa
     setting): today's labels against the shipped corpus's labels of the same blocks,
     after the one global scale that fits best -- the machine's drift since the corpus.
     """
-    import csv
-    import gzip
-    import statistics
+    import numpy as np  # slow (numpy), as in main
 
-    import numpy as np
+    from gapp_tui.predict.dataset import load_corpus  # after main's sys.path entry, as in main
 
     iqr = [float(r["iqr_ms"]) / float(r["median_ms"]) for _, r in rows if r.get("iqr_ms") and r.get("median_ms")]
     out: dict[str, Any] = {"iqr_over_median": statistics.median(iqr) if iqr else None}
@@ -206,11 +208,8 @@ def _label_noise(rows: list, second: dict, names: list[str], y: Any, args: argpa
         out.update(pass2_blocks=len(both), pass2_within10=float(100 * (rel <= 0.1).mean()),
                    pass2_mape=float(100 * rel.mean()))
     if args.threads == 1:
-        corpus = {}
-        with gzip.open(ROOT / "gapp_tui" / "data" / "corpus_times.csv.gz", "rt") as f:
-            for r in csv.DictReader(f):
-                if r["batch_size"] == "1" and int(r["input_size"]) == args.input_size and r["threads"] == "1":
-                    corpus[f"{r['model']}:{r['block_name']}"] = float(r["time_ms"])
+        corpus = {f"{r['model']}:{r['block_name']}": r["median_ms"] for r in load_corpus()  # median_ms: the label
+                  if r["batch_size"] == 1 and r["input_size"] == args.input_size and r["threads"] == "1"}
         pairs = [(a, corpus[n]) for n, a in zip(names, y) if n in corpus]
         if pairs:
             lr = np.log([a / c for a, c in pairs])
