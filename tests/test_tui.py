@@ -82,6 +82,12 @@ async def open_partition(app: GappApp, pilot) -> None:
     await pilot.pause()
 
 
+async def wait_for_run(pilot, section, timeout: float = 180) -> None:
+    """Wait until the Partition section's pipeline run has ended (its run line says so)."""
+    await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
+                   timeout)
+
+
 def sync(fn):
     """Run an async Pilot test with asyncio (no async pytest plugin needed)."""
     import functools
@@ -477,8 +483,7 @@ async def test_run_pipeline_from_partition_shows_measured_against_estimated(tui_
         await open_partition(app, pilot)
         section = app.screen
         await pilot.press("r")
-        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
-                       180)
+        await wait_for_run(pilot, section)
         assert "measured" in section.pipeline_text and "output [green]matches" in section.pipeline_text
 
 
@@ -514,8 +519,7 @@ async def test_run_key_offers_the_measure_host_and_runs_the_stage_there(tui_env,
         await wait_for(pilot, lambda: len(sshd.session_pids()) > sessions or "running" not in section.pipeline_text,
                        60)
         assert len(sshd.session_pids()) > sessions  # pi's stage was started over SSH
-        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
-                       180)
+        await wait_for_run(pilot, section)
         assert f"pi on {host}, server here" in section.pipeline_text, section.pipeline_text
         assert "output [green]matches" in section.pipeline_text
         assert "loopback" not in section.pipeline_text  # no longer "every stage on this machine"
@@ -560,8 +564,7 @@ async def test_with_no_host_known_the_run_key_asks_nothing(tui_env):
         await pilot.pause(0.2)
         assert not isinstance(app.screen, RunWhereScreen)
         assert "every stage as a process on this machine" in section.pipeline_text
-        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
-                       180)
+        await wait_for_run(pilot, section)
         assert "every stage ran on this machine" in section.pipeline_text
 
 

@@ -32,6 +32,7 @@ from tests.test_tui import (  # noqa: F401  (tui_env is a fixture)
     trace,
     tui_env,
     wait_for,
+    wait_for_run,
 )
 
 
@@ -729,8 +730,7 @@ async def test_the_run_line_says_the_stages_ran_here_and_is_shown_whole(tui_env)
         await open_partition(app, pilot)
         section = app.screen
         await pilot.press("r")
-        await wait_for(pilot, lambda: "pipeline run" in section.pipeline_text and "running" not in section.pipeline_text,
-                       180)
+        await wait_for_run(pilot, section)
         await pilot.pause(0.3)
         shown = flat(widget_text(app, section.query_one("#summary")))
         assert "on this machine" in shown and "not on pi" in shown, shown
