@@ -175,9 +175,7 @@ class ModelSpec:
             raise BadInput(f"number of classes {self.num_classes!r} is not valid; give a positive integer")
         if self.input_size is not None and self.input_size <= 0:
             raise BadInput(f"input size {self.input_size!r} is not valid; give a positive integer such as 224")
-        self._split_inputs()
-        if self.input_dtype is not None and self.input_dtype not in INPUT_DTYPES:
-            raise BadInput(f"input dtype {self.input_dtype!r} is not valid; give one of {', '.join(INPUT_DTYPES)}")
+        self._split_inputs()  # validates the dtypes too (parse_dtypes)
         if self.capture not in FRONT_ENDS:
             raise BadInput(f"capture front end {self.capture!r} is not valid; give one of {', '.join(FRONT_ENDS)}")
         if not is_import_path(self.name) and self.name not in model_names():
