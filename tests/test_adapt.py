@@ -67,14 +67,16 @@ def test_adaptation_from_a_handful_of_samples_lowers_the_error_on_held_out_sampl
     assert ad.method == "embedding" and len(ad.shifts) == 2 and ad.interval is not None
 
 
-def test_the_prior_holds_the_minor_directions_and_leaves_the_intercepts_nearly_free():
+def test_the_prior_holds_the_minor_directions_and_leaves_the_intercepts_nearly_free_from_20_samples_on():
     """Precision ``(s_j / geometric mean)^-2``: a direction that spreads 4x more is held 16x less."""
     b = A.Basis(mean=[0.0, 0.0, 0.0], directions=[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], scale=[4.0, 1.0])
-    w = b.prior()
-    assert w.shape == (3, 3)
-    assert np.allclose(w[:, 1] / w[:, 0], 4.0 ** A.PRIOR_DECAY)
-    assert np.allclose(w[:, 0] * w[:, 1], 1.0)  # normalised by the geometric mean: lambda keeps its meaning
-    assert np.allclose(w[:, 2], A.INTERCEPT_PRIOR) and A.INTERCEPT_PRIOR < w[:, :2].min()
+    many = b.prior(*A.prior_for(A.MANY_SAMPLES))
+    assert many.shape == (3, 3)
+    assert np.allclose(many[:, 1] / many[:, 0], 16.0)
+    assert np.allclose(many[:, 0] * many[:, 1], 1.0)  # normalised by the geometric mean: lambda keeps its meaning
+    assert np.all(many[:, 2] < 0.1 * many[:, :2].min())
+    few = b.prior(*A.prior_for(A.MANY_SAMPLES - 1))  # ten samples: every direction alike
+    assert np.allclose(few[:, :2], 1.0) and np.all(few[:, 2] < 1.0)
 
 
 def test_a_device_that_is_a_scaled_copy_of_the_base_gets_the_scale_and_no_relative_change(two_devices):

@@ -39,10 +39,12 @@ prior centred on 0 -- the base model's relative costs -- with precision
 
     minimise  mean_i (log t'_i - log y_i)^2  +  lambda * sum_kj w_kj Delta_kj^2
 
-``w`` (:meth:`Basis.prior`) falls with the spread of the direction (``s_j^-2``,
-:data:`PRIOR_DECAY`: isotropic in the hidden space, so the main directions
-move freely and the minor ones stay near the base) and is nearly 0 on the
-intercepts (:data:`INTERCEPT_PRIOR`: each term's own scale is free).
+``w`` (:meth:`Basis.prior`, :func:`prior_for`): from 20 samples on it falls
+with the spread of the direction (``s_j^-2``: isotropic in the hidden space,
+so the main directions move freely and the minor ones stay near the base) and
+is nearly 0 on the intercepts (each term's own scale is free); below that,
+where freer main directions overfit, 1 on every direction and 0.1 on the
+intercepts.
 
 An item -- a measured block, or a whole model from a totals CSV -- is a list
 of ``(block, count)`` and its time the sum, so block samples and whole-model
@@ -81,17 +83,22 @@ TERMS = ("flop", "byte", "overhead")
 RANK = 16
 RANK_MANY = 32
 MANY_SAMPLES = 20
-#: how the prior's precision falls with a direction's spread: a direction ``j`` whose projections spread by ``s_j``
-#: is held with weight ``(s_j / geometric mean of s)^-PRIOR_DECAY``, so the prior is isotropic in the hidden space
-#: rather than in the standardised directions: the directions along which operations differ most move freely, the
-#: minor ones (where the hidden vectors barely differ, and a large ``Delta`` would only fit the samples' noise)
-#: stay near the base. On the Jetson table at k = 20 (5 seeds) 2 put 68.2 % of the other models within +-10 %
-#: rather than 63.6 % with every direction alike (0), 1 66.1 %, 3 63.3 %
-PRIOR_DECAY = 2.0
+#: how the prior's precision falls with a direction's spread, below :data:`MANY_SAMPLES` samples and from there on:
+#: a direction ``j`` whose projections spread by ``s_j`` is held with weight ``(s_j / geometric mean of s)^-decay``.
+#: With 2 the prior is isotropic in the hidden space rather than in the standardised directions: the directions
+#: along which operations differ most move freely, the minor ones (where the hidden vectors barely differ) stay
+#: near the base. On the Jetson table (benchmarks/predict_arm.py, seeds 0-9) at k = 20: 67.4 % of the other models
+#: within +-10 %, MAPE 10.5 %, rather than 62.4 %, 11.0 % with every direction alike (0); at k = 50 79.1 % / 7.4 %
+#: rather than 79.4 % / 7.1 %; but at k = 10 the free main directions overfit ten samples (seeds 5-9: MAPE 20.0 %
+#: rather than 12.7 %, decay 1: 13.9 % over seeds 0-9), so fewer samples keep every direction alike
+PRIOR_DECAY = 0.0
+PRIOR_DECAY_MANY = 2.0
 #: the prior's weight on the three intercepts (each term's own scale: how much faster this device computes, moves
-#: bytes, dispatches an operation), relative to a direction's: nearly free. At k = 20 on the Jetson table (decay 2):
-#: 1 -> 68.9 %, 0.1 -> 68.2 %, 0.01 -> 71.2 % (MAPE 9.6 %), 0.001 -> 71.0 % (9.3 %)
-INTERCEPT_PRIOR = 0.01
+#: bytes, dispatches an operation), relative to a direction's, below :data:`MANY_SAMPLES` samples and from there on.
+#: At k = 20 on the Jetson table (decay 2, seeds 0-4): 1 -> 68.9 %, 0.1 -> 68.2 %, 0.01 -> 71.2 % (MAPE 9.6 %),
+#: 0.001 -> 71.0 % (9.3 %); at k = 10 (decay 0, seeds 5-9) 0.01 -> 52.3 %, MAPE 14.2 % rather than 53.1 %, 12.7 %
+INTERCEPT_PRIOR = 0.1
+INTERCEPT_PRIOR_MANY = 0.01
 #: the prior precisions cross-validation chooses from (on the Jetson table at k = 20, seeds 0-2, each fixed
 #: value from 3e-4 to 1e-2 put 62-64 % of the other models within +-10 %, 0.03 60 %, 0.1 51 %)
 LAMBDAS = (0.001, 0.003, 0.01, 0.03)
@@ -250,13 +257,13 @@ class Basis:
         z = (hidden - torch.tensor(self.mean, dtype=torch.float64)) @ p / torch.tensor(self.scale, dtype=torch.float64)
         return torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
 
-    def prior(self) -> np.ndarray:
-        """``[3, r + 1]``: the prior's relative precision on each entry of ``Delta`` (:data:`PRIOR_DECAY`,
-        :data:`INTERCEPT_PRIOR`)."""
+    def prior(self, decay: float, intercept: float) -> np.ndarray:
+        """``[3, r + 1]``: the prior's relative precision on each entry of ``Delta``: ``(s_j / geometric mean of
+        s)^-decay`` on the directions, ``intercept`` on the intercepts (:func:`prior_for`)."""
         s = np.asarray(self.scale, float)
         w = np.empty((3, len(s) + 1))
-        w[:, :-1] = (s / math.exp(np.log(s).mean())) ** -PRIOR_DECAY
-        w[:, -1] = INTERCEPT_PRIOR
+        w[:, :-1] = (s / math.exp(np.log(s).mean())) ** -decay
+        w[:, -1] = intercept
         return w
 
     def to_dict(self) -> dict[str, Any]:
@@ -446,6 +453,14 @@ def rank_for(samples: int) -> int:
     return RANK_MANY if samples >= MANY_SAMPLES else RANK
 
 
+def prior_for(samples: int) -> tuple[float, float]:
+    """``(decay, intercept)`` of the prior for ``samples`` samples (:data:`PRIOR_DECAY`, :data:`INTERCEPT_PRIOR`, or
+    their ``_MANY`` values from :data:`MANY_SAMPLES`)."""
+    if samples >= MANY_SAMPLES:
+        return PRIOR_DECAY_MANY, INTERCEPT_PRIOR_MANY
+    return PRIOR_DECAY, INTERCEPT_PRIOR
+
+
 def _folds(n: int, seed: int) -> list[np.ndarray]:
     """Leave-one-out up to 10 samples, else :data:`FOLDS` seeded folds (held-out index arrays)."""
     if n <= 10:
@@ -511,9 +526,10 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
                           {"folds": 0, "note": "too few samples to choose"}, samples)
     basis = bases(model, rank or rank_for(k), output) if "embedding" in methods else []
     zs = [b.features(hd.hidden) for b, hd in zip(basis, heads)]
+    priors = [b.prior(*prior_for(k)) for b in basis]
     if not cross_validate and "embedding" in methods:  # one lambda, no choice and no interval (a quick refit)
         lam = float(lambdas[0])
-        shifts = [fit_shift(heads[m], zs[m], items, y, lam, basis[m].prior()) for m in range(members)]
+        shifts = [fit_shift(heads[m], zs[m], items, y, lam, priors[m]) for m in range(members)]
         return Adaptation("embedding", output, lam, shifts, basis, [], None, {"folds": 0, "chosen": _name("embedding", lam)},
                           samples)
     cands: list[tuple[str, float | None]] = ([("log-affine", None)] if "log-affine" in methods else []) + (
@@ -530,7 +546,7 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
                     gt = apply_calibration(gts[m], cal)
                     lt[m, test] = np.log(np.maximum(_items_times(gt[None], [items[i] for i in test])[0], 1e-12))
                 else:
-                    s = fit_shift(heads[m], zs[m], [items[i] for i in fit], y[fit], float(lam), basis[m].prior())
+                    s = fit_shift(heads[m], zs[m], [items[i] for i in fit], y[fit], float(lam), priors[m])
                     gt = s.graph_times(heads[m], zs[m]).numpy()
                     lt[m, test] = np.log(np.maximum(_items_times(gt[None], [items[i] for i in test])[0], 1e-12))
         held[(method, lam)] = lt
@@ -547,7 +563,7 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
     mu, sigma = spread(held[best])
     interval = calibrate(np.log(y) - mu, sigma, level, grain) if k >= MIN_SAMPLES_INTERVAL else None
     if method == "embedding":
-        shifts = [fit_shift(heads[m], zs[m], items, y, float(lam), basis[m].prior()) for m in range(members)]
+        shifts = [fit_shift(heads[m], zs[m], items, y, float(lam), priors[m]) for m in range(members)]
         cals: list[dict[str, float]] = []
     else:
         shifts, basis, cals = [], [], [fit_item_calibration(gts[m], items, y) for m in range(members)]
