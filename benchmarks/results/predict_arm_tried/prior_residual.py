@@ -1,12 +1,10 @@
 # Issue 20 experiment (not a benchmark of the release): run from the repository root with .venv/bin/python; reads /tmp/exp/jetson.pkl (prior_prep.py)
-import sys, pickle, time, warnings, csv, math
-sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[3]))
-warnings.simplefilter('ignore')
-import numpy as np, torch
-from gapp_tui.predict.adapt import fit_shift, _folds, _items_times, LAMBDAS
-D = pickle.load(open('/tmp/exp/jetson.pkl','rb'))
+import sys, time, csv
+import numpy as np
+from prior_common import draw, load, oof_log, predict_log
+from gapp_tui.predict.adapt import LAMBDAS
+D = load()
 items, y, heads = D['items'], D['y'], D['heads']
-n = len(y); M = len(heads)
 fam = {}
 for r in csv.DictReader(open('/work/shared/data/arm/jetson_nano_ort_timm.csv')):
     fam[r['timm_arch']] = r['timm_module']
@@ -33,33 +31,15 @@ def metrics(p, yy):
 res = {}
 for s in seeds:
     t0 = time.time()
-    pick = np.random.RandomState(s).choice(n, K, replace=False); rest = np.setdiff1d(np.arange(n), pick)
-    rank = 32 if K >= 20 else 16
-    basis = D['b32'] if rank == 32 else D['b16']
+    pick, rest = draw(D, s, K)
+    basis = D['b32'] if K >= 20 else D['b16']
     zs = [b.features(hd.hidden) for b, hd in zip(basis, heads)]
-    it_fit = [items[i] for i in pick]; yf = y[pick]
-    folds = _folds(K, 0)
-    best = None
-    oof = {}
-    for lam in LAMBDAS:
-        lt = np.zeros((M, K))
-        for test in folds:
-            fit = np.setdiff1d(np.arange(K), test)
-            for m in range(M):
-                sh = fit_shift(heads[m], zs[m], [it_fit[i] for i in fit], yf[fit], lam, basis[m].prior(0.0, 0.1))
-                gt = sh.graph_times(heads[m], zs[m]).numpy()
-                lt[m, test] = np.log(_items_times(gt[None], [it_fit[i] for i in test])[0])
-        err = np.abs(lt.mean(0) - np.log(yf)).mean()
-        oof[lam] = np.log(yf) - lt.mean(0)
-        if best is None or err < best[0]: best = (err, lam)
-    lam = best[1]
-    r_oof = oof[lam]
-    lp = []
-    for m in range(M):
-        sh = fit_shift(heads[m], zs[m], it_fit, yf, lam, basis[m].prior(0.0, 0.1))
-        gt = sh.graph_times(heads[m], zs[m]).numpy()
-        lp.append(np.log(_items_times(gt[None], [items[i] for i in rest])[0]))
-    lp = np.mean(lp, 0)
+    pri = [b.prior(0.0, 0.1) for b in basis]
+    ly = np.log(y[pick])
+    oof = {lam: oof_log(D, zs, pri, pick, lam) for lam in LAMBDAS}
+    lam = min(LAMBDAS, key=lambda lam: np.abs(oof[lam] - ly).mean())
+    r_oof = ly - oof[lam]
+    lp = predict_log(D, zs, pri, pick, lam, rest)
     out = {'base': metrics(np.exp(lp), y[rest])}
     # A: family random effect
     for tau in (0.5, 1, 2):
