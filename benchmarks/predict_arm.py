@@ -67,24 +67,27 @@ def _check_base(pred, device: str, path: str) -> None:
         sys.exit(f"{path} was pre-trained on {device}; give a base that never saw the evaluated table")
 
 
-def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None):
+def _adapt_predict(pred, ds, fit, test, methods, outputs, heads_cache=None, threads=1):
     """(prediction, low, high, adaptation) of items ``test`` after adapting on items ``fit``.
 
     ``heads_cache`` (a dict): the head's terms on every graph of ``ds`` per base output, computed once
     and reused by every run (they do not depend on the samples; only the adaptation does).
+    ``threads``: the device ran PyTorch eager at this many threads (``adapt``'s ``threads``).
     """
     import numpy as np
 
     from gapp_tui.predict.adapt import adapt, head_data, _items_times
+    from gapp_tui.predict.gnn import dispatch_threads
     from gapp_tui.predict.interval import spread
 
     ad = adapt(pred.model, ds.graphs, [ds.items[i] for i in fit], ds.y[fit], outputs=outputs, methods=methods,
-               grain="model")
+               grain="model", threads=threads)
     if heads_cache is None:
         heads_cache = {}
-    if ad.output not in heads_cache:
-        heads_cache[ad.output] = head_data(pred.model, ds.graphs, ad.output)
-    heads = heads_cache[ad.output]
+    if (ad.output, ad.threads) not in heads_cache:
+        with dispatch_threads(pred.model, ad.threads):
+            heads_cache[(ad.output, ad.threads)] = head_data(pred.model, ds.graphs, ad.output)
+    heads = heads_cache[(ad.output, ad.threads)]
     items = [ds.items[i] for i in test]
     # the log-affine correction is applied per block and fitted so that each model's sum matches (adapt.fit_item_calibration)
     lt = np.log(np.maximum(_items_times(ad.graph_times(heads), items), 1e-12))
@@ -133,7 +136,7 @@ def run_jetson(pred, ds, shots, seeds, choose_output, log, on_run=None):
     return res
 
 
-def run_pi(pred, ds, choose_output, log):
+def run_pi(pred, ds, choose_output, log, threads=1):
     import numpy as np
 
     from gapp_tui.predict.adapt import apply_calibration, fit_calibration
@@ -149,7 +152,7 @@ def run_pi(pred, ds, choose_output, log):
         preds["FLOPs, log-affine"].append((apply_calibration(flops[[i]], cal)[0], None, None))
         p, lo, hi, _ = _adapt_predict(pred, ds, fit, [i], ("log-affine",), outputs[:1])
         preds["base predictor, log-affine"].append((p[0], lo[0] if lo is not None else None, hi[0] if hi is not None else None))
-        p, lo, hi, ad = _adapt_predict(pred, ds, fit, [i], DEFAULT_METHODS, outputs)
+        p, lo, hi, ad = _adapt_predict(pred, ds, fit, [i], DEFAULT_METHODS, outputs, threads=threads)
         preds["GAPP adaptation"].append((p[0], lo[0] if lo is not None else None, hi[0] if hi is not None else None))
         chosen.append(f"{ad.cv.get('chosen')} on {names[ad.output]}")
         log(f"  left out {ds.model[i]}: measured {ds.y[i]:.1f} ms, predicted {p[0]:.1f} ms ({chosen[-1]})")
@@ -197,6 +200,9 @@ def main() -> None:
     ap.add_argument("--skip-pi", action="store_true")
     ap.add_argument("--skip-jetson", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--pi-threads", type=int, default=4,
+                    help="the threads the Pis ran PyTorch at (the table's 'default threads' on 4 cores): the"
+                         " adaptation sees each convolution on the kernel PyTorch picks there; 1 = as before")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "predict_arm"))
     ap.add_argument("--known-left-out", default=None, metavar="JSON",
                     help="a previous run's JSON (or its left_out list): those Jetson models are listed as left out"
@@ -217,7 +223,7 @@ def main() -> None:
     tables = device_tables()
     base_path = args.base or str(default_predictor_path())
     pi_path = args.pi_base or base_path
-    doc = {"base": base_path, "pi_base": pi_path, "shots": args.shots, "seeds": args.seeds,
+    doc = {"base": base_path, "pi_base": pi_path, "pi_threads": args.pi_threads, "shots": args.shots, "seeds": args.seeds,
            "choose_output": args.choose_output}
     if not args.skip_jetson:
         pred = Predictor.load(base_path)
@@ -246,7 +252,7 @@ def main() -> None:
             ds = totals_dataset(tables[dev], cache=totals_features_cache(), progress=log)
             log(f"{dev}: {len(ds)} captured models")
             doc["pi"][dev] = {"captured": len(ds), "left_out": ds.description["left_out"],
-                              "results": run_pi(pred, ds, args.choose_output, log)}
+                              "results": run_pi(pred, ds, args.choose_output, log, args.pi_threads)}
     print(_write(doc, args.out, load, t0))
 
 
@@ -285,7 +291,8 @@ def render(doc) -> str:
         lines.append("")
     if "pi" in doc:
         lines += ["# Raspberry Pi 4 and 5 under PyTorch: leave one model out", "",
-                  f"base: `{doc['pi_base']}`", "",
+                  f"base: `{doc['pi_base']}`; the adaptation's dispatch flags for PyTorch at"
+                  f" {doc.get('pi_threads', 1)} thread(s)", "",
                   "| device | models | method | within ±10 % | within ±25 % | MAPE % | Spearman | 90 % interval coverage |",
                   "|---|---|---|---|---|---|---|---|"]
         for dev, d in doc["pi"].items():

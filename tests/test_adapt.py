@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -260,3 +261,29 @@ def test_cli_few_shot_log_affine_on_totals_predicts_the_whole_models_it_was_fitt
                      for it in ds.items])
     err = np.log(sums / ds.y)
     assert abs(float(err.mean())) < 0.05, err
+
+
+def test_an_adaptation_to_a_device_at_two_threads_sees_its_large_1x1_convolutions_on_onednn(tmp_path):
+    """PyTorch picks a 1x1 convolution's kernel by the thread count: the adaptation keeps the device's, in its file."""
+    from gapp_tui.predict.gnn import BlockGNN, dispatch_threads
+
+    graphs, _ = model_graphs("mobilenet_v2", 1, 64)
+    torch.manual_seed(0)
+    model = BlockGNN(graphs[0].data.x.shape[1], graphs[0].data.totals.shape[1], hidden=16, layers=1, dispatch=True)
+    items = [[(i, 1)] for i in range(len(graphs))]
+    y = A.base_member_times(model, graphs, items)[0] * np.random.RandomState(0).uniform(1.5, 3.0, len(graphs))
+    ad = A.adapt(model, graphs, items, y, lambdas=(0.003,), threads=2)
+    assert ad.threads == 2 and model.threads == 1  # the model is left as it was
+    pred = Predictor(model, "dev-2t", adaptation=ad)
+    again = Predictor.load(pred.save(tmp_path / "dev.pt"))
+    two = again.block_times(graphs)
+    assert np.allclose(two, pred.block_times(graphs))
+    one = np.exp(np.log(A.adapted_member_times(model, dataclasses.replace(ad, threads=1), graphs)).mean(0))
+
+    def flags(threads):
+        with dispatch_threads(model, threads):
+            return [model.dispatch_flags(g.data.x.float()) for g in graphs]
+
+    moved = np.array([not torch.equal(a, b) for a, b in zip(flags(1), flags(2))])
+    assert moved.any() and not moved.all()  # mobilenet_v2 at 64 px: some 1x1 inputs above 20,480 elements, some not
+    assert not np.isclose(one, two)[moved].any() and np.allclose(one[~moved], two[~moved])

@@ -340,30 +340,32 @@ def test_cache_flag_marks_the_layers_of_blocks_whose_weights_exceed_the_knee_and
     (1, 384, 3, 3, 1, 1),    # small input, 3x3: PyTorch's own kernel
     (4, 384, 3, 3, 1, 1),    # the same at batch 4: oneDNN
     (1, 64, 32, 3, 1, 1),    # 65,536 input elements: oneDNN
-    (1, 64, 8, 1, 1, 1),     # 1x1 unstrided: own kernel
+    (1, 64, 8, 1, 1, 1),     # 1x1 unstrided, small input: own kernel at any thread count
+    (1, 64, 32, 1, 1, 1),    # 1x1 unstrided, 65,536 input elements: own kernel at 1 thread, oneDNN at 2
     (1, 64, 8, 1, 2, 1),     # 1x1 strided: oneDNN
     (1, 32, 8, 3, 1, 32),    # depthwise: oneDNN
     (1, 32, 8, 3, 1, 4),     # grouped: oneDNN
     (1, 16, 8, 5, 1, 1),     # both kernel sides above 3: oneDNN
 ])
-def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, groups):
-    """The GNN's dispatch flags are computed from shapes; the profiler says which kernel really ran."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, groups, threads):
+    """The GNN's dispatch flags are computed from shapes and the thread count; the profiler says which kernel ran."""
     from torch.profiler import profile
 
     from gapp_tui.blocks import BlockChain
     from gapp_tui.features import extract
-    from gapp_tui.predict.gnn import BlockGNN
+    from gapp_tui.predict.gnn import BlockGNN, dispatch_threads
     from gapp_tui.predict.synthetic import MODEL_NAME
     from gapp_tui.zoo import ModelSpec
 
     conv = nn.Sequential(nn.Conv2d(c, 64 if groups == 1 else c, k, stride=stride, groups=groups, padding=k // 2)).eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         with torch.no_grad(), profile() as prof:
             conv(torch.randn(n, c, hw, hw))
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     ran = {e.key for e in prof.key_averages()}
     own_kernel = "aten::_slow_conv2d_forward" in ran
     assert own_kernel != ("aten::mkldnn_convolution" in ran), ran
@@ -371,7 +373,9 @@ def test_dispatch_flags_match_the_kernel_pytorch_runs(n, c, hw, k, stride, group
     chain = BlockChain.from_spec(ModelSpec(MODEL_NAME, input_shape=(n, c, hw, hw)), 1, device="meta", model=conv)
     g = extract(chain)[0]
     model = BlockGNN(g.data.x.shape[1], g.data.totals.shape[1], hidden=8, layers=1, dispatch=True)
-    flags = model.dispatch_flags(g.data.x.float())
+    with dispatch_threads(model, threads):
+        flags = model.dispatch_flags(g.data.x.float())
+    assert model.threads == 1  # restored
     conv_row = flags[g.data.x[:, 0] < 0.5].amax(0)  # the convolution (the other node is the block's input)
     pointwise, small, depthwise, grouped = (bool(v) for v in conv_row)
     assert own_kernel == (pointwise or small)

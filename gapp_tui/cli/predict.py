@@ -65,6 +65,9 @@ def _rows(corpus: Optional[Path], db: Optional[Path], device: Optional[str], thr
             dev = device or rows[0].get("device_key") or [d["key"] for d in store.devices()][0]
         if runtime != "eager":
             dev = f"{dev}/{runtime}" + (f"/{quantize}" if quantize else "")
+        counts = {str(r.get("threads")) for r in rows}
+        if threads is None and len(counts) == 1 and counts <= {str(n) for n in range(1, 1025)}:
+            threads = int(counts.pop())  # every row at one thread count: the device's
         return rows, {"source": f"store {store.path}", "device": dev, "threads": threads, "runtime": runtime,
                       "quantize": quantize}
     path = corpus or CORPUS_PATH
@@ -126,7 +129,8 @@ def train(
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="Corpus file (gzip CSV of block times); default: the one shipped."),
     db: Optional[Path] = typer.Option(None, "--db", help="Train on a measurement store instead of the corpus."),
     device: Optional[str] = typer.Option(None, "--device", help="The store's device key to train on (see `gapp results`)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Only store rows measured with this many threads"
+                                          " (with --totals: the threads the device ran PyTorch at)."),
     runtime: str = typer.Option("eager", "--runtime", help="Only store rows timed under this runtime (eager, executorch,"
                                 " onnxruntime): a predictor is for one runtime."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: only the int8 rows of --runtime.",
@@ -207,7 +211,7 @@ def train(
         after = metrics(apply_calibration(raw, cal), ds.y)
         pred.calibration = cal
         pred.device = str(desc.get("device", ""))
-        pred.made_for = _few_shot_made_for(desc, device, threads, machine)
+        pred.made_for = _few_shot_made_for(desc, device, desc.get("threads", threads), machine)
         pred.training = {**pred.training, "few_shot": {**ds.describe(), "base": str(base_path)}}
         pred.metrics = {**pred.metrics, "few_shot_fit": {"before": before, "after": after}}
         pred.save(out_path)
@@ -297,7 +301,7 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
     if db is not None or device is not None:
         rows, desc = _rows(None, db, device, threads, runtime, quantize)
         parts.append(assemble(rows, desc, progress=_progress))
-        made_for = _few_shot_made_for(desc, device, threads, machine)
+        made_for = _few_shot_made_for(desc, device, desc.get("threads", threads), machine)
     if rows_totals is not None:
         tds = totals_dataset(rows_totals, cache=totals_features_cache(), progress=_progress,
                              description={"source": str(totals)})
@@ -305,7 +309,7 @@ def _few_shot(base: Optional[Path], db: Optional[Path], device: Optional[str], t
             err.print(f"[yellow]left out[/] {lo['model']} {lo['input_shape']}: {lo['reason']}", highlight=False)
         parts.append(tds)
         made_for = made_for or {"device_key": machine or Path(totals).stem, "label": machine or f"the device of {totals}",
-                                "runtime": "", "threads": None}
+                                "runtime": "", "threads": threads}
     adapted, doc = adapt_predictor(pred, parts, made_for, method, progress=_progress,
                                    source={"base": str(base_path), "totals": str(totals) if totals else None})
     adapted.save(out_path)

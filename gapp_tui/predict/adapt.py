@@ -70,6 +70,7 @@ import numpy as np
 import torch
 
 from . import probes
+from .gnn import dispatch_threads
 from .interval import IntervalModel, calibrate, spread
 from .train import as_data
 
@@ -411,7 +412,9 @@ class Adaptation:
     on base output ``output``) or ``log-affine`` (``t' = exp(b) t^a`` per member,
     the old ``--few-shot``); ``cv`` holds every candidate's cross-validated error,
     ``interval`` the conformal interval calibrated on the same held-out
-    predictions (None below :data:`MIN_SAMPLES_INTERVAL` samples).
+    predictions (None below :data:`MIN_SAMPLES_INTERVAL` samples); ``threads`` the device's thread count the
+    base's dispatch flags are computed for (:func:`gapp_tui.predict.gnn.dispatch_threads`; 1 but for PyTorch
+    eager at more threads).
     """
 
     method: str
@@ -423,9 +426,10 @@ class Adaptation:
     interval: Any
     cv: dict[str, Any]
     samples: dict[str, Any]
+    threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "output": self.output, "lam": self.lam,
+        return {"method": self.method, "output": self.output, "lam": self.lam, "threads": self.threads,
                 "shifts": [s.to_dict() for s in self.shifts], "bases": [b.to_dict() for b in self.bases],
                 "log_affine": self.log_affine,
                 "interval": self.interval.to_dict() if self.interval is not None else None, "cv": self.cv,
@@ -437,7 +441,7 @@ class Adaptation:
         return cls(d["method"], int(d.get("output", 0)), d.get("lam"),
                    [Shift.from_dict(s) for s in d.get("shifts") or []], [Basis.from_dict(b) for b in d.get("bases") or []],
                    list(d.get("log_affine") or []), IntervalModel.from_dict(iv) if iv else None,
-                   dict(d.get("cv") or {}), dict(d.get("samples") or {}))
+                   dict(d.get("cv") or {}), dict(d.get("samples") or {}), int(d.get("threads") or 1))
 
     def graph_times(self, heads: list[HeadData]) -> np.ndarray:
         """``[members, graphs]`` adapted ms."""
@@ -477,7 +481,8 @@ def _items_times(gt: np.ndarray, items: Sequence[Sequence[tuple[int, int]]]) -> 
 def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int, int]]], y: Sequence[float],
           outputs: Sequence[int] = (0,), lambdas: Sequence[float] = LAMBDAS, level: float = 0.9, seed: int = 0,
           grain: str = "item", methods: Sequence[str] = DEFAULT_METHODS, rank: int | None = None,
-          progress: Callable[[str], None] | None = None, cross_validate: bool = True) -> Adaptation:
+          progress: Callable[[str], None] | None = None, cross_validate: bool = True,
+          threads: int = 1) -> Adaptation:
     """Choose (by cross-validation on the samples) and fit the adaptation of ``model`` to ``items`` / ``y``.
 
     ``items`` index ``graphs``; only the graphs they use are evaluated.
@@ -489,7 +494,20 @@ def adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int,
     ``rank``: the number of directions (default :func:`rank_for` the number of samples).
     ``cross_validate=False`` fits ``lambdas[0]`` alone (no choice, no interval:
     what a calibration's intermediate rounds need to rank the next probes).
+    ``threads``: the device runs PyTorch eager at this many threads, so the base sees each convolution on the
+    kernel PyTorch picks there (:func:`gapp_tui.predict.gnn.dispatch_threads`); the adaptation keeps it.
     """
+    with dispatch_threads(model, threads):
+        ad = _adapt(model, graphs, items, y, outputs, lambdas, level, seed, grain, methods, rank, progress,
+                    cross_validate)
+    ad.threads = max(1, int(threads or 1))
+    return ad
+
+
+def _adapt(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int, int]]], y: Sequence[float],
+           outputs: Sequence[int], lambdas: Sequence[float], level: float, seed: int, grain: str,
+           methods: Sequence[str], rank: int | None, progress: Callable[[str], None] | None,
+           cross_validate: bool) -> Adaptation:
     bad = set(methods) - set(METHODS)
     if bad or not methods:
         raise ValueError(f"unknown adaptation methods {sorted(bad)} (methods: {', '.join(METHODS)})")
@@ -579,7 +597,8 @@ def _name(method: str, lam: float | None) -> str:
 def adapted_member_times(model: Any, adaptation: Adaptation, graphs: Sequence[Any],
                          items: Sequence[Sequence[tuple[int, int]]] | None = None) -> np.ndarray:
     """``[members, n]`` adapted ms of ``items`` (default: every graph alone)."""
-    gt = adaptation.graph_times(head_data(model, graphs, adaptation.output))
+    with dispatch_threads(model, adaptation.threads):
+        gt = adaptation.graph_times(head_data(model, graphs, adaptation.output))
     return gt if items is None else _items_times(gt, items)
 
 

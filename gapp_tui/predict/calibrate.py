@@ -231,10 +231,11 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         items = [[(i, 1)] for i in idx]
         y = [st.measured[i] for i in idx]
         outputs = list(range(int(getattr(base.model, "n_out", 1))))  # a pre-trained base: the closest device
+        threads = _threads(st.setting) or 1  # PyTorch picks some convolutions' kernel by the thread count
         if lam is not None:
             return adapt(base.model, graphs, items, y, outputs=[first_fit.output], lambdas=(lam,), grain="block",
-                         cross_validate=False), idx
-        return adapt(base.model, graphs, items, y, outputs=outputs, level=level, grain="block"), idx
+                         cross_validate=False, threads=threads), idx
+        return adapt(base.model, graphs, items, y, outputs=outputs, level=level, grain="block", threads=threads), idx
 
     # 3-4. adapt (choosing lambda), then active rounds ranked by quick refits at that lambda
     adaptation, _ = fit()

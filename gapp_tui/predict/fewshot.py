@@ -59,7 +59,10 @@ def adapt_predictor(base: Any, datasets: Sequence[Any], made_for: dict[str, Any]
     grain = "model" if all(len(it) > 1 for it in ds.items) else "block" if all(len(it) == 1 for it in ds.items) else "item"
     methods = ("log-affine",) if method == "log-affine" else ("embedding",)
     outputs = list(range(int(getattr(base.model, "n_out", 1))))
-    ad = adapt_embedding(base.model, ds.graphs, ds.items, ds.y, outputs=outputs, methods=methods, grain=grain, progress=progress)
+    # PyTorch eager picks some convolutions' kernel by the thread count; other runtimes keep the base's flags
+    threads = int(made_for.get("threads") or 1) if made_for.get("runtime") in ("eager", "") else 1
+    ad = adapt_embedding(base.model, ds.graphs, ds.items, ds.y, outputs=outputs, methods=methods, grain=grain,
+                         progress=progress, threads=threads)
     adapted = Predictor(base.model, str(made_for.get("device_key", "")),
                         training={**base.training, "few_shot": {"samples": len(ds), "left_out": left_out, **(source or {})}},
                         metrics=base.metrics, node_columns=base.node_columns, total_columns=base.total_columns,

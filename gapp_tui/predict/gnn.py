@@ -28,7 +28,9 @@ with ``log`` of measured times, so a 0.1 ms and a 100 ms block count alike.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -115,7 +117,7 @@ class BlockGNN(nn.Module):
             each convolution, computed from its shapes by the rule in
             ``ConvParams::use_mkldnn`` (aten/src/ATen/native/Convolution.cpp):
             a 1x1 unstrided convolution below batch 16 (its own kernel when
-            single-threaded), a small-input convolution (its own kernel at any
+            single-threaded: :attr:`threads`, :func:`dispatch_threads`), a small-input convolution (its own kernel at any
             thread count, see :data:`NATIVE_CONV_MAX_NUMEL`), depthwise and
             grouped. Sharp thresholds on products and equalities of widths are
             what an MLP on log-scaled columns learns worst.
@@ -174,6 +176,9 @@ class BlockGNN(nn.Module):
         self.node_head = _mlp(2 * hidden if self.context else hidden, hidden, 3 * n_out)
         self.register_buffer("log_init", torch.zeros(4))  # e, m, o, b at initialisation (clamp centre)
         self.block_head = _mlp(3 * hidden, hidden, n_out)
+        #: the thread count of the device predicted for (not a weight, not in the file's config): with more than one
+        #: thread PyTorch runs a 1x1 convolution on oneDNN, not its own kernel (:meth:`dispatch_flags`)
+        self.threads = 1
 
     def _without_input_work(self, x: torch.Tensor) -> torch.Tensor:
         """Zero the work columns of the nodes standing for the block's inputs (one-hot column 0, ``input``).
@@ -201,7 +206,11 @@ class BlockGNN(nn.Module):
 
     def dispatch_flags(self, x: torch.Tensor) -> torch.Tensor:
         """Per node: [1x1 own kernel, small-input own kernel, depthwise, grouped] (all 0 for non-convolutions),
-        and with ``positions``: own kernel on a number of output positions that is not a multiple of 16."""
+        and with ``positions``: own kernel on a number of output positions that is not a multiple of 16.
+
+        At :attr:`threads` above 1 the first flag stays only where the input is small (the kernel is then the
+        same as single-threaded, and so is what the encoder sees); a larger 1x1 convolution reads as oneDNN's.
+        """
         c = {k: x[:, i].round() for k, i in self._dcol.items()}
         conv = c["op_conv2d"] > 0.5
         n, groups = c["in_d0"], c["groups"].clamp_min(1)
@@ -210,6 +219,8 @@ class BlockGNN(nn.Module):
         numel = n * c["in_d1"] * c["in_d2"] * c["in_d3"]
         small = (conv & (groups == 1) & ~((c["kernel_h"] > 3) & (c["kernel_w"] > 3)) & (n <= 1)
                  & (numel <= NATIVE_CONV_MAX_NUMEL))
+        if self.threads > 1:  # multi-threaded, a 1x1 convolution leaves PyTorch's own kernel unless its input is small
+            pointwise = pointwise & small
         depthwise = conv & (groups > 1) & (groups == c["in_channels"])
         grouped = conv & (groups > 1) & ~depthwise
         flags = [pointwise, small, depthwise, grouped]
@@ -295,6 +306,25 @@ class GNNEnsemble(nn.Module):
 
     def forward(self, data) -> torch.Tensor:
         return torch.exp(torch.stack([torch.log(m(data)) for m in self.members]).mean(0))
+
+
+@contextlib.contextmanager
+def dispatch_threads(model: nn.Module, threads: int | None) -> Iterator[nn.Module]:
+    """Within the block, ``model``'s dispatch flags are those of a device at ``threads`` threads (restored after).
+
+    PyTorch runs a 1x1 unstrided convolution at batch 1 on its own kernel only single-threaded; with more threads
+    it goes to oneDNN unless its input is small (``ConvParams::use_mkldnn``). A predictor trained at one thread
+    and adapted to a device at two sees those convolutions as what the device runs.
+    """
+    nets = [m for m in model.modules() if isinstance(m, BlockGNN)]
+    before = [m.threads for m in nets]
+    for m in nets:
+        m.threads = max(1, int(threads or 1))
+    try:
+        yield model
+    finally:
+        for m, t in zip(nets, before):
+            m.threads = t
 
 
 def build_model(config: dict) -> BlockGNN | GNNEnsemble:
