@@ -605,6 +605,5 @@ def adapted_member_times(model: Any, adaptation: Adaptation, graphs: Sequence[An
 def base_member_times(model: Any, graphs: Sequence[Any], items: Sequence[Sequence[tuple[int, int]]] | None = None,
                       output: int = 0) -> np.ndarray:
     """``[members, n]`` unadapted ms of ``items`` (default: every graph alone) on base output ``output``."""
-    with dispatch_threads(model, 1):  # the base machine's flags
-        gt = np.stack([hd.graph_times().numpy() for hd in head_data(model, graphs, output)])
+    gt = np.stack([hd.graph_times().numpy() for hd in head_data(model, graphs, output)])
     return gt if items is None else _items_times(gt, items)

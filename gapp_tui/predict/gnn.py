@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 from collections.abc import Iterator
 
 import torch
@@ -317,19 +316,15 @@ def dispatch_threads(model: nn.Module, threads: int | None) -> Iterator[nn.Modul
     it goes to oneDNN unless its input is small (``ConvParams::use_mkldnn``). A predictor trained at one thread
     and adapted to a device at two sees those convolutions as what the device runs.
     """
-    with _DISPATCH_LOCK:  # one model may serve two workers (the app calibrating while it predicts)
-        nets = [m for m in model.modules() if isinstance(m, BlockGNN)]
-        before = [m.threads for m in nets]
-        for m in nets:
-            m.threads = max(1, int(threads or 1))
-        try:
-            yield model
-        finally:
-            for m, t in zip(nets, before):
-                m.threads = t
-
-
-_DISPATCH_LOCK = threading.RLock()
+    nets = [m for m in model.modules() if isinstance(m, BlockGNN)]
+    before = [m.threads for m in nets]
+    for m in nets:
+        m.threads = max(1, int(threads or 1))
+    try:
+        yield model
+    finally:
+        for m, t in zip(nets, before):
+            m.threads = t
 
 
 def build_model(config: dict) -> BlockGNN | GNNEnsemble:

@@ -37,7 +37,7 @@ from ..errors import BadInput
 from ..features import FEATURE_SCHEMA_VERSION, NODE_COLUMNS, TOTAL_COLUMNS, extract
 from .adapt import Adaptation, adapted_member_times, members_of
 from .device_predictors import SHIPPED, shipped_machine
-from .gnn import BlockGNN, GNNEnsemble, build_model, dispatch_threads
+from .gnn import BlockGNN, GNNEnsemble, build_model
 from .interval import IntervalModel, spread
 from .train import ItemBatcher, item_times
 
@@ -89,8 +89,7 @@ class Predictor:
         if not graphs:
             return np.zeros(0)
         b = ItemBatcher(graphs, [[(i, 1)] for i in range(len(graphs))])
-        with dispatch_threads(self.model, 1):  # the base machine's flags, even while a calibration adapts this model
-            return item_times(self.model, b, list(range(len(graphs))))[:, 0].double().numpy()
+        return item_times(self.model, b, list(range(len(graphs))))[:, 0].double().numpy()
 
     @property
     def dtype(self) -> str:
@@ -113,8 +112,7 @@ class Predictor:
             return adapted_member_times(self.model, self.adaptation, graphs)
         b = ItemBatcher(graphs, [[(i, 1)] for i in range(len(graphs))])
         idx = list(range(len(graphs)))
-        with dispatch_threads(self.model, 1):
-            t = np.stack([item_times(m, b, idx)[:, 0].double().numpy() for m in members_of(self.model)])
+        t = np.stack([item_times(m, b, idx)[:, 0].double().numpy() for m in members_of(self.model)])
         a, c = self.calibration.get("a", 1.0), self.calibration.get("b", 0.0)
         return np.exp(c) * np.power(t, a)
 
