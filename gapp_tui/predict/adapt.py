@@ -322,6 +322,24 @@ def _count_matrix(items: Sequence[Sequence[tuple[int, int]]], graphs: Sequence[i
     return torch.from_numpy(m)
 
 
+def _fit_operands(hd: HeadData, z: torch.Tensor, items: Sequence[Sequence[tuple[int, int]]]) -> tuple[Any, ...]:
+    """What a fit of ``items`` reads, on the operations of the graphs they use only: ``(terms [N, 3], z [N, p],
+    block term [G], counts [k, G], items x nodes [k, N] sparse)``."""
+    used = sorted({g for it in items for g, _ in it})
+    remap = np.full(hd.n_graphs, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    node_graph_all = hd.graph.numpy()
+    mask = remap[node_graph_all] >= 0
+    graph = remap[node_graph_all[mask]]
+    from scipy.sparse import csr_matrix  # slow (scipy)
+
+    counts = _count_matrix(items, used).numpy()
+    # items x nodes, sparse: how often each item runs each node (a whole model runs each of its blocks once)
+    node_items = csr_matrix(counts) @ csr_matrix((np.ones(len(graph)), (graph, np.arange(len(graph)))),
+                                                 shape=(len(used), len(graph)))
+    return hd.terms.numpy()[mask], z.numpy()[mask], hd.block.numpy()[used], counts, node_items
+
+
 def fit_shift(hd: HeadData, z: torch.Tensor, items: Sequence[Sequence[tuple[int, int]]], y: Sequence[float],
               lam: float, prior: np.ndarray, max_iter: int = 20) -> Shift:
     """Minimise ``mean(r_i^2) + lam (sum prior * Delta^2 + delta^2)`` with ``g`` profiled out.
@@ -337,21 +355,7 @@ def fit_shift(hd: HeadData, z: torch.Tensor, items: Sequence[Sequence[tuple[int,
     with more damping. A few milliseconds for 20 whole models (a first version
     with torch's L-BFGS took 0.1-0.5 s a fit, and cross-validation makes ~100 fits).
     """
-    used = sorted({g for it in items for g, _ in it})
-    remap = np.full(hd.n_graphs, -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    node_graph_all = hd.graph.numpy()
-    mask = remap[node_graph_all] >= 0
-    terms = hd.terms.numpy()[mask]  # [N, 3]
-    zz = z.numpy()[mask]  # [N, p]
-    graph = remap[node_graph_all[mask]]
-    block = hd.block.numpy()[used]
-    from scipy.sparse import csr_matrix  # slow (scipy)
-
-    counts = _count_matrix(items, used).numpy()  # [k, G]
-    # items x nodes, sparse: how often each item runs each node (a whole model runs each of its blocks once)
-    node_items = csr_matrix(counts) @ csr_matrix((np.ones(len(graph)), (graph, np.arange(len(graph)))),
-                                                 shape=(len(used), len(graph)))
+    terms, zz, block, counts, node_items = _fit_operands(hd, z, items)
     ly = np.log(np.asarray(y, float))
     n, p = len(ly), zz.shape[1]
     weight = np.asarray(prior, float).reshape(3, p)

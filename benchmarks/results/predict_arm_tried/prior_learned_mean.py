@@ -8,10 +8,9 @@ import pickle
 import time
 
 import numpy as np
-from scipy.sparse import csr_matrix
 import prior_common as PC
 from prior_common import draw, load, score
-from gapp_tui.predict.adapt import LAMBDAS, _CLAMP, _count_matrix, Shift, head_data, prior_for
+from gapp_tui.predict.adapt import LAMBDAS, _CLAMP, Shift, _fit_operands, head_data, prior_for
 from gapp_tui.predict.predictor import Predictor, default_predictor_path
 from gapp_tui.predict.samples import totals_dataset, totals_features_cache
 from gapp_tui.predict.tables import device_tables
@@ -22,14 +21,7 @@ SHRINK = float(os.environ.get('SHRINK', 1.0))
 
 def fit_centred(hd, z, items, y, lam, prior, centre=None, max_iter=20):
     """adapt.fit_shift with the prior centred on ``centre`` ([3 * p + 1]: Delta then delta) instead of 0."""
-    used = sorted({g for it in items for g, _ in it})
-    remap = np.full(hd.n_graphs, -1, dtype=np.int64); remap[used] = np.arange(len(used))
-    ng = hd.graph.numpy(); mask = remap[ng] >= 0
-    terms = hd.terms.numpy()[mask]; zz = z.numpy()[mask]; graph = remap[ng[mask]]
-    block = hd.block.numpy()[used]
-    counts = _count_matrix(items, used).numpy()
-    node_items = csr_matrix(counts) @ csr_matrix((np.ones(len(graph)), (graph, np.arange(len(graph)))),
-                                                 shape=(len(used), len(graph)))
+    terms, zz, block, counts, node_items = _fit_operands(hd, z, items)
     ly = np.log(np.asarray(y, float)); n, p = len(ly), zz.shape[1]
     wvec = np.concatenate([np.asarray(prior, float).ravel(), [1.0]])
     c = np.zeros(3 * p + 1) if centre is None else np.asarray(centre, float)

@@ -3,28 +3,19 @@
 # explain does not pull the directions; HUBER=c (in log units), 0 = the shipped squared loss.
 import math
 import os
-import sys
 import time
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from prior_common import draw, load, score, _log_times
+from prior_common import draw, load, score
 import prior_common as PC
 from gapp_tui.predict import adapt as A
-from gapp_tui.predict.adapt import LAMBDAS, _CLAMP, _count_matrix, Shift, prior_for
+from gapp_tui.predict.adapt import LAMBDAS, _CLAMP, Shift, _fit_operands, prior_for
 
 C = float(os.environ.get('HUBER', 0.05))
 
 
 def fit_robust(hd, z, items, y, lam, prior, max_iter=30):
-    used = sorted({g for it in items for g, _ in it})
-    remap = np.full(hd.n_graphs, -1, dtype=np.int64); remap[used] = np.arange(len(used))
-    ng = hd.graph.numpy(); mask = remap[ng] >= 0
-    terms = hd.terms.numpy()[mask]; zz = z.numpy()[mask]; graph = remap[ng[mask]]
-    block = hd.block.numpy()[used]
-    counts = _count_matrix(items, used).numpy()
-    node_items = csr_matrix(counts) @ csr_matrix((np.ones(len(graph)), (graph, np.arange(len(graph)))),
-                                                 shape=(len(used), len(graph)))
+    terms, zz, block, counts, node_items = _fit_operands(hd, z, items)
     ly = np.log(np.asarray(y, float)); n, p = len(ly), zz.shape[1]
     wvec = np.concatenate([np.asarray(prior, float).ravel(), [1.0], [0.0]])  # ..., delta, g (free)
     theta = np.zeros(3 * p + 2)
