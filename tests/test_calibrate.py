@@ -86,6 +86,11 @@ def test_calibrate_here_measures_within_the_budget_records_the_predictor_and_pre
         rows = st.rows(model=probes.MODEL_NAME, device=doc["device_key"])
         rec = st.device_predictor(doc["device_key"])
     assert len(rows) == doc["probes_measured"] and all(r["mode"] == "standalone" for r in rows)
+    # the steadiness check measured its reference probes again without storing them (one row per probe)
+    steady = doc["steadiness"]
+    assert doc["rounds"][-1]["kind"] == "steadiness check" and set(steady["probes"]) <= {r["block"] for r in rows}
+    assert steady["ratio"] > 0 and len(steady["ratios"]) == len(steady["probes"]) and isinstance(steady["moved"], bool)
+    assert len({r["block"] for r in rows}) == len(rows)
     assert rec["path"] == str(out.resolve()) and rec["threads"] == 1 and rec["made_for"]["label"] == doc["machine"]
     pred = Predictor.load(out)
     assert pred.adaptation is not None and pred.made_for["device_key"] == doc["device_key"]
@@ -99,6 +104,32 @@ def test_calibrate_here_measures_within_the_budget_records_the_predictor_and_pre
     assert res.exit_code == 0, res.output
     again = json.loads(res.stdout)
     assert again["probes_measured"] >= doc["probes_measured"] and again["rounds"][0]["measured"] == 0
+    assert again["steadiness"] is None  # it measured nothing itself: nothing to compare
+    # --remeasure measures the stored probes anew, replacing their rows
+    with Store(db, readonly=True) as st:
+        before = {r["block"]: r["run_id"] for r in st.rows(model=probes.MODEL_NAME, device=doc["device_key"])}
+    res = CliRunner().invoke(app, ["calibrate", "--base", str(base_file), "--threads", "1", "--budget", "2s",
+                                   "--db", str(db), "--out", str(out), "--json", "--remeasure"])
+    assert res.exit_code == 0, res.output
+    fresh = json.loads(res.stdout)
+    assert fresh["rounds"][0]["measured"] == 1 and fresh["steadiness"] is not None
+    assert fresh["rounds"][1]["kind"] == "core" and fresh["rounds"][1]["measured"] > 0  # the stored core, measured anew
+    with Store(db, readonly=True) as st:
+        after = {r["block"]: r["run_id"] for r in st.rows(model=probes.MODEL_NAME, device=doc["device_key"])}
+    assert len(after) == len(before) and after[fresh["steadiness"]["probes"][0]] != before[fresh["steadiness"]["probes"][0]]
+
+
+def test_a_device_whose_speed_moved_during_the_calibration_is_warned_about():
+    from gapp_tui.predict.calibrate import DRIFT_WARN, steadiness
+
+    first = {3: 1.0, 7: 2.0, 9: 0.5}
+    held = steadiness([3, 7, 9], first, {3: 1.01, 7: 1.98, 9: 0.51})
+    assert held["probes"] == [3, 7, 9] and not held["moved"] and "warning" not in held
+    assert abs(held["ratio"] - 1.0) < DRIFT_WARN
+    slowed = steadiness([3, 7, 9], first, {3: 1.3, 7: 2.5, 9: 0.52})  # a Pi that throttled halfway
+    assert slowed["moved"] and abs(slowed["ratio"] - 1.25) < 1e-9
+    assert "1.25x" in slowed["warning"] and "25 %" in slowed["warning"] and "--remeasure" in slowed["warning"]
+    assert steadiness([3], first, {}) is None and steadiness([], first, {3: 1.0}) is None
 
 
 def test_a_device_without_a_predictor_of_its_own_is_never_given_another_machines(tmp_path):
@@ -128,7 +159,8 @@ def test_calibrate_over_ssh_stores_the_rows_and_writes_a_predictor_that_loads(sm
     with Store(db, readonly=True) as st:
         rows = st.rows(model=probes.MODEL_NAME, device=doc["device_key"])
         assert st.device_predictor(doc["device_key"])["path"] == str(out.resolve())
-    assert len(rows) == doc["probes_measured"] > 1
+    assert len(rows) == doc["probes_measured"] > 1  # the steadiness check's second times are not stored
+    assert doc["steadiness"]["ratio"] > 0 and doc["rounds"][-1]["kind"] == "steadiness check"
     assert all(r["extra"]["remote"]["host"] for r in rows)
     pred = Predictor.load(out)
     assert np.isfinite(pred.block_times(probes.graphs()[:3])).all()

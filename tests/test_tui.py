@@ -747,6 +747,15 @@ async def test_calibrate_in_measure_stores_probes_and_a_predictor_that_partition
             assert rec is not None and Path(rec["path"]).is_file() and rec["threads"] == 1
             name = Path(rec["path"]).stem
             assert Predictor.load(rec["path"]).adaptation is not None
+            # K calibrates again measuring the stored probes anew; the steadiness check compares its reference probes
+            bad.value = "3s"
+            section.query_one("#start").focus()
+            await pilot.press("K")
+            await wait_for(pilot, lambda: section.calibration is not None or not section.running, 180)
+            again = section.calibration
+            assert again is not None and again["rounds"][0]["measured"] == 1, app.screen_text()
+            assert again["rounds"][1]["kind"] == "core" and again["rounds"][1]["measured"] > 0  # measured anew
+            assert again["steadiness"]["ratio"] > 0 and again["predictor"] == report["predictor"]
             # Partition offers it by name, with its machine, and completes the devices field with it
             await open_partition(app, pilot)
             part = app.screen

@@ -40,6 +40,11 @@ def _say(event: dict[str, Any]) -> None:
                   f" estimated device time: core {event['core_probes']} probes ~{event['core_s']:.0f} s,"
                   f" all {event['pool_probes']} ~{event['pool_s']:.0f} s; budget {event['budget_s']:.0f} s"
                   f" (the ensemble chooses what to measure after the core)", highlight=False)
+    elif e == "steadiness":
+        if event["moved"]:
+            err.print(f"[yellow]warning[/]: {event['warning']}", highlight=False, soft_wrap=True)
+        else:
+            err.print(f"  steady: the reference probes ran {event['ratio']:.2f}x their first time", highlight=False)
     elif e == "adapted":
         cv = event.get("cv") or {}
         if cv:
@@ -63,6 +68,8 @@ def calibrate(
     db: Optional[Path] = typer.Option(None, "--db", help="The store the probe rows and the device's predictor are "
                                       "recorded in (default: $GAPP_DB, else the user data directory).", show_default=False),
     device_name: Optional[str] = typer.Option(None, "--device-name", help="Name the device in its key instead of its hostname."),
+    remeasure: bool = typer.Option(False, "--remeasure", help="Measure again the probes the store already holds "
+                                   "for this device (and replace their rows), e.g. after a warning that its speed moved."),
     ssh: Optional[SSHOptions] = SSH,
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -91,11 +98,11 @@ def calibrate(
                 with _remote.connect(ssh) as session:
                     session.check_python(ssh.remote_python)
                     runner = cal.RemoteRunner(session, store, threads, ssh.remote_python, ssh.remote_tmp,
-                                              device_name=device_name,
+                                              device_name=device_name, remeasure=remeasure,
                                               log=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
                     pred, report = cal.calibrate(runner, base_pred, budget_s, level=level, on_event=say, command=command)
             else:
-                runner = cal.LocalRunner(store, threads, device_name=device_name)
+                runner = cal.LocalRunner(store, threads, device_name=device_name, remeasure=remeasure)
                 pred, report = cal.calibrate(runner, base_pred, budget_s, level=level, on_event=say, command=command)
         except cal.Interrupted as exc:
             err.print(f"[yellow]interrupted[/]: {exc}", highlight=False, soft_wrap=True)
@@ -117,11 +124,19 @@ def calibrate(
                  ("held-out probes MAPE", f"{held.get('mape') or float('nan'):.1f} %"),
                  ("log-affine only (held out)", f"{la.get('within10', float('nan')):.0f} % / {la.get('mape', float('nan')):.1f} %"),
                  ("interval", f"{100 * iv['level']:.0f} %, calibrated on {iv['samples']} held-out probes" if iv else "none"),
+                 ("speed during the calibration", _steadiness(report.get("steadiness"))),
                  ("predictor", report["predictor"])):
         table.add_row(k, v)
     out.print(table)
     err.print(f"recorded as the predictor of {report['device_key']} in {report['db']}:"
               f" `gapp predict MODEL --device {report['device_key']}` uses it", highlight=False, soft_wrap=True)
+
+
+def _steadiness(steady: dict[str, Any] | None) -> str:
+    if not steady:
+        return "not checked (no probe measured by this run)"
+    word = "[yellow]moved[/]" if steady["moved"] else "steady"
+    return f"{word}: reference probes {steady['ratio']:.2f}x their first time"
 
 
 def _writable(path: Path) -> None:

@@ -18,7 +18,14 @@ The steps, each bounded by the device-time budget (default 10 minutes):
    of measuring it, and the best are measured next -- about half the remaining
    budget per round, so the later rounds choose with what the earlier ones
    taught. A single GNN (no spread) takes the probes in pool order.
-5. **Final adaptation** on every probe row of this device and setting in the
+5. **Steadiness check.** The reference probes (the speed check's probe and
+   the core probes nearest 1 ms) are measured once more, not stored, and
+   compared with their first time this run: a device that sped up or slowed
+   down during the calibration (a busy machine, a throttling Pi) makes every
+   label, and so every prediction, off by as much. A move of more than
+   :data:`DRIFT_WARN` is a warning in the report, the CLI and the TUI. Its
+   device time is set aside from the budget before the active rounds.
+6. **Final adaptation** on every probe row of this device and setting in the
    store (a second run resumes: stored probes are never measured twice), its
    cross-validated accuracy on the held-out probe blocks, the interval, the
    predictor file, and the store's record of it as this device's predictor.
@@ -59,6 +66,10 @@ CALIBRATION_PRECISION = Precision(warmup_runs=2, warmup_s=0.02, min_runs=5, max_
                                   max_time_s=0.5, min_sample_s=2e-4)
 DEFAULT_BUDGET_S = 600.0
 MAX_ACTIVE_ROUNDS = 4
+#: probes measured again at the end to see whether the device's speed held (:func:`steadiness`)
+REFERENCE_PROBES = 3
+#: a move of the reference probes' median time by more than this is a warning
+DRIFT_WARN = 0.05
 RUNTIME = "eager"
 
 
@@ -91,20 +102,23 @@ class LocalRunner:
     """Probes measured on this machine with the measurement engine."""
 
     def __init__(self, store: Any, threads: int | None = None, device: str = "cpu", dtype: str = "float32",
-                 precision: Precision = CALIBRATION_PRECISION, device_name: str | None = None) -> None:
+                 precision: Precision = CALIBRATION_PRECISION, device_name: str | None = None,
+                 remeasure: bool = False) -> None:
         self.store, self.threads, self.device, self.dtype = store, threads, device, dtype
         self.precision, self.device_name = precision, device_name
+        self.remeasure = remeasure  # measure probes the store already holds again (and replace their rows)
         self.label = "this machine"
 
     def config(self, selected: Sequence[int]) -> Any:
         return MeasureConfig(modes=("standalone",), device=self.device, threads=self.threads, dtype=self.dtype,
                              precision=self.precision, full=False, device_name=self.device_name,
-                             blocks=tuple(selected))
+                             blocks=tuple(selected), force=self.remeasure)
 
     def measure(self, selected: Sequence[int], progress: Callable[[Any], None], cancel: threading.Event | None,
-                command: str) -> Any:
-        return measure(probes.ProbeChain(selected), self.config(selected), store=self.store, progress=progress,
-                       cancel=cancel, command=command)
+                command: str, keep: bool = True) -> Any:
+        """Measure probes ``selected``; ``keep=False``: measured again and not stored (the steadiness check)."""
+        return measure(probes.ProbeChain(selected), self.config(selected), store=self.store if keep else None,
+                       progress=progress, cancel=cancel, command=command)
 
 
 class RemoteRunner(LocalRunner):
@@ -112,14 +126,16 @@ class RemoteRunner(LocalRunner):
 
     def __init__(self, session: Any, store: Any, threads: int | None = None, remote_python: str = "python3",
                  remote_tmp: str | None = None, precision: Precision = CALIBRATION_PRECISION,
-                 device_name: str | None = None, log: Callable[[str], None] | None = None) -> None:
-        super().__init__(store, threads, "cpu", "float32", precision, device_name)
+                 device_name: str | None = None, log: Callable[[str], None] | None = None,
+                 remeasure: bool = False) -> None:
+        super().__init__(store, threads, "cpu", "float32", precision, device_name, remeasure)
         self.session, self.remote_python, self.remote_tmp, self.log = session, remote_python, remote_tmp, log
         self.label = session.target.label
 
     def measure(self, selected: Sequence[int], progress: Callable[[Any], None], cancel: threading.Event | None,
-                command: str) -> Any:
-        return measure_remote(self.session, probes.ProbeChain(selected), self.config(selected), store=self.store,
+                command: str, keep: bool = True) -> Any:
+        return measure_remote(self.session, probes.ProbeChain(selected), self.config(selected),
+                              store=self.store if keep else None,
                               remote_python=self.remote_python, remote_tmp=self.remote_tmp, progress=progress,
                               cancel=cancel, command=command, log=self.log)
 
@@ -137,6 +153,7 @@ class State:
     spent_s: float = 0.0
     rounds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     measured: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> ms (all stored rows)
+    fresh: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> ms, measured by this run
     new_rows: int = 0
 
 
@@ -159,29 +176,38 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
 
     est: dict[int, float] = {}  # the estimate each probe was measured under (to learn the pace)
 
-    def run_round(kind: str, selected: list[int]) -> None:
-        selected = [i for i in selected if i not in st.measured]
+    def run_round(kind: str, selected: list[int], keep: bool = True) -> dict[int, float]:
+        """Measure ``selected`` (``keep``: the unmeasured ones, stored; else all of them again, not stored)."""
+        if keep:
+            selected = [i for i in selected if i not in st.measured]
         if not selected:
-            return
+            return {}
         emit({"event": "round", "phase": "start", "kind": kind, "probes": len(selected)})
         t0 = time.perf_counter()
         done_blocks = [0]
+        timed: set[str] = set()
 
         def progress(p: Any) -> None:
             if p.phase == "standalone" and p.estimate_ms is not None and not p.skipped:
                 done_blocks[0] += 1
+                timed.add(p.name)
                 emit({"event": "block", "kind": kind, "index": done_blocks[0], "total": len(selected), "name": p.name,
                       "ms": p.estimate_ms, "spent_s": st.spent_s + time.perf_counter() - t0, "budget_s": budget_s})
 
-        result = runner.measure(selected, progress, cancel, command)
+        result = runner.measure(selected, progress, cancel, command, keep=keep)
         wall = time.perf_counter() - t0
         st.spent_s += wall
         st.device_key, st.setting = result.device["key"], result.setting
         st.description = result.device
-        st.new_rows += result.measured
         rows = result.rows.get("standalone", [])
-        for r in rows:  # the label is the fastest sample, as in the corpus: robust to a busy machine
-            st.measured[int(r["block"])] = float(r.get("min_ms") or r["median_ms"])
+        if getattr(runner, "remeasure", False):  # the other stored rows are what --remeasure measures anew
+            rows = [r for r in rows if int(r["block"]) in set(selected)]
+        # the label is the fastest sample, as in the corpus: robust to a busy machine
+        got = {int(r["block"]): float(r.get("min_ms") or r["median_ms"]) for r in rows}
+        if keep:
+            st.new_rows += result.measured
+            st.measured.update(got)
+            st.fresh.update({int(r["block"]): got[int(r["block"])] for r in rows if r.get("block_name") in timed})
         st.rounds.append({"kind": kind, "probes": len(selected), "measured": result.measured, "seconds": round(wall, 2),
                           "estimated_s": round(float(sum(est.get(i, 0.0) for i in selected)), 2)})
         emit({"event": "round", "phase": "end", "kind": kind, "probes": len(selected), "seconds": wall,
@@ -189,6 +215,7 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         if result.interrupted:
             raise Interrupted(f"interrupted during the {kind} round; {st.new_rows} probe row(s) are stored -"
                               " run the same command again to resume", st.new_rows)
+        return got
 
     # 1. speed check: the core probe whose base time is closest to 1 ms
     core = probes.core(core_size or probes.CORE_SIZE)
@@ -221,9 +248,14 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
           "core_probes": len(todo_core), "core_s": float(secs[: len(todo_core)].sum() + round_cost),
           "pool_probes": len(pool), "pool_s": float(np.array(probes.estimate_seconds(device_ms, precision)).sum()),
           "budget_s": budget_s, "spent_s": st.spent_s})
+    # the reference probes of the steadiness check (step 5): the speed check's and the core's nearest 1 ms
+    refs = [first] + sorted((i for i in todo_core if i != first),
+                            key=lambda i: abs(math.log(max(base_mid[i], 1e-6))))[:REFERENCE_PROBES - 1]
     run_round("core", todo_core)
     if st.rounds and st.rounds[-1]["kind"] == "core":
         learn_pace()
+    refs = [i for i in refs if i in st.fresh]  # a resumed run compares only what it measured itself
+    reserve = float(est_seconds(refs, base_mid * speed).sum()) + round_cost if refs else 0.0
 
     def fit(lam: float | None = None) -> Any:
         """The adaptation to every probe measured so far: ``lam`` given, a quick refit (to rank the next probes)."""
@@ -244,7 +276,7 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         adaptation.cv.get("chosen", ""), {}), "method": adaptation.method})
     members = base_ms.shape[0]
     for _ in range(MAX_ACTIVE_ROUNDS):
-        left = budget_s - st.spent_s - round_cost
+        left = budget_s - st.spent_s - round_cost - reserve
         rest = [i for i in range(len(pool)) if i not in st.measured]
         if left <= 0 or not rest:
             break
@@ -270,6 +302,9 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         learn_pace()
         adaptation, _ = fit(first_fit.lam if first_fit.lam is not None else LAMBDAS[0])
         emit({"event": "adapted", "probes": len(st.measured), "cv": {}, "method": adaptation.method})
+    steady = steadiness(refs, st.fresh, run_round("steadiness check", refs, keep=False)) if refs else None
+    if steady is not None:
+        emit({"event": "steadiness", **steady})
     if adaptation is not first_fit:  # the final choice of lambda and the interval, on every probe
         adaptation, _ = fit()
         emit({"event": "adapted", "probes": len(st.measured), "cv": adaptation.cv.get("candidates", {}).get(
@@ -283,7 +318,7 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
     pred = Predictor(base.model, st.device_key,
                      training={**base.training, "calibration": {"probes": len(st.measured), "rounds": st.rounds,
                                                                 "device_seconds": round(st.spent_s, 1),
-                                                                "budget_s": budget_s}},
+                                                                "budget_s": budget_s, "steadiness": steady}},
                      metrics={**base.metrics, "held_out_probes": chosen}, calibration=None,
                      node_columns=base.node_columns, total_columns=base.total_columns, adaptation=adaptation,
                      made_for=made_for)
@@ -293,9 +328,29 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
               "method": adaptation.method, "lambda": adaptation.lam,
               "held_out": {k: chosen.get(k) for k in ("within10", "mape")} | {"folds": adaptation.cv.get("folds")},
               "interval": adaptation.interval.to_dict() if adaptation.interval is not None else None,
-              "log_affine_held_out": _best_log_affine(adaptation)}
+              "log_affine_held_out": _best_log_affine(adaptation), "steadiness": steady}
     emit({"event": "done", **report})
     return pred, report
+
+
+def steadiness(refs: Sequence[int], first: dict[int, float], again: dict[int, float]) -> dict[str, Any] | None:
+    """Did the device keep its speed? ``ratio``: the median of the reference probes' second time over their first.
+
+    ``moved`` when it is off 1 by more than :data:`DRIFT_WARN`; ``warning`` then says what it means for the
+    predictor. None when no reference probe was measured twice.
+    """
+    pairs = [(i, again[i] / first[i]) for i in refs if i in again and i in first and first[i] > 0]
+    if not pairs:
+        return None
+    ratio = float(np.median([r for _, r in pairs]))
+    out: dict[str, Any] = {"probes": [i for i, _ in pairs], "ratios": [round(r, 4) for _, r in pairs],
+                           "ratio": ratio, "moved": bool(abs(math.log(ratio)) > math.log1p(DRIFT_WARN))}
+    if out["moved"]:
+        out["warning"] = (f"the device's speed moved during the calibration: its reference probes ran {ratio:.2f}x"
+                          f" their first time, so its labels, and the predictor's times, can be off by about"
+                          f" {100 * abs(ratio - 1):.0f} % (a busy or throttling device); when it is quiet, calibrate"
+                          " again with --remeasure (the stored probes are measured anew)")
+    return out
 
 
 def _threads(setting: str) -> int | None:

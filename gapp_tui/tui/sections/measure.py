@@ -69,6 +69,8 @@ class MeasureSection(Section):
         Binding("c", "cancel", "Cancel", id="measure.cancel", tooltip="Stop now; blocks already measured are kept"),
         Binding("k", "calibrate", "Calibrate", id="measure.calibrate",
                 tooltip="Calibrate a predictor for the target: measure probe blocks within the budget, adapt, record it"),
+        Binding("K", "recalibrate", "Recalibrate", id="measure.recalibrate", show=False,
+                tooltip="Calibrate again, measuring the stored probes anew (--remeasure): after the device's speed moved"),
     ]
     FIELD_NAMES = {"host": "SSH host", "identity": "key file", "known-hosts": "known_hosts file",
                    "remote-python": "remote python", "threads": "threads", "target": "Target", "mode": "Mode",
@@ -88,6 +90,7 @@ class MeasureSection(Section):
         self._target_words = ""
         self._filling = False
         self._after_host_key = "measure"  # what an accepted host key starts again: measure or calibrate
+        self._remeasure = False  # a calibration that measures the stored probes anew (K)
         #: the last calibration's report (the predictor it wrote, its held-out accuracy), or None
         self.calibration: dict[str, Any] | None = None
 
@@ -332,7 +335,7 @@ class MeasureSection(Section):
             if accept:
                 self.log_line(f"accepted {message.key_type} {message.fingerprint}")
                 if self._after_host_key == "calibrate":
-                    self.action_calibrate(accept_new_host_key=True)
+                    self.action_calibrate(accept_new_host_key=True, remeasure=self._remeasure)
                 else:
                     self.action_start(accept_new_host_key=True, force=force)
             else:
@@ -492,7 +495,10 @@ class MeasureSection(Section):
             raise BadInput(f"threads {text!r} is not a positive whole number; give 1, 2, ... or leave it empty for all")
         return threads
 
-    def action_calibrate(self, accept_new_host_key: bool = False) -> None:
+    def action_recalibrate(self) -> None:
+        self.action_calibrate(remeasure=True)
+
+    def action_calibrate(self, accept_new_host_key: bool = False, remeasure: bool = False) -> None:
         """Measure the probe suite on the target within the budget and adapt a predictor to it (``gapp calibrate``)."""
         if self.running:
             self.notify("A measurement is running: cancel it first (c).", title="Calibrate", severity="warning")
@@ -512,6 +518,7 @@ class MeasureSection(Section):
             s.host, s.identity, s.known_hosts = ssh.host, ssh.identity or "", ssh.known_hosts or ""
         base = self.gapp.workspace.predictor  # adapt the predictor chosen in Results, else the shipped one
         self._after_host_key = "calibrate"
+        self._remeasure = remeasure
         self._target_words = ssh.label if ssh is not None else "this machine (CPU)"
         self._cancel = threading.Event()
         self.calibration = None
@@ -519,13 +526,13 @@ class MeasureSection(Section):
                       f" ({threads_words(threads)}), adapting {Path(base).stem if base else 'the shipped predictor'}")
         self.query_one("#measure-status", Static).update(
             f"[b]calibrate[/b]: measuring a speed-check probe on {self._target_words}…")
-        self.calibrate_device(ssh, threads, budget_s, base, self._cancel)
+        self.calibrate_device(ssh, threads, budget_s, base, self._cancel, remeasure)
         self.set_running(True)
         self.query_one(ProgressBar).update(total=budget_s, progress=0)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="calibrate", description="calibration")
     def calibrate_device(self, ssh: Any, threads: int | None, budget_s: float, base: str | None,
-                         cancel: threading.Event) -> None:
+                         cancel: threading.Event, remeasure: bool = False) -> None:
         """The calibration of ``gapp calibrate`` on this machine (``ssh`` None) or the SSH host; rows are stored."""
         from ...predict import calibrate as cal  # slow (torch), as the imports below
         from ...predict.predictor import Predictor, default_predictor_path  # slow (torch)
@@ -536,7 +543,7 @@ class MeasureSection(Section):
         emit = lambda e: self.post_message(CalibrateEvent(e))  # noqa: E731
         try:
             if ssh is None:
-                runner = cal.LocalRunner(store, threads)
+                runner = cal.LocalRunner(store, threads, remeasure=remeasure)
                 pred, report = cal.calibrate(runner, base_pred, budget_s, on_event=emit, cancel=cancel,
                                              command="gapp (TUI) calibrate")
             else:
@@ -546,7 +553,7 @@ class MeasureSection(Section):
                 with session:
                     session.check_python(ssh.remote_python)
                     runner = cal.RemoteRunner(session, store, threads, ssh.remote_python,
-                                              log=lambda line: self.post_message(MeasureLog(line)))
+                                              log=lambda line: self.post_message(MeasureLog(line)), remeasure=remeasure)
                     pred, report = cal.calibrate(runner, base_pred, budget_s, on_event=emit, cancel=cancel,
                                                  command="gapp (TUI) calibrate")
         except cal.Interrupted as exc:
@@ -576,6 +583,9 @@ class MeasureSection(Section):
             self.log_line(f"  [dim]{e['index']}/{e['total']} {e['name'][:48]} {e['ms']:.3f} ms[/]")
             status.update(f"[b]calibrate[/b] ({e['kind']}): probe {e['index']}/{e['total']} {e['name'][:40]}"
                           f" {e['ms']:.3f} ms · device time {format_clock(e['spent_s'])} of {format_clock(e['budget_s'])}")
+        elif kind == "steadiness":
+            self.log_line(f"  [yellow]warning[/]: {e['warning']}" if e["moved"] else
+                          f"  steady: the reference probes ran {e['ratio']:.2f}x their first time")
         elif kind == "adapted" and e.get("cv"):
             self.log_line(f"  adapted to {e['probes']} probes ({e['method']}): held-out probes"
                           f" {e['cv'].get('within10', float('nan')):.0f}% within ±10%,"
@@ -601,10 +611,16 @@ class MeasureSection(Section):
                 + (f" · {100 * iv['level']:.0f}% interval from {iv['samples']} held-out probes" if iv else "")
                 + f"\npredictor [b]{name}[/b] recorded as {r['device_key']}'s own: in Partition (4) write"
                   f" [b]DEVICE=predicted:{name}[/b]")
+        steady = r.get("steadiness") or {}
+        if steady.get("moved"):
+            text += (f"\n[yellow]the device's speed moved[/]: its reference probes ran {steady['ratio']:.2f}x their first"
+                     " time, so these times can be off by as much: when it is quiet, K calibrates again measuring every"
+                     " probe anew")
         status.update(text)
         self.log_line(text)
         self.query_one(ProgressBar).update(total=1, progress=1)
-        self.notify(f"{name}: {accuracy}", title="Calibrated", timeout=6)
+        self.notify(f"{name}: {accuracy}" + (" · the device's speed moved: K recalibrates" if steady.get("moved") else ""),
+                    title="Calibrated", timeout=6, severity="warning" if steady.get("moved") else "information")
 
     def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         if worker.group == "calibrate" and state != WorkerState.SUCCESS:
