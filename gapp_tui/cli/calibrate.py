@@ -122,7 +122,8 @@ def calibrate(
                  ("adaptation", f"{report['method']}" + (f" (lambda {report['lambda']:g})" if report["lambda"] else "")),
                  ("held-out probes within ±10 %", f"{held.get('within10') or float('nan'):.0f} %"),
                  ("held-out probes MAPE", f"{held.get('mape') or float('nan'):.1f} %"),
-                 ("log-affine only (held out)", f"{la.get('within10', float('nan')):.0f} % / {la.get('mape', float('nan')):.1f} %"),
+                 ("log-affine only (held out)", f"{la['within10']:.0f} % / {la['mape']:.1f} %" if la else
+                  "not fitted"),
                  ("interval", f"{100 * iv['level']:.0f} %, calibrated on {iv['samples']} held-out probes" if iv else "none"),
                  ("speed during the calibration", _steadiness(report.get("steadiness"))),
                  ("predictor", report["predictor"])):
