@@ -7,6 +7,7 @@ the whole flow to a few seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -20,6 +21,7 @@ from textual.notifications import Notify
 from textual.widgets import DataTable, Input, Select
 
 from gapp_tui.tui.app import GappApp
+from gapp_tui.tui.keys import TYPING_BURST_S
 from gapp_tui.tui.messages import MeasureDone, MeasureProgress
 from gapp_tui.tui.sections.help import HelpScreen
 from gapp_tui.tui.state import UiState
@@ -103,8 +105,15 @@ def sync(fn):
 _SEEN: dict[GappApp, list[object]] = {}
 
 
-def run(app: GappApp, size: tuple[int, int], hook=None):
-    """``app.run_test(size=...)`` keeping the app's messages for :func:`notifications`."""
+@contextlib.asynccontextmanager
+async def run(app: GappApp, size: tuple[int, int], hook=None):
+    """``app.run_test(size=...)`` keeping the app's messages for :func:`notifications`.
+
+    Each ``pilot.press(...)`` call is a person pressing keys on purpose: it starts at least the typing
+    guard's window after the previous call's last key (:data:`gapp_tui.tui.keys.TYPING_BURST_S`), so a
+    command key that a fast machine would send right after the one before is not taken for typing that
+    missed a field. The keys of one call keep their own pace (a burst stays a burst).
+    """
     seen = _SEEN.setdefault(app, [])
 
     def keep(message: object) -> None:
@@ -112,7 +121,20 @@ def run(app: GappApp, size: tuple[int, int], hook=None):
         if hook is not None:
             hook(message)
 
-    return app.run_test(size=size, message_hook=keep)
+    async with app.run_test(size=size, message_hook=keep) as pilot:
+        press, last = pilot.press, [-1.0]
+
+        async def paced(*keys: str) -> None:
+            wait = last[0] + TYPING_BURST_S + 0.02 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                await press(*keys)
+            finally:
+                last[0] = time.monotonic()
+
+        pilot.press = paced
+        yield pilot
 
 
 def notifications(app: GappApp) -> list[str]:

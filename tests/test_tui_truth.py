@@ -441,7 +441,7 @@ async def test_a_cut_has_one_name_in_the_label_and_the_bottleneck(tui_env):
 @sync
 async def test_a_cancelled_measurement_line_has_no_empty_item(tui_env):
     """Finding: `cancelled: … ·  · 3: see Results`."""
-    app = small_app(granularity="natural")
+    app = small_app(granularity="natural", input_size="224")  # seconds to measure: long enough to be cancelled
     async with run(app, (100, 30)) as pilot:
         await trace(app, pilot)
         await pilot.press("2")

@@ -26,7 +26,8 @@ The steps, each bounded by the device-time budget (default 10 minutes):
    :data:`DRIFT_WARN` is a warning in the report, the CLI and the TUI. Its
    device time is set aside from the budget before the active rounds.
 6. **Final adaptation** on every probe row of this device and setting in the
-   store (a second run resumes: stored probes are never measured twice), its
+   store (a second run resumes: stored probes are not measured again, unless
+   ``remeasure`` -- ``gapp calibrate --remeasure`` -- asks for every probe anew), its
    cross-validated accuracy on the held-out probe blocks, the interval, the
    predictor file, and the store's record of it as this device's predictor.
 
@@ -201,7 +202,8 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         st.description = result.device
         rows = result.rows.get("standalone", [])
         if getattr(runner, "remeasure", False):  # the other stored rows are what --remeasure measures anew
-            rows = [r for r in rows if int(r["block"]) in set(selected)]
+            wanted = set(selected)
+            rows = [r for r in rows if int(r["block"]) in wanted]
         # the label is the fastest sample, as in the corpus: robust to a busy machine
         got = {int(r["block"]): float(r.get("min_ms") or r["median_ms"]) for r in rows}
         if keep:
