@@ -69,7 +69,7 @@ def main() -> None:
     from gapp_tui.measure.engine import MeasureConfig, measure
     from gapp_tui.predict.adapt import adapt, adapted_member_times
     from gapp_tui.predict import probes
-    from gapp_tui.predict.calibrate import CALIBRATION_PRECISION, LocalRunner, calibrate, parse_budget
+    from gapp_tui.predict.calibrate import CALIBRATION_PRECISION, LocalRunner, calibrate, parse_budget, steadiness
     from gapp_tui.predict.dataset import model_graphs
     from gapp_tui.predict.evaluate import metrics
     from gapp_tui.predict.interval import coverage, spread
@@ -113,18 +113,19 @@ def main() -> None:
 
     rows = measure_blocks(store)
     # the device's speed while the test blocks were labelled, against the calibration's: its reference probes again
+    probe_rows = store.rows(model=probes.MODEL_NAME, device=report["device_key"], setting=report["setting"],
+                            mode="standalone")
+    measured = {int(r["block"]): float(r["min_ms"] or r["median_ms"]) for r in probe_rows}
     refs = (report.get("steadiness") or {}).get("probes") or []
-    calib_ms = {int(r["block"]): float(r["min_ms"] or r["median_ms"])
-                for r in store.rows(model=probes.MODEL_NAME, device=report["device_key"], setting=report["setting"],
-                                    mode="standalone")}
 
     def speed_now() -> float | None:
-        """Median time of the calibration's reference probes now over their time in the calibration."""
+        """The calibration's steadiness check again: its reference probes now over their time in the calibration."""
         if not refs:
             return None
         res = LocalRunner(store, args.threads).measure(refs, lambda p: None, None, "predict_calibrate.py", keep=False)
         again = {int(r["block"]): float(r["min_ms"] or r["median_ms"]) for r in res.rows["standalone"]}
-        return float(np.median([again[i] / calib_ms[i] for i in refs if i in again and i in calib_ms]))
+        st = steadiness(refs, measured, again)
+        return st["ratio"] if st else None
 
     doc["speed_vs_calibration"] = {"test blocks": speed_now()}
     # the label-noise ceiling: a second, independent pass over the same blocks (the corpus's own
@@ -156,13 +157,9 @@ def main() -> None:
     mt = pred.member_times(graphs)
     mu, sigma = spread(np.log(mt))
     lo, hi = pred.interval.bounds(mu, sigma) if pred.interval is not None else (None, None)
-    probe_rows = [r for r in store.rows(model=probes.MODEL_NAME, device=report["device_key"],
-                                        setting=report["setting"], mode="standalone")]
-
     pg = probes.graphs()
-    la = adapt(base.model, pg, [[(int(r["block"]), 1)] for r in probe_rows],
-               [float(r["min_ms"] or r["median_ms"]) for r in probe_rows], methods=("log-affine",), grain="block",
-               threads=args.threads)
+    la = adapt(base.model, pg, [[(i, 1)] for i in measured], list(measured.values()), methods=("log-affine",),
+               grain="block", threads=args.threads)
     p_la = np.exp(np.log(adapted_member_times(base.model, la, graphs)).mean(0))
     preds = {"calibrated (GAPP)": np.exp(mu), "base, 1-thread times": base.block_times(graphs),
              "base, log-affine on the same probes": p_la}
@@ -180,7 +177,6 @@ def main() -> None:
                         for i, (n, a) in enumerate(zip(names, y))]
     # 4. what the probes buy: adapted on the core alone, on the core and N probes the ensemble chooses
     #    (the active rule, replayed on the stored rows), and on the core and N random probes
-    measured = {int(r["block"]): float(r["min_ms"] or r["median_ms"]) for r in probe_rows}
     core = [i for i in probes.core() if i in measured]
 
     def score(idx: list[int]) -> dict:
