@@ -80,6 +80,26 @@ def test_the_prior_holds_the_minor_directions_and_leaves_the_intercepts_nearly_f
     assert np.allclose(few[:, :2], 1.0) and np.all(few[:, 2] < 1.0)
 
 
+def test_a_few_blocks_on_a_kernel_of_their_own_pull_a_block_calibration_less_than_they_would_with_squared_errors(
+        two_devices):
+    """Block samples (a calibration's probes), from 20 on, are fitted with Huber's loss: four of 30 blocks that run
+    3x slower than the device's costs say (a kernel of their own) barely move the other blocks' predictions."""
+    graphs, items, model, _, device_y = two_devices
+    rng = np.random.RandomState(1)
+    fit = rng.choice(len(items), 30, replace=False)
+    rest = np.setdiff1d(np.arange(len(items)), fit)
+    y = device_y[fit].copy()
+    y[:4] *= 3.0
+    held = [items[i] for i in rest]
+    err = lambda ad: float(np.abs(np.log(A.adapted_member_times(model, ad, graphs, held)).mean(0)  # noqa: E731
+                                  - np.log(device_y[rest])).mean())
+    robust = A.adapt(model, graphs, [items[i] for i in fit], y, grain="block")  # the prior's strength by cross-validation
+    squared = A.adapt(model, graphs, [items[i] for i in fit], y, grain="item")
+    assert robust.cv["huber"] == A.ROBUST_HUBER and squared.cv["huber"] == 0.0
+    assert A.huber_for(A.MANY_SAMPLES - 1, "block") == 0.0 and A.huber_for(500, "model") == 0.0
+    assert err(robust) < 0.5 * err(squared), (err(robust), err(squared))
+
+
 def test_a_device_that_is_a_scaled_copy_of_the_base_gets_the_scale_and_no_relative_change(two_devices):
     """The base machine 3x slower has nothing relative to learn: the free scale takes it all."""
     graphs, items, model, _, _ = two_devices

@@ -137,7 +137,9 @@ def _steadiness(steady: dict[str, Any] | None) -> str:
     if not steady:
         return "not checked (no probe measured by this run)"
     word = "[yellow]moved[/]" if steady["moved"] else "steady"
-    return f"{word}: reference probes {steady['ratio']:.2f}x their first time"
+    fixed = steady.get("corrected")
+    return (f"{word}: reference probes {steady['ratio']:.2f}x their first time"
+            + (f"; labels corrected to the starting speed ({fixed['end']:.2f}x at the end)" if fixed else ""))
 
 
 def _writable(path: Path) -> None:

@@ -613,9 +613,11 @@ class MeasureSection(Section):
                   f" [b]DEVICE=predicted:{name}[/b]")
         steady = r.get("steadiness") or {}
         if steady.get("moved"):
+            fixed = steady.get("corrected")
             text += (f"\n[yellow]the device's speed moved[/]: its reference probes ran {steady['ratio']:.2f}x their first"
-                     " time, so these times can be off by as much: when it is quiet, K calibrates again measuring every"
-                     " probe anew")
+                     + (f" time; the labels were corrected to the speed it started at ({fixed['end']:.2f}x at the end),"
+                        " approximately" if fixed else " time, so these times can be off by as much")
+                     + ": when it is quiet, K calibrates again measuring every probe anew")
         status.update(text)
         self.log_line(text)
         self.query_one(ProgressBar).update(total=1, progress=1)
