@@ -139,7 +139,7 @@ def _steadiness(steady: dict[str, Any] | None) -> str:
     word = "[yellow]moved[/]" if steady["moved"] else "steady"
     fixed = steady.get("corrected")
     return (f"{word}: reference probes {steady['ratio']:.2f}x their first time"
-            + (f"; labels corrected to the starting speed ({fixed['end']:.2f}x at the end)" if fixed else ""))
+            + (f"; labels corrected to the speed most probes saw ({fixed['end']:.2f}x at the end)" if fixed else ""))
 
 
 def _writable(path: Path) -> None:

@@ -118,9 +118,10 @@ DEFAULT_METHODS = ("embedding",)
 #: block of one kind, and a few kinds run on kernels of their own on a device (on this CPU at 2 threads a
 #: channels-last layernorm ran 2.7x faster than the adapted prediction, a local response norm 2.4x slower); with
 #: squared errors those few pull every direction. Calibrating this CPU at 2 threads on 320 probes
-#: (benchmarks/predict_calibrate.py, the stored rows of two runs refitted): 78.9 % and 62.7 % of 228 test blocks
-#: within +-10 % rather than 68.9 % and 50.0 % (MAPE 6.7 / 11.1 % rather than 9.0 / 12.2 %), and the probes'
-#: cross-validated error fell too; on random subsets of 10-80 of those probes it was worth -1..+4 points. Whole
+#: (benchmarks/predict_calibrate.py, the stored rows of seven runs refitted both ways): 66.1 % of 228 test blocks
+#: within +-10 % rather than 59.0 % on the four runs whose labels held (61.4 / 79.4 / 61.0 / 62.7 % rather than
+#: 50.9 / 70.2 / 51.3 / 63.6 %), -7.0..+5.7 points on the four whose labels did not, and the probes'
+#: cross-validated error fell on all seven compared; on random subsets of 10-80 of those probes it was worth -1..+4 points. Whole
 #: models average their kernels: on the Jetson table it was worth -2.0 points at k = 20 (seeds 0-9) and -1.1
 #: at k = 50 (seeds 0-4), so items of several blocks keep squared errors
 ROBUST_HUBER = 0.05

@@ -263,7 +263,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
     run_round("core", todo_core)
     if st.rounds and st.rounds[-1]["kind"] == "core":
         learn_pace()
-    started = len(st.order)  # the probes measured at the speed the run started at (the speed check and the core)
     refs = [i for i in refs if i in st.fresh]  # a resumed run compares only what it measured itself
     reserve = float(est_seconds(refs, base_mid * speed).sum()) + round_cost if refs else 0.0
 
@@ -271,7 +270,7 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         """The adaptation to every probe measured so far: ``lam`` given, a quick refit (to rank the next probes)."""
         idx = sorted(st.measured)
         items = [[(i, 1)] for i in idx]
-        y = [st.measured[i] * math.exp(-st.drift.get(i, 0.0)) for i in idx]  # at the speed the run started at
+        y = [st.measured[i] * math.exp(-st.drift.get(i, 0.0)) for i in idx]  # at the speed most probes saw
         outputs = list(range(int(getattr(base.model, "n_out", 1))))  # a pre-trained base: the closest device
         threads = _threads(st.setting) or 1  # PyTorch picks some convolutions' kernel by the thread count
         if lam is not None:
@@ -314,12 +313,12 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         emit({"event": "adapted", "probes": len(st.measured), "cv": {}, "method": adaptation.method})
     steady = steadiness(refs, st.fresh, run_round("steadiness check", refs, keep=False)) if refs else None
     if steady is not None and steady["moved"] and len(st.order) >= 2 * DRIFT_WINDOW:
-        # the labels, at the speed the run started at: the trend over the order of measurement of the residuals of
+        # the labels, at the speed most probes saw: the trend over the order of measurement of the residuals of
         # the cross-validated predictions (a prediction that saw its own label could take a step in for a kind)
         adaptation, idx = fit()
         held = dict(zip(idx, adaptation.held_out_log or []))
         order = [i for i in st.order if i in held]
-        trend = drift_trend([math.log(st.measured[i]) - held[i] for i in order], window=DRIFT_WINDOW, anchor=started)
+        trend = drift_trend([math.log(st.measured[i]) - held[i] for i in order], window=DRIFT_WINDOW)
         st.drift = dict(zip(order, trend))
         st.drift = dict(zip(st.order, trend))
         steady = {**steady, "corrected": {"probes": len(order), "end": round(math.exp(trend[-1]), 4),
@@ -376,27 +375,32 @@ def _drift_warning(steady: dict[str, Any]) -> str:
     ratio, fixed = steady["ratio"], steady.get("corrected")
     text = f"the device's speed moved during the calibration: its reference probes ran {ratio:.2f}x their first time"
     if fixed:
-        return (text + f"; the labels were corrected to the speed it started at (the trend of {fixed['probes']} probes:"
-                f" {fixed['end']:.2f}x at the end, {fixed['largest']:.2f}x at most), which a busy or throttling device"
-                " makes approximate; when it is quiet, calibrate again with --remeasure (the stored probes are"
+        return (text + f"; the labels were corrected to the speed most probes were measured at (the trend of"
+                f" {fixed['probes']} probes: {fixed['end']:.2f}x at the end, {fixed['largest']:.2f}x at most), which a"
+                " busy or throttling device makes approximate; when it is quiet, calibrate again with --remeasure (the stored probes are"
                 " measured anew)")
     return (text + f", so its labels, and the predictor's times, can be off by about {100 * abs(ratio - 1):.0f} %"
             " (a busy or throttling device); when it is quiet, calibrate again with --remeasure (the stored probes"
             " are measured anew)")
 
 
-def drift_trend(residuals: Sequence[float], window: int = DRIFT_WINDOW, anchor: int = 0) -> list[float]:
-    """How far the device's speed had moved when each probe was measured (log units, in the order measured).
+def drift_trend(residuals: Sequence[float], window: int = DRIFT_WINDOW) -> list[float]:
+    """How far the device's speed was from its usual when each probe was measured (log units, in the order measured).
 
     ``residuals``: log(measured / adapted prediction) of the probes in the order they were measured. A device
     that slows down part-way through leaves a step in them, which no direction of the adaptation explains (the
     probes of a round cycle through every kind); their running median over ``window`` probes is that trend,
-    measured from its value over the first ``anchor`` probes (the core round: the speed the run started at).
-    Dividing the labels by ``exp(trend)`` puts them all at that speed. On this CPU at 2 threads, in the three
-    calibrations whose reference probes moved 1.26-1.31x (benchmarks/predict_calibrate.py), the last fifth of
-    the probes ran 0.13-0.19 log units slower than the adaptation said, and the correction put 68.0 / 70.6 /
-    38.2 % of the test blocks within +-10 % rather than 59.6 / 64.0 / 34.6 % (on a steady run it would cost
-    1.7 points, so it is made only when the steadiness check sees a move).
+    measured from its median over the run (the speed most probes were measured at: which end of a move is the
+    device's own speed, the calibration cannot know -- in two runs here the device stayed slow for the test
+    blocks, in three it came back). Dividing the labels by ``exp(trend)`` puts them all at that speed.
+
+    On this CPU at 2 threads, in the five calibrations whose reference probes moved 1.26-1.36x
+    (benchmarks/predict_calibrate.py, runs 16-19 and 21), the correction put 66.7 / 17.1 / 39.5 / 69.7 / 50.4 %
+    of the test blocks within +-10 % rather than 61.0 / 18.4 / 36.4 / 62.7 / 50.0 %
+    (benchmarks/results/predict_calibrate_tried/drift_correction.py; run 17's test blocks were labelled at
+    another speed); measured from the speed the run started at instead, run 21 (whose device stayed slow for
+    the test blocks) fell to 39.5 %. On the three steady runs it would have been worth +1.3, -1.3 and +0.5
+    points, so it is made only when the steadiness check sees a move.
     """
     r = np.asarray(residuals, float)
     n = len(r)
@@ -404,8 +408,7 @@ def drift_trend(residuals: Sequence[float], window: int = DRIFT_WINDOW, anchor: 
         return []
     half = window // 2
     run = np.array([np.median(r[max(0, i - half): i + half + 1]) for i in range(n)])
-    start = float(np.median(run[: max(1, min(anchor or half, n))]))
-    return [float(v - start) for v in run]
+    return [float(v) for v in run - np.median(run)]
 
 
 def _threads(setting: str) -> int | None:

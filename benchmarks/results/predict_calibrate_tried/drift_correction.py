@@ -1,10 +1,11 @@
 # Issue 20 experiment (not a benchmark of the release): the labels of a calibration whose device moved, corrected to
-# the speed it started at (gapp_tui.predict.calibrate.drift_trend on the cross-validated residuals, as
+# the speed most of its probes were measured at (gapp_tui.predict.calibrate.drift_trend on the cross-validated residuals, as
 # `gapp calibrate` does when its steadiness check sees a move), replayed on the stored rows of runs of
 # benchmarks/predict_calibrate.py (/tmp/gapp-pc<N>.sqlite, not kept in git) and scored on the same run's test blocks.
+# Beside them, the same rows fitted with squared errors (the adaptation before the robust loss, ROBUST_HUBER = 0).
 # The order of measurement is the rows' measured_at (to the second) and, within a second, the probe index (a round
 # measures its probes in index order). Nothing is measured; both fits are gapp_tui.predict.adapt.adapt's.
-#   RUNS=14,15,16,17,18,19,20 .venv/bin/python benchmarks/results/predict_calibrate_tried/drift_correction.py
+#   RUNS=14,15,16,17,18,19,20,21 .venv/bin/python benchmarks/results/predict_calibrate_tried/drift_correction.py
 import math
 import os
 import sqlite3
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gapp_tui.predict import probes  # noqa: E402
+from gapp_tui.predict import adapt as A  # noqa: E402
 from gapp_tui.predict.adapt import adapt, adapted_member_times  # noqa: E402
 from gapp_tui.predict.calibrate import DRIFT_WINDOW, drift_trend  # noqa: E402
 from gapp_tui.predict.dataset import model_graphs  # noqa: E402
@@ -26,9 +28,8 @@ torch.set_num_threads(1)
 base = Predictor.load(str(default_predictor_path()))
 pg = probes.graphs()
 gcache: dict = {}
-CORE = len(probes.core()) + 1  # the speed check and the core: the speed the run started at
 
-for run in os.environ.get('RUNS', '14,15,16,17,18,19,20').split(','):
+for run in os.environ.get('RUNS', '14,15,16,17,18,19,20,21').split(','):
     with sqlite3.connect(f'/tmp/gapp-pc{run}.sqlite') as c:
         P = {int(b): (v, t) for b, v, t in c.execute(
             "select block, min_ms, measured_at from measurements where model like '%probes%' and mode='standalone'")}
@@ -51,10 +52,13 @@ for run in os.environ.get('RUNS', '14,15,16,17,18,19,20').split(','):
         return ad, 100 * (rel <= .1).mean(), 100 * rel.mean()
 
     labels = {i: P[i][0] for i in idx}
+    robust, A.ROBUST_HUBER = A.ROBUST_HUBER, 0.0  # the adaptation before the robust loss: squared errors
+    _, ws, ms = score(labels)
+    A.ROBUST_HUBER = robust
     ad, w0, m0 = score(labels)
     held = dict(zip(idx, ad.held_out_log))
-    trend = drift_trend([math.log(labels[i]) - held[i] for i in order], window=DRIFT_WINDOW, anchor=CORE)
+    trend = drift_trend([math.log(labels[i]) - held[i] for i in order], window=DRIFT_WINDOW)
     fixed = {i: labels[i] * math.exp(-d) for i, d in zip(order, trend)}
     _, w1, m1 = score(fixed)
-    print(f"run {run}: as measured {w0:.1f} % (MAPE {m0:.1f} %); corrected {w1:.1f} % (MAPE {m1:.1f} %);"
+    print(f"run {run}: squared errors {ws:.1f} % (MAPE {ms:.1f} %); robust loss {w0:.1f} % (MAPE {m0:.1f} %); corrected {w1:.1f} % (MAPE {m1:.1f} %);"
           f" trend at the end {math.exp(trend[-1]):.2f}x, at most {math.exp(max(trend, key=abs)):.2f}x", flush=True)

@@ -56,7 +56,8 @@ for run in os.environ.get('RUNS', '14,15,16').split(','):
     with dispatch_threads(base.model, 2):
         hp = head_data(base.model, [pg[i] for i in used], 0)
         ht = head_data(base.model, test_graphs(tk), 0)
-    basis = bases(base.model, rank_for(n), 0)
+    basis = bases(base.model, rank_for(n), 0)  # at 1 thread's flags (adapt computes it at the device's: the
+    # numbers differ from adapt's by a few blocks; drift_correction.py goes through adapt itself)
     zp = [b.features(h.hidden) for b, h in zip(basis, hp)]
     zt = [b.features(h.hidden) for b, h in zip(basis, ht)]
     priors = [b.prior(*prior_for(n)) for b in basis]

@@ -615,7 +615,7 @@ class MeasureSection(Section):
         if steady.get("moved"):
             fixed = steady.get("corrected")
             text += (f"\n[yellow]the device's speed moved[/]: its reference probes ran {steady['ratio']:.2f}x their first"
-                     + (f" time; the labels were corrected to the speed it started at ({fixed['end']:.2f}x at the end),"
+                     + (f" time; the labels were corrected to the speed most probes saw ({fixed['end']:.2f}x at the end),"
                         " approximately" if fixed else " time, so these times can be off by as much")
                      + ": when it is quiet, K calibrates again measuring every probe anew")
         status.update(text)
