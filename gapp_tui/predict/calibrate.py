@@ -320,7 +320,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         order = [i for i in st.order if i in held]
         trend = drift_trend([math.log(st.measured[i]) - held[i] for i in order], window=DRIFT_WINDOW)
         st.drift = dict(zip(order, trend))
-        st.drift = dict(zip(st.order, trend))
         steady = {**steady, "corrected": {"probes": len(order), "end": round(math.exp(trend[-1]), 4),
                                           "largest": round(math.exp(max(trend, key=abs)), 4)}}
         steady["warning"] = _drift_warning(steady)
@@ -377,8 +376,8 @@ def _drift_warning(steady: dict[str, Any]) -> str:
     if fixed:
         return (text + f"; the labels were corrected to the speed most probes were measured at (the trend of"
                 f" {fixed['probes']} probes: {fixed['end']:.2f}x at the end, {fixed['largest']:.2f}x at most), which a"
-                " busy or throttling device makes approximate; when it is quiet, calibrate again with --remeasure (the stored probes are"
-                " measured anew)")
+                " busy or throttling device makes approximate; when it is quiet, calibrate again with --remeasure"
+                " (the stored probes are measured anew)")
     return (text + f", so its labels, and the predictor's times, can be off by about {100 * abs(ratio - 1):.0f} %"
             " (a busy or throttling device); when it is quiet, calibrate again with --remeasure (the stored probes"
             " are measured anew)")
