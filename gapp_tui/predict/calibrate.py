@@ -157,8 +157,7 @@ class State:
     spent_s: float = 0.0
     rounds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     measured: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> ms (all stored rows)
-    fresh: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> ms, measured by this run
-    order: list[int] = dataclasses.field(default_factory=list)  # the probes of ``fresh`` in the order measured
+    fresh: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> ms, measured by this run, in order
     drift: dict[int, float] = dataclasses.field(default_factory=dict)  # probe -> log speed change the fit removes
     new_rows: int = 0
 
@@ -216,7 +215,6 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
             st.measured.update(got)
             now = [int(r["block"]) for r in rows if r.get("block_name") in timed]
             st.fresh.update({i: got[i] for i in now})
-            st.order.extend(i for i in now if i not in st.order)
         st.rounds.append({"kind": kind, "probes": len(selected), "measured": result.measured, "seconds": round(wall, 2),
                           "estimated_s": round(float(sum(est.get(i, 0.0) for i in selected)), 2)})
         emit({"event": "round", "phase": "end", "kind": kind, "probes": len(selected), "seconds": wall,
@@ -312,12 +310,12 @@ def calibrate(runner: Any, base: Any, budget_s: float = DEFAULT_BUDGET_S, *, lev
         adaptation, _ = fit(first_fit.lam if first_fit.lam is not None else LAMBDAS[0])
         emit({"event": "adapted", "probes": len(st.measured), "cv": {}, "method": adaptation.method})
     steady = steadiness(refs, st.fresh, run_round("steadiness check", refs, keep=False)) if refs else None
-    if steady is not None and steady["moved"] and len(st.order) >= 2 * DRIFT_WINDOW:
+    if steady is not None and steady["moved"] and len(st.fresh) >= 2 * DRIFT_WINDOW:
         # the labels, at the speed most probes saw: the trend over the order of measurement of the residuals of
         # the cross-validated predictions (a prediction that saw its own label could take a step in for a kind)
         adaptation, idx = fit()
         held = dict(zip(idx, adaptation.held_out_log or []))
-        order = [i for i in st.order if i in held]
+        order = [i for i in st.fresh if i in held]  # in the order measured
         trend = drift_trend([math.log(st.measured[i]) - held[i] for i in order], window=DRIFT_WINDOW)
         st.drift = dict(zip(order, trend))
         steady = {**steady, "corrected": {"probes": len(order), "end": round(math.exp(trend[-1]), 4),

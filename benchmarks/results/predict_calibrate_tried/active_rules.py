@@ -17,7 +17,7 @@ import torch  # noqa: E402
 from gapp_tui.predict import probes  # noqa: E402
 from gapp_tui.predict.adapt import LAMBDAS, adapt, adapted_member_times  # noqa: E402
 from gapp_tui.predict.calibrate import CALIBRATION_PRECISION  # noqa: E402
-from gapp_tui.predict.dataset import model_graphs  # noqa: E402
+from runs_common import test_graphs  # noqa: E402
 from gapp_tui.predict.interval import spread  # noqa: E402
 from gapp_tui.predict.predictor import Predictor, default_predictor_path  # noqa: E402
 
@@ -44,15 +44,12 @@ def within(ad, G, y):
     return 100 * float((np.abs(p / y - 1) <= 0.1).mean())
 
 
-gcache = {}
 res = {}
 for run in os.environ.get('RUNS', '7,8,11,12').split(','):
     P = {k[1]: v for k, v in load(f'/tmp/gapp-pc{run}.sqlite', True).items()}
     T = load(f'/tmp/gapp-pc{run}.sqlite', False)
     tk = sorted(T)
-    for m in {k[0] for k in tk}:
-        gcache.setdefault(m, {g.block_index: g for g in model_graphs(m, 1, 128)[0]})
-    G = [gcache[m][b] for m, b in tk]
+    G = test_graphs(tk)
     y = np.array([T[k] for k in tk])
     secs = np.array(probes.estimate_seconds([P[i] for i in range(len(pg))], CALIBRATION_PRECISION))
     c0 = [i for i in core if i in P]

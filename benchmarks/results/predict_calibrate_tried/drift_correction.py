@@ -21,13 +21,12 @@ from gapp_tui.predict import probes  # noqa: E402
 from gapp_tui.predict import adapt as A  # noqa: E402
 from gapp_tui.predict.adapt import adapt, adapted_member_times  # noqa: E402
 from gapp_tui.predict.calibrate import DRIFT_WINDOW, drift_trend  # noqa: E402
-from gapp_tui.predict.dataset import model_graphs  # noqa: E402
 from gapp_tui.predict.predictor import Predictor, default_predictor_path  # noqa: E402
+from runs_common import test_graphs  # noqa: E402
 
 torch.set_num_threads(1)
 base = Predictor.load(str(default_predictor_path()))
 pg = probes.graphs()
-gcache: dict = {}
 
 for run in os.environ.get('RUNS', '14,15,16,17,18,19,20,21').split(','):
     with sqlite3.connect(f'/tmp/gapp-pc{run}.sqlite') as c:
@@ -39,11 +38,7 @@ for run in os.environ.get('RUNS', '14,15,16,17,18,19,20,21').split(','):
     order = sorted(idx, key=lambda i: (P[i][1], i))
     tk = sorted(T)
     y = np.array([T[k] for k in tk])
-    tg = []
-    for m, b in tk:
-        if m not in gcache:
-            gcache[m] = {g.block_index: g for g in model_graphs(m, 1, 128)[0]}
-        tg.append(gcache[m][b])
+    tg = test_graphs(tk)
 
     def score(labels):
         ad = adapt(base.model, pg, [[(i, 1)] for i in idx], [labels[i] for i in idx], grain="block", threads=2)

@@ -5,7 +5,6 @@
 # the probes, as gapp_tui.predict.adapt.adapt does.
 #   RUNS=14,15,16 .venv/bin/python benchmarks/results/predict_calibrate_tried/robust_loss.py
 import os
-import sqlite3
 import sys
 import warnings
 
@@ -17,31 +16,13 @@ import torch  # noqa: E402
 from gapp_tui.predict import probes  # noqa: E402
 from gapp_tui.predict.adapt import (LAMBDAS, ROBUST_HUBER, _folds, _items_times, bases, fit_shift, head_data,  # noqa: E402
                                     prior_for, rank_for)
-from gapp_tui.predict.dataset import model_graphs  # noqa: E402
 from gapp_tui.predict.gnn import dispatch_threads  # noqa: E402
 from gapp_tui.predict.predictor import Predictor, default_predictor_path  # noqa: E402
+from runs_common import rows, test_graphs  # noqa: E402
 
 torch.set_num_threads(1)
 base = Predictor.load(str(default_predictor_path()))
 pg = probes.graphs()
-gcache: dict = {}
-
-
-def rows(path, probe_rows):
-    q = "like" if probe_rows else "not like"
-    with sqlite3.connect(path) as c:
-        return {(m, int(b)): v for m, b, v in c.execute(
-            f"select model, block, min_ms from measurements where model {q} '%probes%' and mode='standalone'")}
-
-
-def test_graphs(keys):
-    out = []
-    for m, b in keys:
-        if m not in gcache:
-            gcache[m] = {g.block_index: g for g in model_graphs(m, 1, 128)[0]}
-        out.append(gcache[m][b])
-    return out
-
 
 summary = []
 for run in os.environ.get('RUNS', '14,15,16').split(','):

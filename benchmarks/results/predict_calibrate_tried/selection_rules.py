@@ -10,7 +10,6 @@ torch.set_num_threads(1)
 from gapp_tui.predict.adapt import head_data, bases, fit_shift, prior_for, _folds, _items_times
 from gapp_tui.predict.gnn import dispatch_threads
 from gapp_tui.predict import probes
-from gapp_tui.predict.dataset import model_graphs
 from gapp_tui.predict.predictor import Predictor, default_predictor_path
 base = Predictor.load(str(default_predictor_path()))
 pg = probes.graphs()
@@ -18,14 +17,7 @@ GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 def load(p, pr):
     c = sqlite3.connect(p); q = "like" if pr else "not like"
     return {(m, int(bl)): (mn, bn) for m, bl, mn, bn in c.execute(f"select model, block, min_ms, block_name from measurements where model {q} '%probes%' and mode='standalone'")}
-gcache = {}
-def test_graphs(keys):
-    out = []
-    for m, b in keys:
-        if m not in gcache:
-            gcache[m] = {g.block_index: g for g in model_graphs(m, 1, 128)[0]}
-        out.append(gcache[m][b])
-    return out
+from runs_common import test_graphs
 results = {}
 for run in os.environ.get('RUNS', '7,8,11,12').split(','):
     P = load(f'/tmp/gapp-pc{run}.sqlite', True); T = load(f'/tmp/gapp-pc{run}.sqlite', False)
